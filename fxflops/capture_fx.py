@@ -1,0 +1,120 @@
+"""Capture a model as a torch.fx graph by symbolic tracing.
+
+A module stays a leaf (one ``call_module`` node) exactly when a rule knows its class or the user
+named it a leaf; everything else is traced through, so the functional ops inside user modules
+(residual adds, ``@``, softmax...) become nodes of their own. When one submodule cannot be traced,
+it is made a leaf and tracing is retried ("partial tracing"): the rest of the model keeps its
+op-level graph and the leaf is counted through the fallback capture.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Iterable
+
+import torch
+import torch.fx as fx
+
+from .errors import CaptureError, first_line, user_frame
+from .registry import Registry
+
+# Partial tracing gives up after this many leaf promotions: past it the model is not "mostly traceable".
+MAX_UNTRACEABLE = 64
+
+
+@dataclass
+class Untraceable:
+    """A submodule symbolic tracing could not go through, kept as a leaf."""
+
+    path: str
+    cls: str
+    reason: str
+    where: str | None
+
+    def describe(self) -> str:
+        at = f" at {self.where}" if self.where else ""
+        return f"{self.path or '<root>'} ({self.cls}): {self.reason}{at}"
+
+
+class _ModuleTraceError(Exception):
+    def __init__(self, path: str, exc: BaseException):
+        super().__init__(path)
+        self.path = path
+        self.exc = exc
+
+
+class FlopsTracer(fx.Tracer):
+    """A Tracer whose leaves are the modules a rule knows, the user's leaves, and the untraceable ones."""
+
+    def __init__(self, registry: Registry, leaf_types: tuple[type, ...] = (), leaf_paths: Iterable[str] = ()):
+        super().__init__()
+        self.registry = registry
+        self.leaf_types = leaf_types
+        self.leaf_paths = set(leaf_paths)
+        self._path_stack: list[str] = []
+
+    def is_leaf_module(self, m: torch.nn.Module, module_qualified_name: str) -> bool:
+        if module_qualified_name in self.leaf_paths:
+            return True
+        if self.leaf_types and isinstance(m, self.leaf_types):
+            return True
+        return self.registry.for_module(m) is not None
+
+    def call_module(self, m, forward, args, kwargs):
+        path = self.path_of_module(m)
+        self._path_stack.append(path)
+        try:
+            return super().call_module(m, forward, args, kwargs)
+        except _ModuleTraceError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - any failure inside forward is attributed to m
+            raise _ModuleTraceError(path, exc).with_traceback(exc.__traceback__) from exc
+        finally:
+            self._path_stack.pop()
+
+
+@dataclass
+class FxCapture:
+    graph_module: fx.GraphModule
+    untraceable: list[Untraceable] = field(default_factory=list)
+
+
+def capture_fx(
+    model: torch.nn.Module,
+    registry: Registry,
+    leaf_types: tuple[type, ...] = (),
+    concrete_args: dict[str, Any] | None = None,
+    partial: bool = True,
+) -> FxCapture:
+    """Symbolically trace ``model``; with ``partial``, untraceable submodules become leaves."""
+    untraceable: list[Untraceable] = []
+    leaf_paths: set[str] = set()
+    while True:
+        tracer = FlopsTracer(registry, leaf_types, leaf_paths)
+        try:
+            graph = tracer.trace(model, concrete_args=concrete_args)
+        except _ModuleTraceError as err:
+            bad = _describe(model, err.path, err.exc)
+            if not partial or not err.path or err.path in leaf_paths or len(untraceable) >= MAX_UNTRACEABLE:
+                raise CaptureError(_advice(bad)) from err.exc
+            untraceable.append(bad)
+            leaf_paths.add(err.path)
+            continue
+        except Exception as exc:  # noqa: BLE001 - failure in the root forward itself
+            raise CaptureError(_advice(_describe(model, "", exc))) from exc
+        name = type(model).__name__
+        gm = fx.GraphModule(tracer.root, graph, name)
+        return FxCapture(gm, untraceable)
+
+
+def _describe(model: torch.nn.Module, path: str, exc: BaseException) -> Untraceable:
+    cls = type(model.get_submodule(path)).__name__ if path else type(model).__name__
+    return Untraceable(path, cls, first_line(exc), user_frame(exc.__traceback__))
+
+
+def _advice(bad: Untraceable) -> str:
+    return (
+        f"torch.fx could not trace {bad.describe()}.\n"
+        "What to do: use capture='dynamo' (or 'auto', which falls back to it), keep the module as a leaf "
+        f"with leaf_modules=[{bad.cls}] and a custom rule, or pass concrete_args for the argument "
+        "that drives the control flow."
+    )

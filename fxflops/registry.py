@@ -1,0 +1,260 @@
+"""The rule registry: one cost formula per op, keyed by module class, function object or method name.
+
+A rule is a plain function ``fn(call: Call) -> Cost`` registered with the :func:`rule` decorator.
+Its docstring is the formula: ``docs/conventions.md`` is generated from these docstrings, so the
+documentation cannot drift from the code.
+"""
+from __future__ import annotations
+
+import inspect
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable, Iterator, Mapping
+
+import torch
+
+__all__ = [
+    "Cost",
+    "Call",
+    "Rule",
+    "Registry",
+    "REGISTRY",
+    "rule",
+    "free",
+    "contraction",
+    "elementwise",
+]
+
+
+@dataclass(frozen=True)
+class Cost:
+    """What one op costs. ``flops`` is the total: ``2 * macs`` plus every other floating-point op."""
+
+    macs: int = 0
+    flops: int = 0
+
+    def __add__(self, other: "Cost") -> "Cost":
+        return Cost(self.macs + other.macs, self.flops + other.flops)
+
+    def __mul__(self, k: int) -> "Cost":
+        return Cost(self.macs * k, self.flops * k)
+
+    __rmul__ = __mul__
+
+
+def contraction(macs: int, extra_flops: int = 0) -> Cost:
+    """Cost of a contraction: each MAC is two FLOPs, plus ``extra_flops`` (bias adds, scaling...)."""
+    macs = int(macs)
+    return Cost(macs, 2 * macs + int(extra_flops))
+
+
+def elementwise(numel: int, per_element: int | float = 1) -> Cost:
+    """Cost of ``per_element`` FLOPs on each of ``numel`` elements; no MACs."""
+    return Cost(0, int(round(int(numel) * per_element)))
+
+
+ZERO = Cost()
+_MISSING = object()
+
+
+@dataclass
+class Call:
+    """One op invocation as a rule sees it: shapes come from meta/fake tensors, never from data.
+
+    ``args``/``kwargs`` hold the node's arguments with every fx node replaced by the value it produced
+    during shape propagation (a meta or fake tensor, a Python scalar, a tuple...). For ``call_method``
+    nodes ``args[0]`` is the tensor the method is called on; for ``call_module`` nodes ``module`` is
+    the submodule.
+    """
+
+    target: Any
+    args: tuple = ()
+    kwargs: Mapping[str, Any] = field(default_factory=dict)
+    out: Any = None
+    module: torch.nn.Module | None = None
+
+    def arg(self, index: int, name: str, default: Any = _MISSING) -> Any:
+        """The argument given positionally at ``index`` or by keyword ``name``."""
+        if index < len(self.args):
+            return self.args[index]
+        if name in self.kwargs:
+            return self.kwargs[name]
+        if default is _MISSING:
+            raise TypeError(f"{_target_name(self.target)}: missing argument {name!r}")
+        return default
+
+    @property
+    def out_numel(self) -> int:
+        """Number of elements of the (first) tensor output; 0 when the op returns no tensor."""
+        return numel(self.out)
+
+    @property
+    def tensor_args(self) -> list[torch.Tensor]:
+        return [a for a in _flatten((self.args, dict(self.kwargs))) if isinstance(a, torch.Tensor)]
+
+
+def numel(value: Any) -> int:
+    """Elements of ``value`` if it is a tensor, of its first tensor if it is a tuple/list, else 0."""
+    if isinstance(value, torch.Tensor):
+        return value.numel()
+    if isinstance(value, (tuple, list)):
+        for v in value:
+            if isinstance(v, torch.Tensor):
+                return v.numel()
+    return 0
+
+
+def _flatten(value: Any) -> Iterator[Any]:
+    if isinstance(value, (tuple, list)):
+        for v in value:
+            yield from _flatten(v)
+    elif isinstance(value, dict):
+        for v in value.values():
+            yield from _flatten(v)
+    else:
+        yield value
+
+
+@dataclass(frozen=True)
+class Rule:
+    """A registered cost formula.
+
+    ``op`` is the op-type name used in reports (``conv2d``, ``add``...). ``status`` is ``"counted"``
+    for rules that compute a cost and ``"free"`` for ops that do no floating-point work by design
+    (the ``reason`` says why). ``formula`` is the rule's docstring.
+    """
+
+    op: str
+    fn: Callable[[Call], Cost]
+    status: str = "counted"
+    formula: str = ""
+    reason: str = ""
+    family: str = ""
+
+    def __call__(self, call: Call) -> Cost:
+        return self.fn(call)
+
+
+Target = Any  # an nn.Module subclass, a callable, or a method name (str)
+
+
+class Registry:
+    """Maps op targets to rules. Module classes are looked up along the MRO, so subclasses inherit."""
+
+    def __init__(self) -> None:
+        self.modules: dict[type, Rule] = {}
+        self.functions: dict[Any, Rule] = {}
+        self.methods: dict[str, Rule] = {}
+
+    def add(self, target: Target, r: Rule) -> None:
+        if isinstance(target, str):
+            self.methods[target] = r
+        elif isinstance(target, type) and issubclass(target, torch.nn.Module):
+            self.modules[target] = r
+        elif callable(target):
+            self.functions[target] = r
+        else:
+            raise TypeError(
+                f"cannot register a rule for {target!r}: expected an nn.Module subclass, "
+                "a function, or a Tensor method name"
+            )
+
+    def for_module(self, module: torch.nn.Module) -> Rule | None:
+        for cls in type(module).__mro__:
+            r = self.modules.get(cls)
+            if r is not None:
+                return r
+            if cls is torch.nn.Module:
+                break
+        return None
+
+    def for_function(self, fn: Any) -> Rule | None:
+        try:
+            return self.functions.get(fn)
+        except TypeError:  # unhashable target
+            return None
+
+    def for_method(self, name: str) -> Rule | None:
+        return self.methods.get(name)
+
+    def copy(self) -> "Registry":
+        new = Registry()
+        new.modules = dict(self.modules)
+        new.functions = dict(self.functions)
+        new.methods = dict(self.methods)
+        return new
+
+    def rules(self) -> Iterable[tuple[str, Target, Rule]]:
+        """Every registration as ``(kind, target, rule)``; kind is module, function or method."""
+        for t, r in self.modules.items():
+            yield "module", t, r
+        for t, r in self.functions.items():
+            yield "function", t, r
+        for t, r in self.methods.items():
+            yield "method", t, r
+
+
+REGISTRY = Registry()
+
+
+def _doc(fn: Callable) -> str:
+    return inspect.cleandoc(fn.__doc__ or "")
+
+
+def rule(*targets: Target, op: str | None = None, family: str = "", registry: Registry | None = None):
+    """Register the decorated function as the cost rule of every target given.
+
+    Targets are module classes (``nn.Conv2d``), functions (``F.conv2d``, ``operator.add``) or
+    Tensor method names (``"add_"``). ``op`` names the op type in reports (defaults to the function
+    name). The docstring must state the formula: it is published in ``docs/conventions.md``.
+
+    >>> @rule(MyAttention, op="my_attention")
+    ... def my_attention(call):
+    ...     "MACs = 2·B·L²·D (QKᵀ and AV)."
+    ...     b, l, d = call.args[0].shape
+    ...     return contraction(2 * b * l * l * d)
+    """
+    reg = registry if registry is not None else REGISTRY
+
+    def deco(fn: Callable[[Call], Cost]) -> Callable[[Call], Cost]:
+        r = Rule(op=op or fn.__name__, fn=fn, formula=_doc(fn), family=family or _family_of(fn))
+        for t in targets:
+            reg.add(t, r)
+        return fn
+
+    return deco
+
+
+def free(*targets: Target, op: str | None = None, reason: str, family: str = "", registry: Registry | None = None) -> None:
+    """Declare targets that do no floating-point work by design (views, copies, indexing...)."""
+    reg = registry if registry is not None else REGISTRY
+    r = Rule(op=op or _target_name(targets[0]), fn=lambda call: ZERO, status="free", reason=reason,
+             formula=f"0 — {reason}", family=family)
+    for t in targets:
+        reg.add(t, r)
+
+
+def _family_of(fn: Callable) -> str:
+    mod = getattr(fn, "__module__", "") or ""
+    return mod.rsplit(".", 1)[-1] if mod.startswith("fxflops.rules") else "custom"
+
+
+def _target_name(target: Any) -> str:
+    if isinstance(target, str):
+        return target
+    return getattr(target, "__name__", None) or repr(target)
+
+
+def target_name(target: Any) -> str:
+    """A short human name for a rule target: ``Conv2d``, ``conv2d``, ``add``, ``"add_"``..."""
+    return _target_name(target)
+
+
+def as_custom_rules(custom: Mapping[Target, Callable] | None, base: Registry) -> Registry:
+    """A copy of ``base`` with the user's ``custom_rules`` added on top (they win)."""
+    reg = base.copy()
+    for target, fn in (custom or {}).items():
+        if isinstance(fn, Rule):
+            reg.add(target, fn)
+        else:
+            reg.add(target, Rule(op=_target_name(target), fn=fn, formula=_doc(fn), family="custom"))
+    return reg

@@ -1,0 +1,72 @@
+"""Reductions and softmax: sum, mean, amax, max, var, std, norm, logsumexp, cumsum, softmax, log_softmax."""
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from ..registry import Call, Cost, elementwise, rule
+from ._util import first_tensor, is_float
+
+# max (stability shift), subtract, exp, sum, divide: one FLOP each per element.
+SOFTMAX_PER_ELEMENT = 5
+
+
+def _input(call: Call) -> torch.Tensor:
+    return first_tensor(call.args) if call.module is None else call.args[0]
+
+
+@rule(torch.sum, torch.amax, torch.amin, torch.max, torch.min, torch.prod, torch.argmax, torch.argmin,
+      torch.any, torch.all, torch.nansum,
+      "sum", "amax", "amin", "max", "min", "prod", "argmax", "argmin", "any", "all", "nansum",
+      op="reduce", family="reduction")
+def reduce(call: Call) -> Cost:
+    """One FLOP per input element (an add, multiply or compare each); 0 on integer/bool tensors.
+    Binary torch.max(a, b)/torch.min(a, b) are elementwise: one FLOP per output element."""
+    x = call.args[0]
+    if len(call.args) > 1 and isinstance(call.args[1], torch.Tensor):  # elementwise max/min of two tensors
+        return elementwise(call.out_numel if is_float(x) else 0)
+    return elementwise(x.numel() if is_float(x) else 0)
+
+
+@rule(torch.mean, torch.nanmean, "mean", "nanmean", op="mean", family="reduction")
+def mean(call: Call) -> Cost:
+    """(input elements) adds + (output elements) divisions."""
+    x = call.args[0]
+    return elementwise(x.numel() + call.out_numel)
+
+
+@rule(torch.var, torch.std, torch.var_mean, torch.std_mean, "var", "std", op="var", family="reduction")
+def var(call: Call) -> Cost:
+    """4 FLOPs per input element (mean, subtract, square, sum) + 1 per output element (the division; std's square root
+    and var_mean's extra output are included in that)."""
+    x = call.args[0]
+    return elementwise(4 * x.numel() + call.out_numel)
+
+
+@rule(torch.norm, torch.linalg.vector_norm, torch.linalg.norm, "norm", op="norm", family="reduction")
+def norm(call: Call) -> Cost:
+    """2 FLOPs per input element (power/abs and add) + 1 per output element (the root)."""
+    x = call.args[0]
+    return elementwise(2 * x.numel() + call.out_numel)
+
+
+@rule(torch.logsumexp, "logsumexp", op="logsumexp", family="reduction")
+def logsumexp(call: Call) -> Cost:
+    """4 FLOPs per input element (max, subtract, exp, sum) + 2 per output element (log, add the max back)."""
+    return elementwise(4 * call.args[0].numel() + 2 * call.out_numel)
+
+
+@rule(torch.cumsum, torch.cumprod, "cumsum", "cumprod", "cumsum_", op="cumsum", family="reduction")
+def cumsum(call: Call) -> Cost:
+    """One FLOP per element."""
+    return elementwise(call.out_numel)
+
+
+@rule(nn.Softmax, nn.LogSoftmax, nn.Softmin, nn.Softmax2d, F.softmax, F.log_softmax, F.softmin,
+      torch.softmax, torch.log_softmax,
+      "softmax", "log_softmax", op="softmax", family="reduction")
+def softmax(call: Call) -> Cost:
+    """5 FLOPs per element: max, subtract, exp, sum, divide (log_softmax: log of the sum and subtract instead of divide;
+    softmin negates first, counted within the same 5)."""
+    return elementwise(SOFTMAX_PER_ELEMENT * _input(call).numel())

@@ -1,0 +1,73 @@
+"""Ops that move, select, create or re-type data without floating-point arithmetic: they cost 0 by design."""
+from __future__ import annotations
+
+import builtins
+import operator
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from ..registry import free
+
+VIEW = "view or re-layout of the same elements: no arithmetic"
+COPY = "copies, gathers or concatenates elements: memory traffic, no arithmetic"
+SELECT = "selects between existing values by index or mask: no arithmetic"
+CREATE = "creates a tensor from shapes or constants: no arithmetic on data"
+META = "reads metadata (shape, dtype, device): no arithmetic"
+CAST = "dtype/device conversion: no floating-point arithmetic"
+LOGIC = "integer/bool logic: no floating-point arithmetic"
+
+
+def _torch(*names: str) -> list:
+    return [getattr(torch, n) for n in names if hasattr(torch, n)]
+
+
+def _both(*names: str) -> list:
+    """torch.<name> where it exists, and the Tensor method name."""
+    return _torch(*names) + list(names)
+
+
+free(*_both("view", "view_as", "reshape", "reshape_as", "flatten", "unflatten", "permute", "transpose", "t",
+            "squeeze", "unsqueeze", "expand", "expand_as", "movedim", "moveaxis", "swapaxes", "swapdims", "unbind",
+            "chunk", "split", "tensor_split", "narrow", "select", "unfold", "as_strided", "contiguous", "adjoint",
+            "mT", "detach", "view_as_real", "view_as_complex", "split_with_sizes", "hsplit", "vsplit", "dsplit",
+            "ravel", "squeeze_", "unsqueeze_", "transpose_", "t_", "resolve_conj", "resolve_neg"),
+     operator.getitem, nn.Flatten, nn.Unflatten, nn.Identity,
+     op="view", family="shape", reason=VIEW)
+free(*_both("cat", "concat", "concatenate", "stack", "hstack", "vstack", "dstack", "repeat", "repeat_interleave",
+            "tile", "clone", "flip", "fliplr", "flipud", "roll", "rot90", "gather", "index_select", "take",
+            "take_along_dim", "scatter", "index_copy", "index_put", "copy_", "pixel_shuffle", "pixel_unshuffle",
+            "channel_shuffle", "native_channel_shuffle", "diagonal", "diag", "diag_embed", "tril", "triu",
+            "broadcast_to", "broadcast_tensors", "meshgrid", "masked_scatter", "narrow_copy", "index_put_",
+            "scatter_", "tril_", "triu_", "put_", "index_fill", "index_fill_", "sort", "topk", "kthvalue", "msort",
+            "argsort", "unique", "nonzero", "masked_select", "searchsorted", "bucketize", "col2im"),
+     F.pad, F.pixel_shuffle, F.pixel_unshuffle, F.unfold, F.fold, F.one_hot, F.grid_sample, F.affine_grid,
+     nn.ZeroPad1d, nn.ZeroPad2d, nn.ZeroPad3d, nn.ConstantPad1d, nn.ConstantPad2d, nn.ConstantPad3d,
+     nn.ReflectionPad1d, nn.ReflectionPad2d, nn.ReflectionPad3d, nn.ReplicationPad1d, nn.ReplicationPad2d,
+     nn.ReplicationPad3d, nn.CircularPad1d, nn.CircularPad2d, nn.CircularPad3d, nn.PixelShuffle, nn.PixelUnshuffle,
+     nn.ChannelShuffle, nn.Fold, nn.Unfold,
+     op="copy", family="shape", reason=COPY)
+free(*_both("where", "masked_fill", "masked_fill_", "fill_", "zero_", "fill"),
+     op="select", family="shape", reason=SELECT)
+free(*_torch("zeros", "ones", "full", "empty", "arange", "linspace", "logspace", "eye", "rand", "randn", "randint",
+             "randperm", "zeros_like", "ones_like", "full_like", "empty_like", "rand_like", "randn_like",
+             "randint_like", "tensor", "as_tensor", "from_numpy", "scalar_tensor", "empty_strided", "tril_indices",
+             "triu_indices", "normal", "bernoulli", "multinomial"),
+     "new_zeros", "new_ones", "new_full", "new_empty", "new_tensor", "normal_", "uniform_", "bernoulli_",
+     "random_", "exponential_", "bernoulli",
+     op="create", family="shape", reason=CREATE)
+free(builtins.getattr, builtins.len, "size", "dim", "numel", "ndimension", "nelement", "element_size", "stride",
+     "storage_offset", "is_contiguous", "is_floating_point", "is_complex", "data_ptr", "get_device", "tolist",
+     "item", "__len__", "__getitem__", torch.numel, torch.is_tensor, torch.is_floating_point, torch._assert,
+     torch.Size,
+     op="meta", family="shape", reason=META)
+free("to", "type", "type_as", "float", "double", "half", "bfloat16", "int", "long", "bool", "short", "char",
+     "byte", "cpu", "cuda", "requires_grad_", "cfloat", "cdouble", "pin_memory", "share_memory_",
+     op="cast", family="shape", reason=CAST)
+free(operator.and_, operator.or_, operator.xor, operator.invert, operator.not_, operator.inv, operator.iand,
+     operator.ior, operator.ixor, operator.lshift, operator.rshift, operator.contains, operator.is_, operator.is_not,
+     operator.truth,
+     *_both("logical_and", "logical_or", "logical_not", "logical_xor", "bitwise_and", "bitwise_or", "bitwise_not",
+            "bitwise_xor", "__and__", "__or__", "__xor__", "__invert__", "__rand__", "__ror__"),
+     op="logic", family="shape", reason=LOGIC)
