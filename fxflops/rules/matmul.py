@@ -23,7 +23,7 @@ def matmul(call: Call) -> Cost:
 def addmm(call: Call) -> Cost:
     """addmm/baddbmm/addmv(input, a, b, beta=1, alpha=1): MACs = (output elements)·K;
     FLOPs = 2·MACs + output elements (adding input, unless beta=0) + output elements for each of alpha, beta ≠ 1."""
-    a = call.arg(1, "mat1")
+    a = call.args[1] if len(call.args) > 1 else next(call.kwargs[k] for k in ("mat1", "batch1", "mat") if k in call.kwargs)
     n = call.out.numel()
     beta = call.kwargs.get("beta", 1)
     alpha = call.kwargs.get("alpha", 1)
@@ -71,9 +71,10 @@ def _parse_einsum(equation: str, operands) -> tuple[list[str], str]:
 
 @rule(torch.einsum, op="einsum", family="matmul")
 def einsum(call: Call) -> Cost:
-    """Operands are contracted left to right, as torch does without opt_einsum. For each pair, MACs = ∏ of the sizes
-    of every index in either operand; indices found in only one operand and needed nowhere later are summed
-    first (1 FLOP per element). A single operand costs its summations only."""
+    """Operands are contracted left to right, as torch does without opt_einsum. For each pair that sums an index
+    away, MACs = ∏ of the sizes of every index in either operand; a pair that sums nothing (outer or Hadamard
+    product) costs that many multiplies and no MACs. Indices found in only one operand and needed nowhere later
+    are summed first (1 FLOP per element of that operand). A single operand costs its summations only."""
     equation = call.args[0]
     operands = list(call.args[1:])
     if len(operands) == 1 and isinstance(operands[0], (list, tuple)):
@@ -93,8 +94,11 @@ def einsum(call: Call) -> Cost:
         term, e = _presum(term, later + [cur], rhs, sizes)
         extra += e
         union = sorted(set(cur) | set(term))
-        macs += prod(sizes[c] for c in union)
         keep = set(rhs) | set("".join(later))
+        if set(union) - keep:
+            macs += prod(sizes[c] for c in union)
+        else:  # nothing is accumulated: one multiply per element, as for torch.outer
+            extra += prod(sizes[c] for c in union)
         cur = "".join(c for c in union if c in keep)
     return contraction(macs, extra)
 
@@ -104,6 +108,6 @@ def _presum(term: str, others: list[str], rhs: str, sizes: dict[str, int]) -> tu
     kept = "".join(c for c in term if c in needed)
     if kept == term:
         return term, 0
-    return kept, prod(sizes[c] for c in term)
+    return kept, prod(sizes[c] for c in dict.fromkeys(term))  # a repeated index reads the diagonal only
 
 
