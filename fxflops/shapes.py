@@ -14,6 +14,7 @@ from typing import Any, Iterator
 
 import torch
 import torch.fx as fx
+import torch.nn as nn
 from torch.utils._pytree import tree_map
 
 from .errors import ShapeError, first_line, user_frame
@@ -28,8 +29,25 @@ class _NodeFailure(Exception):
         self.exc = exc
 
 
+# Leaf modules whose output has exactly the shape and dtype of their first input. On meta tensors their
+# forward is skipped: meta BatchNorm alone, which runs through Python decompositions, costs more than
+# tracing the whole of ResNet-50.
+SHAPE_PRESERVING: tuple[type, ...] = (
+    nn.modules.batchnorm._NormBase, nn.LayerNorm, nn.GroupNorm, nn.RMSNorm, nn.Dropout, nn.Dropout1d,
+    nn.Dropout2d, nn.Dropout3d, nn.AlphaDropout, nn.Identity, nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.GELU,
+    nn.SiLU, nn.Sigmoid, nn.Tanh, nn.Hardswish, nn.Hardsigmoid, nn.Mish, nn.ELU, nn.Hardtanh, nn.Softplus,
+)
+
+
 class ShapeProp(fx.Interpreter):
     """Interpreter that records each node's output value (meta or real) in ``node.meta["val"]``."""
+
+    def call_module(self, target: Any, args: tuple, kwargs: dict) -> Any:
+        if len(args) == 1 and not kwargs and isinstance(args[0], torch.Tensor) and args[0].device == META:
+            module = self.fetch_attr(target)
+            if isinstance(module, SHAPE_PRESERVING) and _fits(module, args[0]):
+                return torch.empty_like(args[0])
+        return super().call_module(target, args, kwargs)
 
     def run_node(self, n: fx.Node) -> Any:
         try:
@@ -40,6 +58,18 @@ class ShapeProp(fx.Interpreter):
             raise _NodeFailure(n, exc).with_traceback(exc.__traceback__) from exc
         n.meta["val"] = result
         return result
+
+
+def _fits(module: nn.Module, x: torch.Tensor) -> bool:
+    """The checks the skipped forward would make; a misfit runs the real forward, which raises properly."""
+    if isinstance(module, nn.modules.batchnorm._NormBase):
+        return x.dim() >= 2 and x.shape[1] == module.num_features or isinstance(module, nn.modules.instancenorm._InstanceNorm)
+    if isinstance(module, (nn.LayerNorm, nn.RMSNorm)):
+        ns = tuple(module.normalized_shape)
+        return tuple(x.shape[-len(ns):]) == ns
+    if isinstance(module, nn.GroupNorm):
+        return x.dim() >= 2 and x.shape[1] == module.num_channels
+    return True
 
 
 def to_meta(value: Any) -> Any:

@@ -13,4 +13,5 @@ from . import (  # noqa: F401
     resize,
     rnn,
     shape_ops,
+    torchvision_ops,
 )
