@@ -42,7 +42,7 @@ free(*_both("cat", "concat", "concatenate", "stack", "hstack", "vstack", "dstack
             "broadcast_to", "broadcast_tensors", "meshgrid", "masked_scatter", "narrow_copy", "index_put_",
             "scatter_", "tril_", "triu_", "put_", "index_fill", "index_fill_", "sort", "topk", "kthvalue", "msort",
             "argsort", "unique", "nonzero", "masked_select", "searchsorted", "bucketize", "col2im"),
-     F.pad, F.pixel_shuffle, F.pixel_unshuffle, F.unfold, F.fold, F.one_hot, F.grid_sample, F.affine_grid,
+     F.pad, F.pixel_shuffle, F.pixel_unshuffle, F.unfold, F.fold, F.one_hot,
      nn.ZeroPad1d, nn.ZeroPad2d, nn.ZeroPad3d, nn.ConstantPad1d, nn.ConstantPad2d, nn.ConstantPad3d,
      nn.ReflectionPad1d, nn.ReflectionPad2d, nn.ReflectionPad3d, nn.ReplicationPad1d, nn.ReplicationPad2d,
      nn.ReplicationPad3d, nn.CircularPad1d, nn.CircularPad2d, nn.CircularPad3d, nn.PixelShuffle, nn.PixelUnshuffle,

@@ -1,0 +1,131 @@
+"""Generate ``docs/conventions.md`` from the rule registry, so the published formulas are the code's.
+
+Run ``python -m fxflops.docgen`` after changing a rule; ``tests/test_docs.py`` fails when the checked-in
+file differs from what this module generates.
+"""
+from __future__ import annotations
+
+import argparse
+import operator
+import sys
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from . import rules as _rules  # noqa: F401 - fills the registry
+from .registry import REGISTRY, Registry, Rule
+
+CONVENTIONS = Path(__file__).resolve().parent.parent / "docs" / "conventions.md"
+
+_NAMESPACES = (
+    (F, "F"),
+    (torch, "torch"),
+    (operator, "operator"),
+    (torch.linalg, "torch.linalg"),
+    (torch.special, "torch.special"),
+    (torch._C._nn, "torch._C._nn"),
+)
+
+FAMILY_TITLES = {
+    "conv": "Convolutions",
+    "linear": "Linear layers",
+    "matmul": "Matrix products",
+    "attention": "Attention",
+    "norm": "Normalisation",
+    "activation": "Activations",
+    "elementwise": "Elementwise arithmetic",
+    "reduction": "Reductions and softmax",
+    "pooling": "Pooling",
+    "resize": "Resampling",
+    "rnn": "Recurrent layers",
+    "embedding": "Embeddings",
+    "dropout": "Dropout",
+    "shape": "Free by design (0 FLOPs)",
+}
+
+PREAMBLE = """# Counting conventions
+
+*Generated from the rule registry by `python -m fxflops.docgen`; do not edit by hand.*
+
+- **MACs** are the multiply-accumulates of contraction ops only: convolutions of every kind, linear layers,
+  matmul/bmm/mm/einsum/baddbmm/addmm, and the two matmuls of attention (QKᵀ and AV). Bias is excluded.
+- **FLOPs** are 2 × MACs plus every other floating-point operation: bias adds, elementwise arithmetic,
+  activations, normalisation, softmax, pooling, reductions, interpolation. Each op's cost per element is
+  given below.
+- Transcendental functions (exp, log, tanh, erf, sqrt) count as one FLOP each, as does a comparison.
+- Ops that only move, select, create or re-type data cost **0** and are listed as free, with the reason.
+- Costs are computed from shapes (meta or fake tensors), never from data, so they do not depend on the
+  values in the example; they do depend on its shape (batch size included) and on the module's mode
+  (train/eval) where the op itself does (BatchNorm statistics, dropout).
+- An op with no rule is reported as *uncounted* (counted as 0, with a warning; `strict=True` raises).
+
+Notation: N batch, C channels, L/S sequence lengths, E/D widths, ∏ a product over the listed dims.
+"""
+
+
+def qualname(target) -> str:
+    """A public, importable spelling of a rule target."""
+    if isinstance(target, str):
+        return f"Tensor.{target}"
+    if isinstance(target, type):
+        mod = target.__module__
+        if mod.startswith("torch.nn.modules"):
+            return f"nn.{target.__name__}"
+        return f"{mod}.{target.__qualname__}"
+    name = getattr(target, "__name__", repr(target))
+    for ns, label in _NAMESPACES:
+        if getattr(ns, name, None) is target:
+            return f"{label}.{name}"
+    mod = getattr(target, "__module__", None)
+    return f"{mod}.{name}" if mod else name
+
+
+def _groups(registry: Registry) -> dict[str, list[tuple[Rule, list[str]]]]:
+    by_rule: dict[int, tuple[Rule, list[str]]] = {}
+    for _kind, target, r in registry.rules():
+        by_rule.setdefault(id(r), (r, []))[1].append(qualname(target))
+    families: dict[str, list[tuple[Rule, list[str]]]] = {}
+    for r, targets in by_rule.values():
+        fam = "shape" if r.status == "free" else (r.family or "other")
+        families.setdefault(fam, []).append((r, sorted(set(targets))))
+    for entries in families.values():
+        entries.sort(key=lambda e: (e[0].op, e[1][0]))
+    return families
+
+
+def _cell(text: str) -> str:
+    return " ".join(text.split()).replace("|", "\\|")
+
+
+def conventions_markdown(registry: Registry = REGISTRY) -> str:
+    families = _groups(registry)
+    order = [f for f in FAMILY_TITLES if f in families] + sorted(f for f in families if f not in FAMILY_TITLES)
+    out = [PREAMBLE]
+    for fam in order:
+        out.append(f"\n## {FAMILY_TITLES.get(fam, fam.title())}\n")
+        out.append("| op | targets | cost |")
+        out.append("|---|---|---|")
+        for r, targets in families[fam]:
+            names = ", ".join(f"`{t}`" for t in targets)
+            out.append(f"| {r.op} | {names} | {_cell(r.reason if r.status == 'free' else r.formula)} |")
+    return "\n".join(out) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m fxflops.docgen", description=__doc__)
+    p.add_argument("--check", action="store_true", help="exit 1 if docs/conventions.md is stale")
+    args = p.parse_args(argv)
+    text = conventions_markdown()
+    if args.check:
+        stale = not CONVENTIONS.exists() or CONVENTIONS.read_text() != text
+        print("docs/conventions.md is stale: run python -m fxflops.docgen" if stale else "up to date")
+        return int(stale)
+    CONVENTIONS.parent.mkdir(exist_ok=True)
+    CONVENTIONS.write_text(text)
+    print(f"wrote {CONVENTIONS}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
