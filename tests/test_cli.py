@@ -1,0 +1,88 @@
+"""The fxflops command line, run in-process through cli.main."""
+from __future__ import annotations
+
+import json
+import textwrap
+
+import pytest
+import torchvision
+
+from fxflops import trace_flops
+from fxflops.cli import main
+
+
+def run_cli(capsys, *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def test_torchvision_model_with_depth_and_top(capsys) -> None:
+    code, out, _ = run_cli(capsys, "torchvision:resnet18", "--input", "1,3,64,64", "--depth", "1", "--top", "3", "--by-op")
+    assert code == 0
+    expected = trace_flops(torchvision.models.resnet18().eval(), __import__("torch").randn(1, 3, 64, 64))
+    assert out.startswith(f"ResNet: {expected.summary().splitlines()[0].split(': ', 1)[1]}")
+    assert "|   layer4  | Sequential" in out and "| node " in out and "| conv2d " in out
+
+
+def test_json_has_exact_integers(capsys) -> None:
+    code, out, _ = run_cli(capsys, "torchvision:resnet18", "--input", "2,3,32,32", "--json")
+    d = json.loads(out)
+    assert code == 0 and d["input_shapes"] == [[2, 3, 32, 32]]
+    assert isinstance(d["total_macs"], int) and d["total_macs"] > 10**7
+
+
+def test_default_input_for_image_models_and_meta(capsys) -> None:
+    code, out, _ = run_cli(capsys, "torchvision:mobilenet_v2", "--meta", "--json")
+    d = json.loads(out)
+    assert code == 0 and d["input_shapes"] == [[1, 3, 224, 224]] and d["shape_mode"] == "meta"
+    assert d["total_macs"] == 300_774_272
+
+
+def test_python_file_spec_and_keyword_inputs(capsys, tmp_path) -> None:
+    src = tmp_path / "mynet.py"
+    src.write_text(textwrap.dedent("""
+        import torch.nn as nn
+
+        class Net(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.emb = nn.Embedding(100, 16)
+                self.fc = nn.Linear(16, 4)
+
+            def forward(self, ids):
+                return self.fc(self.emb(ids))
+    """))
+    code, out, _ = run_cli(capsys, f"{src}:Net", "--input", "ids=2,5:long", "--json")
+    d = json.loads(out)
+    assert code == 0 and d["total_macs"] == 2 * 5 * 16 * 4 and d["input_shapes"] == ["ids=(2, 5)"]
+
+
+def test_importable_callable_spec(capsys) -> None:
+    code, out, _ = run_cli(capsys, "torchvision.models:squeezenet1_1", "--input", "1,3,64,64")
+    assert code == 0 and out.startswith("SqueezeNet:")
+
+
+def test_errors_are_one_line_not_tracebacks(capsys, tmp_path) -> None:
+    code, _, err = run_cli(capsys, "nocolon")
+    assert code == 2 and err.startswith("fxflops: error:") and "needs a colon" in err
+    src = tmp_path / "plain.py"
+    src.write_text("import torch.nn as nn\nclass Net(nn.Module):\n    def forward(self, x):\n        return x\n")
+    code, _, err = run_cli(capsys, f"{src}:Net")
+    assert code == 2 and "--input" in err
+    code, _, err = run_cli(capsys, "torchvision:resnet18", "--input", "1,3,abc")
+    assert code == 2 and "not a shape" in err
+
+
+def test_ignore_option(capsys) -> None:
+    _, full, _ = run_cli(capsys, "torchvision:resnet18", "--input", "1,3,32,32", "--json")
+    _, no_relu, _ = run_cli(capsys, "torchvision:resnet18", "--input", "1,3,32,32", "--json", "--ignore", "relu")
+    full_d, no_relu_d = json.loads(full), json.loads(no_relu)
+    assert full_d["total_flops"] - no_relu_d["total_flops"] == full_d["by_op"]["relu"]["flops"] > 0
+
+
+@pytest.mark.parametrize("flag", ["--help"])
+def test_help_lists_model_specs(capsys, flag) -> None:
+    with pytest.raises(SystemExit):
+        main([flag])
+    assert "torchvision:resnet50" in capsys.readouterr().out
