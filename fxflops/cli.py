@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import importlib
+import json
 import importlib.util
 import os
 import sys
@@ -168,11 +169,59 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def build_audit_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="fxflops audit",
+        description="Coverage audit: every call target of a model's graph with its rule and status "
+                    "(counted/free/ignored/uncounted) and the FLOPs forward hooks cannot see; or, with --api, "
+                    "the coverage of the installed torch's public API.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("model", nargs="?", help="model spec (see below); not needed with --api")
+    add_model_options(p)
+    p.add_argument("--ignore", action="append", default=[], metavar="OP", help="op counted as 0 (repeatable)")
+    p.add_argument("--json", action="store_true", help="print the audit as JSON")
+    p.add_argument("--api", action="store_true", help="audit torch's public API (nn, F, torch, Tensor, operator)")
+    p.add_argument("--write", metavar="FILE", help="with --api: also write the full table as Markdown to FILE")
+    return p
+
+
+def run_audit(args: argparse.Namespace) -> int:
+    """``--strict`` makes the exit status 1 when anything is uncounted."""
+    if args.api:
+        from .api_audit import api_audit
+
+        result = api_audit()
+        print(result.to_json() if args.json else result.summary())
+        if args.write:
+            with open(args.write, "w", encoding="utf-8") as fh:
+                fh.write(result.markdown())
+        return 1 if args.strict and result.uncounted else 0
+    if not args.model:
+        raise FxFlopsError("fxflops audit needs a model spec, or --api")
+    import warnings
+
+    from .api import trace_flops
+
+    model, example = prepare(args)
+    with warnings.catch_warnings():  # the audit lists the uncounted ops itself
+        warnings.simplefilter("ignore", UserWarning)
+        report = trace_flops(model, example, ignore=args.ignore, capture=args.capture)
+    result = report.audit()
+    print(json.dumps(result.to_dict(), indent=2) if args.json else result.table())
+    return 1 if args.strict and result.uncounted else 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["audit"]:
+        parser, runner, argv = build_audit_parser(), run_audit, argv[1:]
+    else:
+        parser, runner = build_parser(), run
     args = parser.parse_args(argv)
     try:
-        return run(args)
+        return runner(args)
     except FxFlopsError as exc:
         print(f"fxflops: error: {exc}", file=sys.stderr)
         return 2

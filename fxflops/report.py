@@ -6,13 +6,16 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.fx as fx
 
 from .counting import OP_NODES, NodeCost
 from .units import human, percent
+
+if TYPE_CHECKING:
+    from .audit import Audit, BlindSpot
 
 
 @dataclass
@@ -99,6 +102,19 @@ class Report:
         """Module rows in model order, down to ``depth`` (root is depth 0; None means all)."""
         return [m for m in self.modules.values() if depth is None or m.depth <= depth]
 
+    # ---- coverage -----------------------------------------------------------------------------
+    def audit(self) -> "Audit":
+        """Every distinct call target with its rule, cost and status (counted/free/ignored/uncounted)."""
+        from .audit import audit
+
+        return audit(self)
+
+    def hook_blind_spot(self) -> "BlindSpot":
+        """FLOPs and MACs outside any leaf module call: what a forward-hook counter cannot see."""
+        from .audit import hook_blind_spot
+
+        return hook_blind_spot(self)
+
     # ---- text ---------------------------------------------------------------------------------
     def summary(self) -> str:
         lines = [
@@ -109,6 +125,7 @@ class Report:
         if self.uncounted:
             names = sorted({n.target for n in self.uncounted})
             lines.append(f"uncounted ({len(self.uncounted)} nodes, counted as 0): {', '.join(names)}")
+        lines.append(f"hook blind spot: {self.hook_blind_spot().describe()} (forward hooks cannot see them)")
         lines.extend(f"note: {note}" for note in self.notes)
         return "\n".join(lines)
 
@@ -154,6 +171,7 @@ class Report:
             "total_params": self.total_params,
             "notes": list(self.notes),
             "uncounted": sorted({n.target for n in self.uncounted}),
+            "hook_blind_spot": self.hook_blind_spot().to_dict(),
             "by_op": self.by_op(),
             "modules": [asdict(m) for m in self.modules.values()],
             "nodes": [asdict(n) for n in self.nodes],

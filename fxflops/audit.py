@@ -1,0 +1,248 @@
+"""The model audit: what each distinct call target of a captured graph cost and why, and what hooks miss.
+
+Silent zeros are the failure users of FLOPs counters suffer most: an op the tool does not know is
+priced as nothing without a word. The audit lists every distinct call target of the graph (module
+class, function, Tensor method) with the rule that priced it and its status:
+
+* ``counted``   — a rule computed its cost;
+* ``free``      — it does no floating-point work by design (views, copies, lookups), with the reason;
+* ``ignored``   — the user asked for it to count as 0;
+* ``uncounted`` — no rule knows it, so it was counted as 0: the number is too low.
+
+It also measures the *hook blind spot*: the share of the FLOPs that happen outside any leaf
+``nn.Module`` call (functional ops, Tensor methods and operators such as residual adds, ``@``,
+softmax, interpolate, SDPA). A forward-hook counter such as thop only sees leaf module calls, so
+this is the part of the model it cannot count.
+"""
+from __future__ import annotations
+
+import builtins
+import operator
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING, Any, Iterable
+
+import torch
+import torch.fx as fx
+import torch.nn.functional as F
+
+from .counting import COUNTED, FREE, IGNORED, OP_NODES, UNCOUNTED, NodeCost
+from .registry import REGISTRY, Registry
+from .units import human, percent
+
+if TYPE_CHECKING:
+    from .report import NodeRecord, Report
+
+STATUS_ORDER = (UNCOUNTED, COUNTED, IGNORED, FREE)
+KINDS = {"call_module": "module", "call_function": "function", "call_method": "method"}
+
+
+@dataclass
+class AuditRow:
+    """One distinct call target with one status: how many nodes use it and what they cost together."""
+
+    kind: str  # module | function | method
+    target: str  # qualified name: nn.Conv2d, operator.add, F.interpolate, Tensor.softmax...
+    status: str  # counted | free | ignored | uncounted
+    nodes: int
+    op: str  # the op type the rule reports ("" when no rule)
+    macs: int
+    flops: int
+    reason: str  # why it is free / ignored / uncounted ("" when counted)
+
+
+@dataclass
+class BlindSpot:
+    """FLOPs and MACs that happen outside any leaf ``nn.Module`` call, i.e. invisible to forward hooks."""
+
+    macs: int
+    flops: int
+    total_macs: int
+    total_flops: int
+
+    @property
+    def flops_share(self) -> float:
+        return self.flops / self.total_flops if self.total_flops else 0.0
+
+    @property
+    def macs_share(self) -> float:
+        return self.macs / self.total_macs if self.total_macs else 0.0
+
+    def describe(self) -> str:
+        return (f"{percent(self.flops, self.total_flops)} of FLOPs ({human(self.flops)}) and "
+                f"{percent(self.macs, self.total_macs)} of MACs ({human(self.macs)}) happen outside leaf module calls")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"macs": self.macs, "flops": self.flops, "macs_share": self.macs_share, "flops_share": self.flops_share}
+
+
+@dataclass
+class Audit:
+    """The result of :meth:`Report.audit`: one row per distinct (call target, status)."""
+
+    model_name: str
+    rows: list[AuditRow]
+    blind_spot: BlindSpot
+
+    @property
+    def uncounted(self) -> list[AuditRow]:
+        return [r for r in self.rows if r.status == UNCOUNTED]
+
+    def by_status(self) -> dict[str, dict[str, int]]:
+        """``{status: {"targets", "nodes", "flops"}}`` for the statuses present."""
+        out: dict[str, dict[str, int]] = {}
+        for r in self.rows:
+            s = out.setdefault(r.status, {"targets": 0, "nodes": 0, "flops": 0})
+            s["targets"] += 1
+            s["nodes"] += r.nodes
+            s["flops"] += r.flops
+        return {k: out[k] for k in STATUS_ORDER if k in out}
+
+    def summary(self) -> str:
+        parts = [f"{s} {v['targets']} targets / {v['nodes']} nodes" for s, v in self.by_status().items()]
+        lines = [f"{self.model_name}: {'; '.join(parts) or 'no op nodes'}",
+                 f"hook blind spot: {self.blind_spot.describe()}"]
+        if self.uncounted:
+            lines.append("uncounted (priced as 0, the totals are too low): "
+                         + ", ".join(r.target for r in self.uncounted))
+        return "\n".join(lines)
+
+    def table(self) -> str:
+        """The audit as a text table, uncounted targets first, then by FLOPs."""
+        from .report import _render
+
+        total = self.blind_spot.total_flops
+        rows = [("status", "kind", "target", "nodes", "rule / reason", "MACs", "FLOPs", "% FLOPs")]
+        for r in self.rows:
+            why = r.op if r.status == COUNTED else r.reason
+            rows.append((r.status, r.kind, r.target, str(r.nodes), why, human(r.macs), human(r.flops),
+                         percent(r.flops, total)))
+        return self.summary() + "\n\n" + _render(rows, align_right=(3, 5, 6, 7))
+
+    def __str__(self) -> str:
+        return self.table()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "model": self.model_name,
+            "by_status": self.by_status(),
+            "hook_blind_spot": self.blind_spot.to_dict(),
+            "uncounted": [r.target for r in self.uncounted],
+            "rows": [asdict(r) for r in self.rows],
+        }
+
+
+# ---- naming call targets ----------------------------------------------------------------------------
+
+_NAMESPACES = ((F, "F"), (torch, "torch"), (torch.linalg, "torch.linalg"), (torch.special, "torch.special"),
+               (torch.fft, "torch.fft"), (torch._C._nn, "torch._C._nn"), (operator, "operator"),
+               (builtins, "builtins"))
+
+
+def qualified_name(target: Any) -> str:
+    """``nn.Conv2d``, ``F.interpolate``, ``torch.add``, ``operator.add``, ``Tensor.softmax``, or module.qualname."""
+    if isinstance(target, str):
+        return f"Tensor.{target}"
+    name = getattr(target, "__name__", None)
+    if isinstance(target, type):
+        if getattr(torch.nn, target.__name__, None) is target:
+            return f"nn.{target.__name__}"
+        return f"{target.__module__}.{target.__qualname__}"
+    if name is not None:
+        for ns, label in _NAMESPACES:
+            if getattr(ns, name, None) is target:
+                return f"{label}.{name}"
+        mod = getattr(target, "__module__", None)
+        return f"{mod}.{getattr(target, '__qualname__', name)}" if mod else name
+    return repr(target)
+
+
+def _target_of(gm: fx.GraphModule, node: fx.Node) -> str:
+    if node.op == "call_module":
+        return qualified_name(type(gm.get_submodule(node.target)))
+    return qualified_name(node.target)
+
+
+# ---- the audit -------------------------------------------------------------------------------------
+
+
+def _graphs(report: "Report") -> list[fx.GraphModule]:
+    graphs = list(report.graph_modules or [])
+    if report.graph_module is not None and all(g is not report.graph_module for g in graphs):
+        graphs.insert(0, report.graph_module)
+    return graphs
+
+
+def _from_graphs(graphs: Iterable[fx.GraphModule]) -> list[tuple[str, str, NodeCost]]:
+    found = []
+    for gm in graphs:
+        for node in gm.graph.nodes:
+            cost = node.meta.get("fxflops")
+            if node.op in OP_NODES and isinstance(cost, NodeCost):
+                found.append((KINDS[node.op], _target_of(gm, node), cost))
+    return found
+
+
+def _from_records(nodes: Iterable["NodeRecord"]) -> list[tuple[str, str, NodeCost]]:
+    found = []
+    for n in nodes:
+        if n.kind not in OP_NODES:
+            continue
+        target = f"Tensor.{n.target}" if n.kind == "call_method" else n.target
+        found.append((KINDS[n.kind], target, NodeCost(n.op, n.status, n.macs, n.flops, n.rule)))
+    return found
+
+
+def _reason(cost: NodeCost) -> str:
+    if cost.status == COUNTED:
+        return ""
+    if cost.status == UNCOUNTED:
+        return "no rule: priced as 0"
+    return cost.rule
+
+
+def audit(report: "Report") -> "Audit":
+    """Group the op nodes of ``report`` by (call target, status); see the module docstring."""
+    found = _from_graphs(_graphs(report))
+    # The graphs carry the exact call targets (operator.add vs torch.add); when they do not add up to the
+    # report (a capture that keeps its costs elsewhere), the records are the source of truth.
+    if sum(c.flops for _, _, c in found) != report.total_flops or sum(c.macs for _, _, c in found) != report.total_macs \
+            or len(found) != sum(1 for n in report.nodes if n.kind in OP_NODES):
+        found = _from_records(report.nodes)
+    rows: dict[tuple[str, str, str, str], AuditRow] = {}
+    for kind, target, cost in found:
+        reason = _reason(cost)
+        key = (kind, target, cost.status, reason)
+        row = rows.get(key)
+        if row is None:
+            op = "" if cost.status == UNCOUNTED else cost.op
+            row = rows[key] = AuditRow(kind, target, cost.status, 0, op, 0, 0, reason)
+        row.nodes += 1
+        row.macs += cost.macs
+        row.flops += cost.flops
+    order = {s: i for i, s in enumerate(STATUS_ORDER)}
+    ordered = sorted(rows.values(), key=lambda r: (order.get(r.status, 9), -r.flops, -r.nodes, r.target))
+    return Audit(report.model_name, ordered, hook_blind_spot(report))
+
+
+# ---- the hook blind spot ----------------------------------------------------------------------------
+
+
+def hook_visible_paths(report: "Report", registry: Registry = REGISTRY) -> set[str]:
+    """Paths of the modules a forward hook on leaf modules would see and could price: modules without
+    children whose class a rule knows (in an fx graph these are exactly the ``call_module`` nodes)."""
+    known = {cls.__name__ for cls in registry.modules}
+    paths = list(report.modules)
+    parents = {p.rsplit(".", 1)[0] if "." in p else "" for p in paths if p}
+    return {p for p, row in report.modules.items() if p and p not in parents and row.type in known}
+
+
+def hook_blind_spot(report: "Report", registry: Registry = REGISTRY) -> BlindSpot:
+    """FLOPs/MACs of op nodes that are not a leaf module call nor inside one (see :class:`BlindSpot`)."""
+    visible = hook_visible_paths(report, registry)
+    macs = flops = 0
+    for n in report.nodes:
+        if n.kind not in OP_NODES or n.kind == "call_module" or n.module_path in visible:
+            continue
+        macs += n.macs
+        flops += n.flops
+    return BlindSpot(macs, flops, report.total_macs, report.total_flops)

@@ -1,0 +1,185 @@
+"""The model audit (report.audit(), `fxflops audit`) and the hook blind spot, against hand computations.
+
+The hand model below mixes leaf modules (what forward hooks see) with functional ops (what they don't):
+
+    x (2,4,8,8) → conv 3×3 (leaf) → ReLU (leaf) → + x → F.interpolate ×2 bilinear → flatten (2,4,256)
+      → Linear 256→32 (leaf) → q @ qᵀ → softmax → @ q → · 0.5 → doubled (a user function with no rule)
+"""
+import warnings
+
+import pytest
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from torch.utils.flop_counter import FlopCounterMode
+
+import fxflops
+from fxflops.cli import main
+
+
+@torch.fx.wrap
+def doubled(x):
+    return x * 2
+
+
+class Hand(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(4, 4, 3, padding=1)
+        self.act = nn.ReLU()
+        self.proj = nn.Linear(256, 32)
+
+    def forward(self, x):
+        y = self.act(self.conv(x)) + x
+        y = F.interpolate(y, scale_factor=2, mode="bilinear")
+        q = self.proj(y.flatten(2))
+        a = (q @ q.transpose(-1, -2)).softmax(-1)
+        return doubled((a @ q) * 0.5)
+
+
+# Hand costs (N=2, C=4, 8×8 → 16×16 after interpolation, 4 tokens of 256 → 32 features).
+CONV_MACS = 2 * 4 * 8 * 8 * 4 * 9  # N·C_out·H·W·C_in·k²
+CONV_FLOPS = 2 * CONV_MACS + 2 * 4 * 8 * 8  # + bias
+RELU = 2 * 4 * 8 * 8
+LINEAR_MACS = 2 * 4 * 32 * 256
+LINEAR_FLOPS = 2 * LINEAR_MACS + 2 * 4 * 32
+ADD = 2 * 4 * 8 * 8
+INTERP = 9 * 2 * 4 * 16 * 16  # three lerps of 3 FLOPs per output element
+MATMUL_MACS = 2 * 4 * 4 * 32 + 2 * 4 * 32 * 4  # q·qᵀ (2,4,4) over 32, then a·q (2,4,32) over 4
+SOFTMAX = 5 * 2 * 4 * 4
+SCALE = 2 * 4 * 32
+BLIND_MACS = MATMUL_MACS
+BLIND_FLOPS = ADD + INTERP + 2 * MATMUL_MACS + SOFTMAX + SCALE
+TOTAL_MACS = CONV_MACS + LINEAR_MACS + MATMUL_MACS
+TOTAL_FLOPS = CONV_FLOPS + RELU + LINEAR_FLOPS + BLIND_FLOPS
+
+
+def hand_report(**kw):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # `doubled` is uncounted on purpose
+        return fxflops.trace_flops(Hand(), torch.randn(2, 4, 8, 8), **kw)
+
+
+def row(audit, target, status=None):
+    found = [r for r in audit.rows if r.target == target and (status is None or r.status == status)]
+    assert len(found) == 1, [(r.target, r.status) for r in audit.rows]
+    return found[0]
+
+
+def test_audit_rows_hand_model():
+    r = hand_report()
+    assert (r.total_macs, r.total_flops) == (TOTAL_MACS, TOTAL_FLOPS)
+    a = r.audit()
+    conv = row(a, "nn.Conv2d")
+    assert (conv.kind, conv.status, conv.nodes, conv.op, conv.macs, conv.flops) == \
+        ("module", "counted", 1, "conv2d", CONV_MACS, CONV_FLOPS)
+    mm = row(a, "operator.matmul")
+    assert (mm.kind, mm.nodes, mm.macs, mm.flops) == ("function", 2, MATMUL_MACS, 2 * MATMUL_MACS)
+    assert row(a, "operator.add").flops == ADD
+    assert row(a, "F.interpolate").flops == INTERP
+    assert (row(a, "Tensor.softmax").kind, row(a, "Tensor.softmax").flops) == ("method", SOFTMAX)
+    assert row(a, "operator.mul").flops == SCALE
+    free = row(a, "Tensor.transpose")
+    assert free.status == "free" and "no arithmetic" in free.reason and free.flops == 0
+    unc = row(a, f"{__name__}.doubled")
+    assert (unc.status, unc.nodes, unc.flops, unc.kind) == ("uncounted", 1, 0, "function")
+    assert a.uncounted == [unc] and a.rows[0] is unc  # uncounted first: the numbers to distrust
+    # Every op node is in exactly one row, so the rows add up to the report.
+    assert sum(x.flops for x in a.rows) == r.total_flops and sum(x.macs for x in a.rows) == r.total_macs
+    assert sum(x.nodes for x in a.rows) == sum(1 for n in r.nodes if n.kind.startswith("call_"))
+    assert a.by_status()["uncounted"] == {"targets": 1, "nodes": 1, "flops": 0}
+
+
+def test_audit_ignored_and_renderings():
+    r = hand_report(ignore=[nn.ReLU])
+    a = r.audit()
+    relu = row(a, "nn.ReLU")
+    assert (relu.status, relu.flops, relu.reason) == ("ignored", 0, "ignored by the user")
+    assert r.total_flops == TOTAL_FLOPS - RELU
+    text = a.table()
+    assert "uncounted" in text and "test_audit.doubled" in text and "F.interpolate" in text
+    d = a.to_dict()
+    assert d["uncounted"] == [f"{__name__}.doubled"]
+    assert d["by_status"]["ignored"]["nodes"] == 1
+    assert sum(x["flops"] for x in d["rows"]) == r.total_flops
+
+
+def test_hook_blind_spot_hand_model():
+    r = hand_report()
+    b = r.hook_blind_spot()
+    assert (b.macs, b.flops) == (BLIND_MACS, BLIND_FLOPS)
+    assert b.flops_share == pytest.approx(BLIND_FLOPS / TOTAL_FLOPS)
+    assert b.macs_share == pytest.approx(BLIND_MACS / TOTAL_MACS)
+    assert r.audit().blind_spot == b
+    assert r.to_dict()["hook_blind_spot"]["flops"] == BLIND_FLOPS
+    assert "hook blind spot: 12.17% of FLOPs" in r.summary()  # 23456 / 192672 FLOPs
+    assert round(100 * BLIND_FLOPS / TOTAL_FLOPS, 2) == 12.17
+
+
+def test_hook_blind_spot_vit_against_flop_counter_per_module():
+    """timm ViT: attention is F.scaled_dot_product_attention and the residuals are `+`, outside any leaf module.
+    Independent check: torch's FlopCounterMode attributes aten matmuls to modules; its counts for the leaf
+    modules (qkv/proj/fc Linear, patch conv) are exactly what fxflops finds inside leaf modules."""
+    timm = pytest.importorskip("timm")
+    model = timm.create_model("vit_tiny_patch16_224").eval()
+    x = torch.randn(1, 3, 224, 224)
+    r = fxflops.trace_flops(model, x, strict=True)
+    b = r.hook_blind_spot()
+    # The blind MACs are the two matmuls of SDPA: 12 blocks · 3 heads · 197² scores · (64 + 64).
+    assert b.macs == 12 * 3 * 197 * 197 * (64 + 64)
+    # FLOPs share by hand from the node records: everything that is not a call_module node.
+    ops = [n for n in r.nodes if n.kind.startswith("call_")]
+    outside = sum(n.flops for n in ops if n.kind != "call_module")
+    assert b.flops == outside and b.flops_share == pytest.approx(outside / sum(n.flops for n in ops))
+    assert 0.10 < b.flops_share < 0.20
+    leaves = [n.module_path for n in ops if n.kind == "call_module"]
+    with FlopCounterMode(display=False) as fc, torch.no_grad():
+        model(x)
+    per_module = fc.get_flop_counts()
+    seen = sum(sum(per_module.get(f"VisionTransformer.{p}", {}).values()) for p in set(leaves))
+    assert seen == 2 * (r.total_macs - b.macs)
+
+
+def _write_model(tmp_path):
+    f = tmp_path / "audited.py"
+    f.write_text(
+        "import torch\n"
+        "import torch.nn as nn\n\n"
+        "@torch.fx.wrap\n"
+        "def mystery(x):\n"
+        "    return x * 3\n\n"
+        "class Net(nn.Module):\n"
+        "    def __init__(self, wrap=True):\n"
+        "        super().__init__()\n"
+        "        self.fc = nn.Linear(8, 4)\n"
+        "        self.wrap = wrap\n\n"
+        "    def forward(self, x):\n"
+        "        y = self.fc(x) + 1.0\n"
+        "        return mystery(y) if self.wrap else y\n\n"
+        "def clean():\n"
+        "    return Net(wrap=False)\n"
+    )
+    return f
+
+
+def test_cli_audit_table_and_strict_exit(tmp_path, capsys):
+    f = _write_model(tmp_path)
+    assert main(["audit", f"{f}:Net", "--input", "3,8"]) == 0
+    out = capsys.readouterr().out
+    assert "audited.mystery" in out and "nn.Linear" in out and "hook blind spot" in out
+    assert main(["audit", f"{f}:Net", "--input", "3,8", "--strict"]) == 1
+    capsys.readouterr()
+    assert main(["audit", f"{f}:clean", "--input", "3,8", "--strict"]) == 0
+    out = capsys.readouterr().out
+    # Linear 8→4 on 3 rows: 96 MACs, 2·96 + 12 bias FLOPs; the + 1.0 adds 12 outside the leaf.
+    assert "hook blind spot: 5.56% of FLOPs (12)" in out and round(100 * 12 / (2 * 96 + 12 + 12), 2) == 5.56
+
+
+def test_cli_audit_json(tmp_path, capsys):
+    import json
+
+    f = _write_model(tmp_path)
+    assert main(["audit", f"{f}:Net", "--input", "3,8", "--json"]) == 0
+    d = json.loads(capsys.readouterr().out)
+    assert d["uncounted"] == ["audited.mystery"]
+    assert d["hook_blind_spot"]["flops"] == 12 and d["hook_blind_spot"]["macs"] == 0
