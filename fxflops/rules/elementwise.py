@@ -18,11 +18,16 @@ def _any_float(call: Call) -> bool:
     return any(is_float(t) for t in call.tensor_args) or is_float(call.out)
 
 
-def _per_element(per: int, what: str) -> Callable[[Call], Cost]:
+def _per_element(per: int, what: str, alpha: bool = False) -> Callable[[Call], Cost]:
     def fn(call: Call) -> Cost:
-        return elementwise(call.out_numel if _any_float(call) else 0, per)
+        if not _any_float(call):
+            return Cost()
+        scaled = alpha and call.kwargs.get("alpha", 1) != 1  # add/sub(a, b, alpha=k) compute a ± k·b
+        return elementwise(call.out_numel, per + int(scaled))
 
     fn.__doc__ = f"{per} FLOP{'s' if per != 1 else ''} per output element ({what}); 0 without a floating-point tensor."
+    if alpha:
+        fn.__doc__ += " One more per output element when alpha ≠ 1 (a ± alpha·b)."
     return fn
 
 
@@ -81,7 +86,7 @@ def _register(targets, per: int, what: str, family: str = "elementwise") -> None
     for t in targets:
         groups.setdefault(canonical(t), []).append(t)
     for op, ts in groups.items():
-        rule(*ts, op=op, family=family)(_per_element(per, what))
+        rule(*ts, op=op, family=family)(_per_element(per, what, alpha=op in ("add", "sub")))
 
 
 _register((*_OPERATORS_ARITH, *_DUNDER, *_names(_BINARY + _UNARY)), 1,
