@@ -6,7 +6,6 @@ the graph itself.
 """
 from __future__ import annotations
 
-import operator
 import warnings
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable
@@ -14,13 +13,13 @@ from typing import Any, Callable, Iterable
 import torch
 import torch.fx as fx
 
-from .errors import UncountedOpError
-from .registry import ZERO, Call, Cost, Registry, Rule, target_name
+from .errors import UncountedOpError, first_line
+from .registry import Call, Cost, Registry, Rule, target_name
 
 OP_NODES = ("call_module", "call_function", "call_method")
 
 # Statuses a node can have; the audit groups by them.
-COUNTED, FREE, IGNORED, UNCOUNTED, SCALAR = "counted", "free", "ignored", "uncounted", "free"
+COUNTED, FREE, IGNORED, UNCOUNTED = "counted", "free", "ignored", "uncounted"
 
 
 @dataclass
@@ -132,7 +131,10 @@ def count_node(
                 cost, how = got
                 return NodeCost(name, COUNTED, cost.macs, cost.flops, how, **base)
         return NodeCost(op=name, status=UNCOUNTED, rule="no rule", **base)
-    cost = _as_cost(rule(call), name)
+    try:
+        cost = _as_cost(rule(call), name)
+    except Exception as exc:  # noqa: BLE001 - a rule that cannot price this call must not sink the report
+        return NodeCost(op=rule.op, status=UNCOUNTED, rule=f"rule {rule.op!r} failed: {first_line(exc)}", **base)
     return NodeCost(rule.op, COUNTED, cost.macs, cost.flops, rule.op, **base)
 
 
@@ -156,7 +158,8 @@ def count_graph(
     if uncounted:
         names = sorted({node.meta["fxflops"].target for node in uncounted})
         msg = (
-            f"{len(uncounted)} node(s) have no FLOPs rule and were counted as 0: {', '.join(names)}. "
+            f"{len(uncounted)} node(s) have no FLOPs rule or could not be priced, and were counted as 0: "
+            f"{', '.join(names)}. "
             "Add one with custom_rules={target: fn} or @fxflops.rule(target); report.audit() lists them."
         )
         if strict:

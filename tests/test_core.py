@@ -281,3 +281,33 @@ def test_global_rule_decorator_registers_for_everyone() -> None:
     report = trace_flops(nn.Sequential(Custom()), torch.randn(10), registry=registry)
     assert report.total_flops == 30 and report.by_op() == {"custom": {"count": 1, "macs": 0, "flops": 30}}
     assert fxflops.REGISTRY.for_module(Custom()) is None
+
+
+class MaskedSum(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(4, 4)
+
+    def forward(self, x):
+        y = self.fc(x)
+        return y[y > 0].sum()  # boolean-mask indexing: the output size depends on the data
+
+
+def test_data_dependent_shapes_fall_back_to_a_real_run() -> None:
+    torch.manual_seed(0)
+    x = torch.randn(3, 4)
+    report = trace_flops(MaskedSum(), x)
+    assert report.shape_mode == "real"
+    assert any("meta tensors failed" in n and "getitem" in n for n in report.notes)
+    selected = next(n for n in report.nodes if n.op == "reduce")
+    assert report.total_macs == 3 * 4 * 4 and selected.input_shapes[0][0] <= 12
+
+
+def test_a_failing_rule_marks_the_node_uncounted() -> None:
+    def broken(call):
+        raise ValueError("cannot price this")
+
+    with pytest.warns(UserWarning, match="could not be priced"):
+        report = trace_flops(nn.Sequential(nn.Linear(2, 2)), torch.randn(1, 2), custom_rules={nn.Linear: broken})
+    node = report.uncounted[0]
+    assert "failed: ValueError: cannot price this" in node.rule
