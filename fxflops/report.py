@@ -159,6 +159,10 @@ class Report:
     def __str__(self) -> str:
         return self.summary() + "\n\n" + self.table()
 
+    def __repr__(self) -> str:
+        return (f"<Report {self.model_name}: {self.total_macs:,} MACs, {self.total_flops:,} FLOPs, "
+                f"{self.total_params:,} params, {len(self.nodes)} nodes, capture={self.capture}>")
+
     # ---- machine-readable ---------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
         return {
