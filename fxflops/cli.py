@@ -47,6 +47,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the whole report as JSON (exact integers)")
     p.add_argument("--ignore", action="append", default=[], metavar="OP",
                    help="op name, method or module class name counted as 0 (repeatable), e.g. dropout, add, ReLU")
+    g = p.add_argument_group("annotated graph")
+    g.add_argument("--svg", metavar="PATH", help="draw the annotated graph into PATH (.svg, .png or .pdf); "
+                   "--depth collapses modules below that depth (a large depth draws every op), --top marks the K costliest")
+    g.add_argument("--roll", action="store_true", help="roll identical consecutive blocks into one (×k)")
+    g.add_argument("--max-nodes", type=int, default=1500, metavar="N",
+                   help="roll and collapse bigger graphs until at most N nodes are drawn (0: no limit; default 1500)")
     return p
 
 
@@ -154,6 +160,9 @@ def run(args: argparse.Namespace) -> int:
 
     model, example = prepare(args)
     report = trace_flops(model, example, ignore=args.ignore, capture=args.capture, strict=args.strict)
+    if args.svg:
+        out = report.render(args.svg, depth=args.depth, top=args.top, roll=args.roll, max_nodes=args.max_nodes or None)
+        print(f"fxflops: graph written to {out}", file=sys.stderr)
     if args.json:
         print(report.to_json())
         return 0

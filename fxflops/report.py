@@ -184,6 +184,25 @@ class Report:
     def to_json(self, indent: int | None = 2) -> str:
         return json.dumps(self.to_dict(), indent=indent)
 
+    # ---- the annotated graph (fxflops.graph, fxflops.render) -----------------------------------
+    def to_networkx(self):
+        """A ``networkx.DiGraph``: one node per fx node with its costs and shapes, edges along data flow."""
+        from .graph import to_networkx
+
+        return to_networkx(self)
+
+    def to_dot(self, **options: Any) -> str:
+        """DOT text of the annotated graph; options as :func:`fxflops.render.to_dot` (depth, top, roll...)."""
+        from .render import to_dot
+
+        return to_dot(self, **options)
+
+    def render(self, path: str, **options: Any):
+        """Draw the annotated graph into ``path`` (.svg, .png or .pdf); options as :func:`fxflops.render.render`."""
+        from .render import render
+
+        return render(self, path, **options)
+
 
 # ---- building -------------------------------------------------------------------------------------
 

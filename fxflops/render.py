@@ -1,0 +1,314 @@
+"""DOT text and rendered pictures (SVG, PNG, PDF) of the annotated graph, through the ``graphviz`` package.
+
+Each drawn node shows a short op name, its output shape and its FLOPs with their share of the total;
+the module path and the details are in the tooltip (the SVG ``<title>``/``xlink:title``), so labels
+stay short. Fill colour is the FLOPs share on a heat scale (see :mod:`fxflops.render_style`), ops
+that cost nothing are small and grey, ops without a rule have a red outline, modules are nested
+clusters titled with their subtotal. What is drawn (rolled, collapsed, scalars hidden) is decided by
+:mod:`fxflops.render_view`.
+
+``dot`` is slow on big graphs with many clusters (minutes, or it never ends, past a few thousand
+nodes), so a graph with more than ``max_nodes`` drawable nodes is first rolled, then collapsed one
+module level at a time until it fits; the title says so. ``max_nodes=None`` draws everything, with
+``dot`` options that trade crossing minimisation for speed on big graphs.
+"""
+from __future__ import annotations
+
+import html
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import graphviz
+import networkx as nx
+
+from . import render_style as st
+from .render_view import View, ViewCluster, ViewNode, build_view, parent, path_depth
+from .units import human
+
+if TYPE_CHECKING:
+    from .report import Report
+
+MAX_NODES = 1500  # past this, dot with clusters takes more than a few seconds (benchmarks/render_scale.py)
+BIG = 600  # from here on, cheaper layout options
+FORMATS = ("svg", "png", "pdf")
+
+
+# ---- choosing what to draw ----------------------------------------------------------------------
+
+
+def choose_view(g: nx.DiGraph, depth: int | None = None, top: int = 0, roll: bool = False,
+                hide_scalars: bool = True, max_nodes: int | None = MAX_NODES) -> View:
+    """The view asked for, reduced (rolled, then collapsed a level at a time) until it has at most
+    ``max_nodes`` nodes; the reductions made are written into ``view.notes``."""
+    view = build_view(g, depth, roll, hide_scalars, top)
+    if max_nodes is None or len(view.nodes) <= max_nodes:
+        return view
+    asked = len(view.nodes)
+    if not roll:
+        view = build_view(g, depth, True, hide_scalars, top)
+    deepest = max((path_depth(a.get("module_path", "")) for _, a in g.nodes(data=True)), default=0)
+    d = deepest if depth is None else depth
+    while len(view.nodes) > max_nodes and d > 0:
+        d -= 1
+        view = build_view(g, d, True, hide_scalars, top)
+    did = ["rolled repeated blocks"] if not roll else []
+    if view.depth != depth:
+        did.append(f"collapsed modules below depth {view.depth}")
+    view.notes.append(f"{asked:,} nodes is more than max_nodes={max_nodes:,}: {' and '.join(did) or 'kept as is'}"
+                      f" ({len(view.nodes):,} nodes drawn)")
+    return view
+
+
+# ---- DOT ----------------------------------------------------------------------------------------
+
+
+def _shape_text(shape: Any) -> str:
+    if isinstance(shape, (tuple, list)) and all(isinstance(d, int) for d in shape):
+        return "×".join(str(d) for d in shape) if shape else "scalar"
+    if isinstance(shape, (tuple, list)) and shape:
+        return _shape_text(shape[0]) + ", …"
+    return ""
+
+
+def _lines(*lines: str) -> str:
+    """A tooltip: lines joined by DOT's ``\\n`` escape."""
+    return "\\n".join(line.replace("\\", "/") for line in lines if line)
+
+
+def _short_path(path: str, home: str) -> str:
+    """A module path relative to the cluster it is drawn in; bare indices keep their parent's name."""
+    rel = path[len(home) + 1:] if home and path.startswith(home + ".") else path
+    if rel.isdigit() and "." in path:
+        rel = ".".join(path.split(".")[-2:])
+    return rel
+
+
+def _times(repeat: int) -> str:
+    return f" ×{repeat}" if repeat > 1 else ""
+
+
+def _span(path: str, rolled: list[str]) -> str:
+    """``encoder_layer_0`` rolled up to ``encoder_layer_11`` reads ``encoder_layer_0…11``."""
+    if len(rolled) < 2:
+        return path
+    last = rolled[-1].rsplit(".", 1)[-1]
+    first = path.rsplit(".", 1)[-1]
+    i = 0
+    while i < min(len(first), len(last)) and first[i] == last[i] and not first[i].isdigit():
+        i += 1
+    return f"{path}…{last[i:]}"
+
+
+def _node_attrs(vn: ViewNode, view: View, max_share: float) -> dict[str, str]:
+    e = html.escape
+    total = view.total_flops
+    share = vn.flops / total if total else 0.0
+    shape = _shape_text(vn.shape)
+    cost = f"{st.flops_text(vn.flops)} · {st.pct(share)}"
+    badge = f"#{vn.rank} " if vn.rank else ""
+    times = _times(vn.repeat)
+    d = vn.detail
+    attrs: dict[str, str] = {"fontname": st.FONT}
+
+    if vn.kind in ("input", "output"):
+        name = d.get("name", "") if vn.kind == "input" else ""
+        attrs.update(shape="box", style="rounded,filled", fillcolor="white", color="#333333", fontsize="11",
+                     label=f"<<b>{vn.kind}</b>&#160;{e(name)}<br/>{e(shape)}>",
+                     tooltip=_lines(f"{vn.kind} {name}", f"shape {shape}", f"dtype {d.get('dtype', '')}"))
+        return attrs
+
+    if vn.kind == "module":
+        name = _span(_short_path(vn.path, vn.home), vn.rolled_paths) if vn.path else "model"
+        fill = st.heat(st.heat_position(share, max_share)) if vn.flops else st.ZERO_FILL
+        label = (f"<<b>{e(badge + name)}{times}</b><br/>{e(vn.type)}<br/><font point-size='10'>{e(shape)}</font>"
+                 f"<br/>{e(cost)}>")
+        rolled = f"rolled: {', '.join(vn.rolled_paths)} (costs summed)" if vn.repeat > 1 else ""
+        attrs.update(shape="box3d", style="filled", fillcolor=fill, fontcolor=st.text_colour(fill), fontsize="12",
+                     label=label.replace("'", '"'),
+                     tooltip=_lines(f"{vn.path or 'model'} ({vn.type})", rolled,
+                                    f"{len(vn.members)} nodes collapsed", f"output {shape}",
+                                    f"MACs {human(vn.macs)}", f"FLOPs {human(vn.flops)} ({st.pct(share)})",
+                                    f"params {human(vn.params)}"))
+    else:
+        if vn.kind == "const":
+            op = str(d.get("target", vn.type)).rsplit(".", 1)[-1]
+        elif vn.status in ("uncounted", "ignored"):
+            op = str(d.get("target", vn.type))
+        else:
+            op = vn.type
+        where = f"{vn.path} ({d.get('module_type', '')})" if vn.path else "(top level)"
+        tip = _lines(where, f"node {d.get('name', '')}: {d.get('kind', '')} {d.get('target', '')}",
+                     f"op {vn.type}, rule: {d.get('rule', '') or '-'} [{vn.status or '-'}]",
+                     "in " + ", ".join(_shape_text(s) for s in d.get("input_shapes", [])),
+                     f"out {shape} {d.get('dtype', '')}",
+                     f"rolled: {', '.join(vn.rolled_paths)} (costs summed)" if vn.repeat > 1 else "",
+                     f"MACs {human(vn.macs)}", f"FLOPs {human(vn.flops)} ({st.pct(share)})",
+                     f"params {human(vn.params)}")
+        if vn.flops or vn.status == "uncounted":
+            fill = st.heat(st.heat_position(share, max_share)) if vn.flops else st.UNCOUNTED_FILL
+            attrs.update(shape="box", style="rounded,filled", fillcolor=fill, fontcolor=st.text_colour(fill),
+                         fontsize="11", color="#555555",
+                         label=f"<<b>{e(badge + op)}{times}</b><br/>{e(shape)}<br/>{e(cost)}>", tooltip=tip)
+        else:
+            attrs.update(shape="box", style="rounded,filled", fillcolor=st.ZERO_FILL, color=st.ZERO_LINE,
+                         fontcolor=st.ZERO_TEXT, fontsize="8", height="0.2", margin="0.05,0.01",
+                         label=f"<{e(op)}{times} <font point-size='7'>{e(shape)}</font>>".replace("'", '"'),
+                         tooltip=tip)
+    if vn.status == "uncounted":
+        attrs.update(color=st.UNCOUNTED_LINE, penwidth="3",
+                     label=attrs["label"][:-1] + f"<br/><font color='{st.UNCOUNTED_LINE}'>no rule: counted as 0</font>>"
+                     .replace("'", '"'))
+    elif vn.rank:
+        attrs.update(color=st.TOP_LINE, penwidth="3.5")
+    return attrs
+
+
+def _cluster_attrs(cl: ViewCluster, view: View) -> dict[str, str]:
+    e = html.escape
+    total = view.total_flops
+    share = cl.flops / total if total else 0.0
+    head = _span(cl.path, cl.rolled_paths)
+    times = _times(cl.repeat)
+    label = (f"<<b>{e(head)}{times}</b>  {e(cl.type)}<br align='left'/>"
+             f"{e(st.flops_text(cl.flops))} · {e(st.pct(share))}"
+             f"{' (sum of the ' + str(cl.repeat) + ' blocks)' if cl.repeat > 1 else ''}<br align='left'/>>")
+    return {
+        "label": label.replace("'", '"'),
+        "labeljust": "l",
+        "fontname": st.FONT,
+        "fontsize": "11",
+        "style": "rounded,filled",
+        "fillcolor": st.CLUSTER_FILLS[path_depth(cl.path) % 2],
+        "color": st.ROLLED_LINE if cl.repeat > 1 else st.CLUSTER_LINE,
+        "penwidth": "2.5" if cl.repeat > 1 else "1",
+        "tooltip": _lines(f"{cl.path} ({cl.type})",
+                          f"rolled: {', '.join(cl.rolled_paths)} (costs summed)" if cl.repeat > 1 else "",
+                          f"MACs {human(cl.macs)}", f"FLOPs {human(cl.flops)} ({st.pct(share)})",
+                          f"params {human(cl.params)}"),
+    }
+
+
+def _legend(dot: graphviz.Digraph, max_share: float, view: View, top: int) -> None:
+    with dot.subgraph(name="cluster_legend") as lg:
+        lg.attr(label="<<b>legend</b>>", fontname=st.FONT, fontsize="11", style="rounded", color="#c0c0c0",
+                tooltip="legend")
+        lg.node("legend_scale", st.scale_label(max_share), shape="plaintext", fontname=st.FONT, fontsize="10")
+        kinds = {(vn.kind, vn.status, bool(vn.flops)) for vn in view.nodes.values()}
+        samples = [
+            ("legend_zero", "view / shape op: no FLOPs", dict(shape="box", style="rounded,filled",
+             fillcolor=st.ZERO_FILL, color=st.ZERO_LINE, fontcolor=st.ZERO_TEXT, fontsize="8", height="0.2")),
+        ]
+        if any(status == "uncounted" for _, status, _ in kinds):
+            samples.append(("legend_uncounted", "no rule: counted as 0", dict(shape="box", style="rounded,filled",
+                            fillcolor=st.UNCOUNTED_FILL, color=st.UNCOUNTED_LINE, penwidth="3", fontsize="10")))
+        if any(kind == "module" for kind, _, _ in kinds):
+            samples.append(("legend_module", "module collapsed into one node\n(its subtotal)",
+                            dict(shape="box3d", style="filled", fillcolor=st.heat(0.5), fontsize="10")))
+        if top:
+            samples.append(("legend_top", f"#k: one of the {top} costliest", dict(shape="box", style="rounded",
+                            color=st.TOP_LINE, penwidth="3.5", fontsize="10")))
+        if view.rolled:
+            samples.append(("legend_rolled", "×k: k identical blocks\nrolled into one, costs summed",
+                            dict(shape="box", style="rounded", color=st.ROLLED_LINE, penwidth="2.5", fontsize="10")))
+        prev = "legend_scale"
+        for name, text, attrs in samples:
+            lg.node(name, text, fontname=st.FONT, tooltip=text.replace("\n", " "), **attrs)
+            lg.edge(prev, name, style="invis")
+            prev = name
+
+
+def _graph_title(g: nx.DiGraph, view: View) -> str:
+    e = html.escape
+    shown = ["every module expanded" if view.depth is None else f"modules collapsed at depth {view.depth}"]
+    if view.rolled:
+        shown.append("identical consecutive blocks rolled (×k)")
+    if view.hidden_scalars:
+        shown.append(f"{view.hidden_scalars} scalar nodes hidden")
+    inputs = ", ".join(_shape_text(s) if isinstance(s, tuple) else str(s) for s in g.graph.get("input_shapes", []))
+    lines = [
+        f"<b>{e(g.graph.get('name', 'model'))}</b>   {e(human(view.total_macs))} MACs · "
+        f"{e(st.flops_text(view.total_flops))} · {e(human(g.graph.get('total_params', 0)))} params",
+        f"input {e(inputs)} · {e(g.graph.get('capture', ''))} capture · {len(view.nodes):,} nodes drawn: "
+        + e(", ".join(shown)),
+    ] + [e(n) for n in view.notes]
+    return "<" + "<br/>".join(lines) + ">"
+
+
+def _layout_attrs(n: int) -> dict[str, str]:
+    attrs = dict(rankdir="TB", nodesep="0.18", ranksep="0.28", outputorder="edgesfirst", newrank="true",
+                 fontname=st.FONT, fontsize="13", labelloc="t", bgcolor="white", pad="0.3")
+    if n > BIG:
+        # Fewer network-simplex and mincross iterations, straight edges: dot stays near-linear.
+        attrs.update(nslimit="2", nslimit1="2", mclimit="0.3", searchsize="20", splines="line", remincross="false")
+    return attrs
+
+
+def view_to_dot(g: nx.DiGraph, view: View, top: int = 0) -> str:
+    dot = graphviz.Digraph(name=g.graph.get("name", "model"))
+    dot.attr("graph", label=_graph_title(g, view), tooltip=g.graph.get("name", "model"), **_layout_attrs(len(view.nodes)))
+    dot.attr("edge", color=st.EDGE, arrowsize="0.6", penwidth="1.1")
+    shares = [vn.flops / view.total_flops for vn in view.nodes.values() if view.total_flops and vn.flops > 0]
+    max_share = max(shares, default=1.0)
+    _legend(dot, max_share, view, top)
+
+    children: dict[str, list[ViewCluster]] = {}
+    for cl in sorted(view.clusters.values(), key=lambda c: c.order):
+        children.setdefault(cl.parent, []).append(cl)
+    homed: dict[str, list[ViewNode]] = {}
+    for vn in sorted(view.nodes.values(), key=lambda v: v.order):
+        homed.setdefault(vn.home if vn.home in view.clusters else "", []).append(vn)
+
+    def fill(sub: graphviz.Digraph, path: str) -> None:
+        for vn in homed.get(path, []):
+            sub.node(_dot_id(vn.id), **_node_attrs(vn, view, max_share))
+        for cl in children.get(path, []):
+            with sub.subgraph(name="cluster_" + cl.path) as c:
+                c.attr(**_cluster_attrs(cl, view))
+                fill(c, cl.path)
+
+    fill(dot, "")
+    for (u, v), shape in view.edges.items():
+        dot.edge(_dot_id(u), _dot_id(v), tooltip=_shape_text(shape))
+    return dot.source
+
+
+def _dot_id(vid: str) -> str:
+    """View ids are ``n:NAME`` or ``m:PATH``; DOT reads ``a:b`` as a port, so spell them without colons."""
+    kind, rest = vid.split(":", 1)
+    return rest if kind == "n" else f"module/{rest}"
+
+
+# ---- public entry points ------------------------------------------------------------------------
+
+
+def _graph(source: "Report | nx.DiGraph") -> nx.DiGraph:
+    if isinstance(source, nx.DiGraph):
+        return source
+    from .graph import to_networkx
+
+    return to_networkx(source)
+
+
+def to_dot(source: "Report | nx.DiGraph", *, depth: int | None = None, top: int = 0, roll: bool = False,
+           hide_scalars: bool = True, max_nodes: int | None = MAX_NODES) -> str:
+    """DOT text of the annotated graph. ``depth=N`` collapses every module at depth N (root 0) into
+    one node; ``top=K`` marks the K costliest drawn nodes; ``roll=True`` rolls identical consecutive
+    blocks into one (×k); ``hide_scalars`` leaves out nodes that make no tensor and cost nothing."""
+    g = _graph(source)
+    view = choose_view(g, depth, top, roll, hide_scalars, max_nodes)
+    return view_to_dot(g, view, top)
+
+
+def render(source: "Report | nx.DiGraph", path: str | os.PathLike, *, format: str | None = None,
+           depth: int | None = None, top: int = 0, roll: bool = False, hide_scalars: bool = True,
+           max_nodes: int | None = MAX_NODES, engine: str = "dot") -> Path:
+    """Draw the annotated graph into ``path``; the format (svg, png, pdf) comes from its suffix."""
+    path = Path(path)
+    fmt = (format or path.suffix.lstrip(".")).lower()
+    if fmt not in FORMATS:
+        raise ValueError(f"cannot render to {path.name!r}: the suffix must be one of {', '.join('.' + f for f in FORMATS)}")
+    src = to_dot(source, depth=depth, top=top, roll=roll, hide_scalars=hide_scalars, max_nodes=max_nodes)
+    data = graphviz.Source(src, engine=engine).pipe(format=fmt)
+    path.write_bytes(data)
+    return path

@@ -1,0 +1,355 @@
+"""What the picture shows: the exported graph reduced to drawable nodes, edges and module clusters.
+
+Three reductions, applied in this order to the DiGraph of :mod:`fxflops.graph`:
+
+* **roll** — runs of consecutive sibling modules that are identical (same type, same nodes with the
+  same ops, shapes and costs, wired the same way) are folded onto the first of the run, which then
+  stands for all of them ("×12") and carries their summed cost;
+* **hide scalars** — nodes that produce no tensor and cost nothing (``x.size()``, ``_assert``, shape
+  arithmetic) are left out, so the data flow of tensors stays readable;
+* **depth** — every module at depth ``N`` (root is 0) becomes one node carrying the subtotal of the
+  nodes it hides; modules above it become nested clusters.
+
+Costs are only ever summed from the nodes of the exported graph, so every subtotal drawn can be
+checked against the report.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import networkx as nx
+
+OP_KINDS = ("call_module", "call_function", "call_method")
+
+
+@dataclass
+class ViewNode:
+    id: str
+    kind: str  # op | module | input | output | const
+    members: list[str]  # exported-graph nodes it stands for, rolled copies included
+    path: str  # module path: the node's own module, or the collapsed module
+    type: str  # op name for ops, class name for modules
+    home: str  # the cluster it is drawn in ("" = top level)
+    order: int
+    macs: int = 0
+    flops: int = 0
+    params: int = 0
+    status: str = ""
+    shape: Any = None
+    repeat: int = 1  # ×k of a rolled block
+    rolled_paths: list[str] = field(default_factory=list)
+    rank: int = 0  # 1..K for the top-K costliest, else 0
+    detail: dict = field(default_factory=dict)  # the exported node's attributes, for single nodes
+
+
+@dataclass
+class ViewCluster:
+    path: str
+    type: str
+    parent: str
+    order: int
+    macs: int = 0
+    flops: int = 0
+    params: int = 0
+    repeat: int = 1
+    rolled_paths: list[str] = field(default_factory=list)
+
+
+@dataclass
+class View:
+    nodes: dict[str, ViewNode]
+    edges: dict[tuple[str, str], Any]  # (u, v) -> tensor shape carried
+    clusters: dict[str, ViewCluster]
+    total_flops: int
+    total_macs: int
+    depth: int | None
+    rolled: bool
+    hidden_scalars: int
+    notes: list[str] = field(default_factory=list)
+
+
+# ---- module tree helpers ------------------------------------------------------------------------
+
+
+def parent(path: str) -> str:
+    return path.rsplit(".", 1)[0] if "." in path else ""
+
+
+def path_depth(path: str) -> int:
+    return path.count(".") + 1 if path else 0
+
+
+def truncate(path: str, depth: int) -> str:
+    return ".".join(path.split(".")[:depth]) if depth else ""
+
+
+def is_within(path: str, block: str) -> bool:
+    return block == "" or path == block or path.startswith(block + ".")
+
+
+def _common_path(paths: list[str]) -> str:
+    parts = [p.split(".") if p else [] for p in paths]
+    out = []
+    for level in zip(*parts):
+        if any(x != level[0] for x in level):
+            break
+        out.append(level[0])
+    return ".".join(out)
+
+
+def is_const(attrs: dict) -> bool:
+    """Parameters and buffers: ``get_attr`` nodes, or the lifted placeholders of a dynamo graph."""
+    if attrs["kind"] == "get_attr":
+        return True
+    t = str(attrs.get("target", "")).lower()
+    return attrs["kind"] == "placeholder" and ("_parameters_" in t or "_buffers_" in t)
+
+
+def is_scalar(attrs: dict) -> bool:
+    """A node that produces no tensor and costs nothing (shape arithmetic, asserts)."""
+    return (
+        attrs["kind"] in OP_KINDS
+        and not attrs.get("output_shapes")
+        and not attrs.get("flops")
+        and attrs.get("status") != "uncounted"
+    )
+
+
+def owners(g: nx.DiGraph) -> dict[str, str]:
+    """The module each node belongs to. Constants belong where they are used."""
+    own: dict[str, str] = {}
+    for n, a in g.nodes(data=True):
+        own[n] = a.get("module_path", "") if a["kind"] in OP_KINDS else ""
+    for n, a in g.nodes(data=True):
+        if is_const(a):
+            users = [own[s] for s in g.successors(n)]
+            own[n] = _common_path(users) if users else ""
+    return own
+
+
+# ---- roll ---------------------------------------------------------------------------------------
+
+
+def _rel(path: str, block: str) -> str:
+    return path[len(block):] if block and path.startswith(block) else path
+
+
+def _signature(g: nx.DiGraph, members: list[str], block: str, own: dict[str, str], mtype: str) -> tuple:
+    idx = {n: i for i, n in enumerate(members)}
+    items = []
+    for n in members:
+        a = g.nodes[n]
+        items.append((
+            a["kind"], a["op"], _rel(own[n], block), repr(a.get("output_shapes")), repr(a.get("input_shapes")),
+            a.get("flops", 0), a.get("macs", 0), a.get("params", 0), a.get("status", ""),
+            _rel(str(a.get("target", "")), block) if is_const(a) else "",
+        ))
+    inner = sorted((idx[u], idx[v]) for u in members for v in g.successors(u) if v in idx)
+    outer_in = sorted(idx[v] for v in members for u in g.predecessors(v) if u not in idx)
+    return (mtype, tuple(items), tuple(inner), tuple(outer_in))
+
+
+def roll_blocks(g: nx.DiGraph, own: dict[str, str], modules: dict) -> tuple[dict[str, str], dict[str, list[str]]]:
+    """Fold runs of identical consecutive sibling modules onto their first block.
+
+    Returns ``rep`` (node -> the node of the first block it is folded onto; unfolded nodes are
+    absent) and ``runs`` (first block path -> the paths of the whole run)."""
+    order = {n: a["order"] for n, a in g.nodes(data=True)}
+    placed = [n for n in sorted(g.nodes, key=order.__getitem__) if g.nodes[n]["kind"] not in ("placeholder", "output")
+              or is_const(g.nodes[n])]
+    rep: dict[str, str] = {}
+    runs: dict[str, list[str]] = {}
+
+    def members_by_child(block: str) -> dict[str, list[str]]:
+        out: dict[str, list[str]] = {}
+        d = path_depth(block)
+        for n in placed:
+            if n in rep:
+                continue
+            p = own[n]
+            if is_within(p, block) and path_depth(p) > d:
+                out.setdefault(truncate(p, d + 1), []).append(n)
+        return out
+
+    def mtype(path: str, members: list[str]) -> str:
+        if path in modules:
+            return modules[path][0]
+        return next((g.nodes[n].get("module_type", "") for n in members if own[n] == path), "")
+
+    stack = [""]
+    while stack:
+        block = stack.pop()
+        children = members_by_child(block)
+        names = list(children)  # insertion order = order of first node
+        sigs = [_signature(g, children[c], c, own, mtype(c, children[c])) for c in names]
+        i = 0
+        while i < len(names):
+            j = i + 1
+            while j < len(names) and sigs[j] == sigs[i]:
+                j += 1
+            if j - i > 1:
+                first = children[names[i]]
+                for c in names[i + 1:j]:
+                    for a, b in zip(children[c], first):
+                        rep[a] = b
+                runs[names[i]] = names[i:j]
+            stack.append(names[i])
+            i = j
+    return rep, runs
+
+
+def _final(rep: dict[str, str], n: str) -> str:
+    while n in rep:
+        n = rep[n]
+    return n
+
+
+# ---- the view -----------------------------------------------------------------------------------
+
+
+def build_view(g: nx.DiGraph, depth: int | None = None, roll: bool = False, hide_scalars: bool = True,
+               top: int = 0) -> View:
+    modules: dict = g.graph.get("modules", {})
+    own = owners(g)
+    has_children = {parent(p) for p in modules if p} | {parent(p) for p in own.values() if p}
+    rep, runs = roll_blocks(g, own, modules) if roll else ({}, {})
+    run_of = {paths[0]: paths for paths in runs.values()}
+
+    hidden = {n for n, a in g.nodes(data=True) if hide_scalars and is_scalar(a)}
+
+    def collapsed_into(n: str) -> str | None:
+        """The depth-``N`` module a representative node disappears into, if any."""
+        a = g.nodes[n]
+        if depth is None or not (a["kind"] in OP_KINDS or is_const(a)) or path_depth(own[n]) < depth:
+            return None
+        return truncate(own[n], depth)
+
+    nodes: dict[str, ViewNode] = {}
+    reps_of: dict[str, list[str]] = {}  # view id -> representative exported nodes (first block only)
+    for n in sorted(g.nodes, key=lambda x: g.nodes[x]["order"]):
+        if n in hidden:
+            continue
+        r = _final(rep, n)
+        mod = collapsed_into(r)
+        vid = "n:" + r if mod is None else "m:" + mod
+        a = g.nodes[n]
+        vn = nodes.get(vid)
+        if vn is None:
+            vn = nodes[vid] = _new_node(g, vid, r, mod, own, modules, has_children)
+        vn.members.append(n)
+        vn.macs += a.get("macs", 0)
+        vn.flops += a.get("flops", 0)
+        vn.params += a.get("params", 0)
+        if a.get("status") == "uncounted":
+            vn.status = "uncounted"
+        elif not vn.status:
+            vn.status = a.get("status", "")
+        if r == n:
+            reps_of.setdefault(vid, []).append(n)
+
+    view_of = {}
+    for vid, vn in nodes.items():
+        for n in vn.members:
+            view_of[n] = vid
+
+    # Edges between drawn nodes; edges between two copies of a rolled block would point backwards.
+    edges: dict[tuple[str, str], Any] = {}
+    first = {vid: vn.order for vid, vn in nodes.items()}
+    for u, v, data in g.edges(data=True):
+        if u not in view_of or v not in view_of:
+            continue
+        a, b = view_of[u], view_of[v]
+        if a == b or (rep and first[a] >= first[b]):
+            continue
+        edges.setdefault((a, b), data.get("shape"))
+
+    for vid, vn in nodes.items():
+        vn.shape = _exit_shape(g, reps_of.get(vid, vn.members), view_of, vid)
+        # A collapsed module, or an op that is a whole leaf module, shows the ×k of its run itself.
+        key = vn.path if vn.kind == "module" else own[reps_of[vid][0]] if vn.kind == "op" and vid in reps_of else None
+        if key in run_of and (vn.kind == "module" or key not in has_children):
+            vn.repeat, vn.rolled_paths = len(run_of[key]), run_of[key]
+
+    clusters = _clusters(nodes, modules, run_of)
+    ranked = sorted((vn for vn in nodes.values() if vn.flops > 0), key=lambda v: (-v.flops, v.order))
+    for i, vn in enumerate(ranked[:top]):
+        vn.rank = i + 1
+    return View(nodes, edges, clusters, g.graph.get("total_flops", sum(v.flops for v in nodes.values())),
+                g.graph.get("total_macs", sum(v.macs for v in nodes.values())), depth, bool(roll), len(hidden))
+
+
+def _new_node(g: nx.DiGraph, vid: str, r: str, mod: str | None, own: dict[str, str], modules: dict,
+              has_children: set[str]) -> ViewNode:
+    ra = g.nodes[r]
+    if mod is not None:
+        typ = modules[mod][0] if mod in modules else (ra.get("module_type", "") if own[r] == mod else "")
+        return ViewNode(vid, "module", [], mod, typ or (g.graph.get("name", "model") if not mod else ""),
+                        parent(mod) if mod else "", ra["order"])
+    if ra["kind"] == "output":
+        kind = "output"
+    elif is_const(ra):
+        kind = "const"
+    elif ra["kind"] == "placeholder":
+        kind = "input"
+    else:
+        kind = "op"
+    p = own[r]
+    if kind in ("input", "output") or not p:
+        home = ""
+    elif ra["kind"] == "call_module" or p not in has_children:
+        home = parent(p)  # a leaf module is the node itself, not a cluster around it
+    else:
+        home = p
+    path = ra.get("module_path", "") if kind == "op" else str(ra.get("target", ""))
+    return ViewNode(vid, kind, [], path, ra["op"], home, ra["order"], detail=dict(ra))
+
+
+def _exit_shape(g: nx.DiGraph, members: list[str], view_of: dict[str, str], vid: str) -> Any:
+    """The shape that leaves a node: the last member with a tensor output used outside it."""
+    with_shape = [n for n in members if g.nodes[n].get("output_shapes")]
+    for n in reversed(with_shape):
+        if any(view_of.get(s) != vid for s in g.successors(n)):
+            return g.nodes[n]["output_shapes"][0]
+    return g.nodes[with_shape[-1]]["output_shapes"][0] if with_shape else None
+
+
+def _clusters(nodes: dict[str, ViewNode], modules: dict, run_of: dict[str, list[str]]) -> dict[str, ViewCluster]:
+    clusters: dict[str, ViewCluster] = {}
+    for vn in sorted(nodes.values(), key=lambda v: v.order):
+        p = vn.home
+        chain = []
+        while p:
+            chain.append(p)
+            p = parent(p)
+        for c in reversed(chain):
+            if c not in clusters:
+                typ = modules.get(c, ("",))[0]
+                clusters[c] = ViewCluster(c, typ, parent(c), vn.order)
+        for c in chain:
+            clusters[c].macs += vn.macs
+            clusters[c].flops += vn.flops
+            clusters[c].params += vn.params
+    for c, cl in clusters.items():
+        if c in run_of:
+            cl.repeat, cl.rolled_paths = len(run_of[c]), run_of[c]
+
+    # A cluster holding a single node and nothing else is just that node: draw it one level up.
+    while True:
+        inside: dict[str, list] = {c: [] for c in clusters}
+        for vn in nodes.values():
+            if vn.home:
+                inside[vn.home].append(vn)
+        for cl in clusters.values():
+            if cl.parent:
+                inside[cl.parent].append(cl)
+        lone = [c for c, items in inside.items() if len(items) == 1 and isinstance(items[0], ViewNode)]
+        if not lone:
+            break
+        for c in lone:
+            vn = inside[c][0]
+            vn.home = clusters[c].parent
+            if clusters[c].repeat > 1 and vn.repeat == 1:
+                vn.repeat, vn.rolled_paths = clusters[c].repeat, clusters[c].rolled_paths
+            del clusters[c]
+    return clusters
