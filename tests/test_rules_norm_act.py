@@ -137,11 +137,17 @@ ACTIVATIONS = [
     ("relu6", 1, [nn.ReLU6(), F.relu6]),
     ("selu", 4, [nn.SELU(), F.selu, torch.selu]),
     ("celu", 4, [nn.CELU(), F.celu]),
-    ("prelu", 1, [nn.PReLU()]),
+    ("prelu", 1, [nn.PReLU(), lambda x: x.prelu(torch.tensor([0.25]))]),
     ("softsign", 3, [nn.Softsign(), F.softsign]),
     ("logsigmoid", 5, [nn.LogSigmoid(), F.logsigmoid]),
     ("hardtanh", 1, [nn.Hardtanh(), F.hardtanh]),
     ("tanhshrink", 2, [nn.Tanhshrink(), F.tanhshrink]),
+    ("hardshrink", 1, [nn.Hardshrink(), F.hardshrink, lambda x: x.hardshrink(0.5)]),
+    ("threshold", 1, [nn.Threshold(0.1, 0.0), lambda x: F.threshold(x, 0.1, 0.0), lambda x: torch.threshold(x, 0.1, 0.0)]),
+    ("rrelu", 1, [nn.RReLU(), F.rrelu, torch.rrelu]),
+    ("celu", 4, [torch.celu]),
+    ("sigmoid", 4, [lambda x: torch.sigmoid_(x.clone()), lambda x: x.clone().sigmoid_()]),
+    ("tanh", 1, [lambda x: torch.tanh_(x.clone())]),
 ]
 CASES = [(op, per, f) for op, per, fs in ACTIVATIONS for f in fs]
 

@@ -158,6 +158,11 @@ def test_dropout_functional():
     assert count(Fn(lambda a: F.dropout(a, 0.2)), x).total_flops == 2 * 3 * 4  # training=True by default
     assert count(Fn(lambda a: F.dropout(a, 0.2, training=False)), x).total_flops == 0
     assert count(Fn(lambda a: F.dropout(a, p=0.0)), x).total_flops == 0
+    assert count(Fn(lambda a: F.dropout1d(a, 0.2, False)), x).total_flops == 0
+    assert count(Fn(lambda a: torch.dropout(a, 0.2, True)), x).total_flops == 2 * 3 * 4
+    # alpha dropout's functional form defaults to training=False: the identity unless asked
+    assert count(Fn(lambda a: F.alpha_dropout(a, 0.2)), x).total_flops == 0
+    assert count(Fn(lambda a: F.feature_alpha_dropout(a, 0.2, training=True)), x).total_flops == 2 * 3 * 4
 
 
 class FunctionalDropoutFollowsMode(nn.Module):

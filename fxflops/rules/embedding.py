@@ -42,6 +42,8 @@ def dropout_module(call: Call) -> Cost:
 @rule(F.dropout, F.dropout1d, F.dropout2d, F.dropout3d, F.alpha_dropout, F.feature_alpha_dropout,
       torch.dropout, torch.feature_dropout, torch.alpha_dropout, op="dropout", family="dropout")
 def dropout_function(call: Call) -> Cost:
-    """F.dropout(input, p=0.5, training=True): 1 FLOP per element when training and p > 0, else 0."""
-    training = call.arg(2, "training", call.kwargs.get("train", True))  # torch.dropout names it "train"
+    """F.dropout(input, p=0.5, training=True): 1 FLOP per element when training and p > 0, else 0
+    (F.alpha_dropout and F.feature_alpha_dropout default to training=False)."""
+    default = call.target not in (F.alpha_dropout, F.feature_alpha_dropout)
+    training = call.arg(2, "training", call.kwargs.get("train", default))  # torch.dropout names it "train"
     return _dropout(bool(training), float(call.arg(1, "p", 0.5)), call.out.numel())
