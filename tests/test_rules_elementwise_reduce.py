@@ -173,6 +173,21 @@ def test_reductions(op, fn, flops):
     assert only(r, op).status == "counted"
 
 
+@pytest.mark.parametrize("fn,flops", [
+    (lambda x: torch.sum(input=x, dim=1), IN),
+    (lambda x: torch.amax(input=x, dim=1), IN),
+    (lambda x: torch.mean(input=x, dim=1), IN + 3 * 5),
+    (lambda x: torch.var(input=x, dim=1), 4 * IN + 3 * 5),
+    (lambda x: torch.logsumexp(input=x, dim=1), 4 * IN + 2 * 3 * 5),
+    (lambda x: torch.softmax(input=x, dim=1), 5 * IN),
+    (lambda x: torch.linalg.vector_norm(x=x, dim=1), 2 * IN + 3 * 5),
+    (lambda x: torch.max(input=x, other=x), IN),
+], ids=["sum", "amax", "mean", "var", "logsumexp", "softmax", "vector_norm", "max-other"])
+def test_reductions_with_keyword_input(fn, flops):
+    # torch's builtins keep keyword arguments as keywords in the fx graph
+    assert count(Fn(fn), torch.randn(*X)).total_flops == flops
+
+
 def test_binary_max_is_elementwise():
     r = count(Fn(lambda a, b: torch.max(a, b)), torch.randn(4, 1), torch.randn(1, 6))
     assert r.total_flops == 4 * 6

@@ -167,6 +167,13 @@ def test_baddbmm_alpha_beta():
         assert r.total_macs == torch_macs(m, inp, a, b)
 
 
+def test_products_with_keyword_operands():
+    a, b = torch.randn(2, 3, 4), torch.randn(2, 4, 5)
+    assert count(Fn(lambda x, y: torch.matmul(input=x, other=y)), a, b).total_macs == 2 * 3 * 4 * 5
+    assert count(Fn(lambda x, y: torch.bmm(input=x, mat2=y)), a, b).total_macs == 2 * 3 * 4 * 5
+    assert count(Fn(lambda x, y: torch.mm(input=x[0], mat2=y[0])), a, b).total_macs == 3 * 4 * 5
+
+
 def test_addmm_baddbmm_keyword_operands():
     inp, a, b = torch.randn(4, 6), torch.randn(4, 5), torch.randn(5, 6)
     r = count(Fn(lambda i, x, y: torch.addmm(i, mat1=x, mat2=y)), inp, a, b)

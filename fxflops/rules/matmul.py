@@ -14,7 +14,7 @@ from ._util import prod
       "matmul", "__matmul__", "mm", "bmm", "mv", "dot", op="matmul", family="matmul")
 def matmul(call: Call) -> Cost:
     """MACs = (output elements)·K, K the contracted size (a.shape[-1]); covers broadcast batches, mm, bmm, mv and dot."""
-    a = call.args[0]
+    a = call.arg(0, "input")
     return contraction(max(call.out.numel(), 1) * a.shape[-1])
 
 

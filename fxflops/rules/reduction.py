@@ -6,7 +6,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..registry import Call, Cost, elementwise, rule
-from ._util import first_tensor, is_float
+from ._util import is_float
 
 # max (stability shift), subtract, exp, sum, divide: one FLOP each per element.
 SOFTMAX_PER_ELEMENT = 5
