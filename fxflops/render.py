@@ -153,7 +153,8 @@ def _node_attrs(vn: ViewNode, view: View, max_share: float) -> dict[str, str]:
         else:
             attrs.update(shape="box", style="rounded,filled", fillcolor=st.ZERO_FILL, color=st.ZERO_LINE,
                          fontcolor=st.ZERO_TEXT, fontsize="8", height="0.2", margin="0.05,0.01",
-                         label=f"<{e(op)}{times} <font point-size='7'>{e(shape)}</font>>".replace("'", '"'),
+                         label=f"<{e(op)}{times}" + (f" <font point-size='7'>{e(shape)}</font>>" if shape else ">")
+                         .replace("'", '"'),
                          tooltip=tip)
     if vn.status == "uncounted":
         attrs.update(color=st.UNCOUNTED_LINE, penwidth="3",
