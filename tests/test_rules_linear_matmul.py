@@ -188,6 +188,11 @@ EINSUMS = [
     ("bij,bjk->bik", [(2, 3, 4), (2, 4, 5)], 2 * 3 * 4 * 5, 0),
     ("...ij,...jk->...ik", [(2, 3, 4, 5), (2, 3, 5, 6)], 2 * 3 * 4 * 5 * 6, 0),
     ("bhqd,bhkd->bhqk", [(2, 4, 8, 16), (2, 4, 6, 16)], 2 * 4 * 8 * 6 * 16, 0),
+    # the first operand has fewer broadcast dims: its one unnamed dim lines up with the second's last (3)
+    ("...ij,...jk->...ik", [(3, 4, 5), (2, 3, 5, 6)], 2 * 3 * 4 * 5 * 6, 0),
+    ("...ij,...jk", [(1, 4, 5), (2, 3, 5, 6)], 2 * 3 * 4 * 5 * 6, 0),  # size-1 dim broadcast, implicit output
+    ("Bij,Bjk->Bik", [(2, 3, 4), (2, 4, 5)], 2 * 3 * 4 * 5, 0),  # upper-case index letters
+    ("...Ij,jk->...Ik", [(2, 3, 4), (4, 5)], 2 * 3 * 4 * 5, 0),
     ("ij,jk", [(3, 4), (4, 5)], 3 * 4 * 5, 0),  # implicit output ik
     ("i,j->ij", [(3,), (4,)], 0, 3 * 4),  # outer product: multiplies, nothing accumulated
     ("bi,bi->bi", [(3, 4), (3, 4)], 0, 3 * 4),  # Hadamard product: multiplies, nothing accumulated

@@ -50,17 +50,12 @@ def _parse_einsum(equation: str, operands) -> tuple[list[str], str]:
     eq = equation.replace(" ", "")
     lhs, _, rhs = eq.partition("->")
     terms = lhs.split(",")
-    # Expand '...' into as many fresh upper-case letters as the operand has unnamed dims.
-    ell_dims = 0
-    expanded = []
-    for term, op in zip(terms, operands):
-        if "..." in term:
-            n = op.dim() - (len(term) - 3)
-            ell_dims = max(ell_dims, n)
-            expanded.append(term.replace("...", "".join(chr(ord("A") + ell_dims - n + i) for i in range(n))))
-        else:
-            expanded.append(term)
-    ell = "".join(chr(ord("A") + i) for i in range(ell_dims))
+    # Expand '...' into fresh symbols (Greek letters: torch equations use only a-z, A-Z), right-aligned so that
+    # an operand with fewer broadcast dims lines up with the trailing ones of the others.
+    unnamed = [op.dim() - (len(term) - 3) if "..." in term else 0 for term, op in zip(terms, operands)]
+    ell_dims = max(unnamed, default=0)
+    ell = "".join(chr(0x3B1 + i) for i in range(ell_dims))
+    expanded = [term.replace("...", ell[ell_dims - n:]) for term, n in zip(terms, unnamed)]
     if not _:
         counts = {c: "".join(expanded).count(c) for c in set("".join(expanded))}
         rhs = ell + "".join(sorted(c for c, k in counts.items() if k == 1 and c not in ell))
