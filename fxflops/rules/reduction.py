@@ -13,7 +13,7 @@ SOFTMAX_PER_ELEMENT = 5
 
 
 def _input(call: Call) -> torch.Tensor:
-    return first_tensor(call.args) if call.module is None else call.args[0]
+    return call.arg(0, "input") if call.module is None else call.args[0]
 
 
 @rule(torch.sum, torch.amax, torch.amin, torch.max, torch.min, torch.prod, torch.argmax, torch.argmin,
@@ -23,8 +23,8 @@ def _input(call: Call) -> torch.Tensor:
 def reduce(call: Call) -> Cost:
     """One FLOP per input element (an add, multiply or compare each); 0 on integer/bool tensors.
     Binary torch.max(a, b)/torch.min(a, b) are elementwise: one FLOP per output element."""
-    x = call.args[0]
-    if len(call.args) > 1 and isinstance(call.args[1], torch.Tensor):  # elementwise max/min of two tensors
+    x = call.arg(0, "input")
+    if isinstance(call.arg(1, "other", None), torch.Tensor):  # elementwise max/min of two tensors
         return elementwise(call.out_numel if is_float(x) else 0)
     return elementwise(x.numel() if is_float(x) else 0)
 
@@ -32,7 +32,7 @@ def reduce(call: Call) -> Cost:
 @rule(torch.mean, torch.nanmean, "mean", "nanmean", op="mean", family="reduction")
 def mean(call: Call) -> Cost:
     """(input elements) adds + (output elements) divisions."""
-    x = call.args[0]
+    x = call.arg(0, "input")
     return elementwise(x.numel() + call.out_numel)
 
 
@@ -40,21 +40,21 @@ def mean(call: Call) -> Cost:
 def var(call: Call) -> Cost:
     """4 FLOPs per input element (mean, subtract, square, sum) + 1 per output element (the division; std's square root
     and var_mean's extra output are included in that)."""
-    x = call.args[0]
+    x = call.arg(0, "input")
     return elementwise(4 * x.numel() + call.out_numel)
 
 
 @rule(torch.norm, torch.linalg.vector_norm, torch.linalg.norm, "norm", op="norm", family="reduction")
 def norm(call: Call) -> Cost:
     """2 FLOPs per input element (power/abs and add) + 1 per output element (the root)."""
-    x = call.args[0]
+    x = call.arg(0, "input" if call.target is not torch.linalg.vector_norm else "x")
     return elementwise(2 * x.numel() + call.out_numel)
 
 
 @rule(torch.logsumexp, "logsumexp", op="logsumexp", family="reduction")
 def logsumexp(call: Call) -> Cost:
     """4 FLOPs per input element (max, subtract, exp, sum) + 2 per output element (log, add the max back)."""
-    return elementwise(4 * call.args[0].numel() + 2 * call.out_numel)
+    return elementwise(4 * call.arg(0, "input").numel() + 2 * call.out_numel)
 
 
 @rule(torch.cumsum, torch.cumprod, "cumsum", "cumprod", "cumsum_", op="cumsum", family="reduction")
