@@ -122,9 +122,11 @@ def count_node(
         return NodeCost(op=rule.op, status=FREE, rule=rule.reason, **base)
 
     call = Call(node.target, _val(node.args), _val(node.kwargs), node.meta.get("val"), module)
+    if module is None and not _has_tensor(call.out) and not _has_tensor((call.args, dict(call.kwargs))):
+        # x.size(0) * 2 and friends: fx records shape arithmetic as operator nodes like any other.
+        return NodeCost(op=rule.op if rule else name, status=FREE,
+                        rule="Python scalar/shape arithmetic, no tensor involved", **base)
     if rule is None:
-        if module is None and not _has_tensor(call.out) and not _has_tensor((call.args, dict(call.kwargs))):
-            return NodeCost(op=name, status=FREE, rule="Python scalar/shape arithmetic, no tensor involved", **base)
         if fallback is not None:
             got = fallback(node, call)
             if got is not None:

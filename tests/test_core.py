@@ -311,3 +311,16 @@ def test_a_failing_rule_marks_the_node_uncounted() -> None:
         report = trace_flops(nn.Sequential(nn.Linear(2, 2)), torch.randn(1, 2), custom_rules={nn.Linear: broken})
     node = report.uncounted[0]
     assert "failed: ValueError: cannot price this" in node.rule
+
+
+class SizeArithmetic(nn.Module):
+    def forward(self, x):
+        return x.view(x.size(0) * 2, -1) + 1
+
+
+def test_shape_arithmetic_is_free_not_counted() -> None:
+    report = trace_flops(SizeArithmetic(), torch.randn(4, 6))
+    mul = next(n for n in report.nodes if n.op == "mul")
+    add = next(n for n in report.nodes if n.op == "add")
+    assert (mul.status, mul.flops) == ("free", 0) and "scalar" in mul.rule
+    assert (add.status, add.flops) == ("counted", 24)
