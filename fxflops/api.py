@@ -13,7 +13,7 @@ from .counting import count_graph
 from .errors import FxFlopsError
 from .registry import REGISTRY, Registry, as_custom_rules
 from .report import Report, module_rows, node_records
-from .shapes import propagate_shapes
+from .shapes import materialize_lazy, propagate_shapes
 
 Example = torch.Tensor | tuple | list | Mapping[str, Any] | None
 CAPTURES = ("auto", "fx", "dynamo")
@@ -50,12 +50,14 @@ def trace_flops(
     if capture not in CAPTURES:
         raise ValueError(f"capture must be one of {CAPTURES}, got {capture!r}")
     args, kwargs = split_example(example)
+    lazy_note = materialize_lazy(model, args, kwargs)
     reg = as_custom_rules(custom_rules, registry if registry is not None else REGISTRY)
     leaf_types = tuple(leaf_modules) + tuple(t for t in (custom_rules or {}) if isinstance(t, type))
 
     cap = capture_fx(model, reg, leaf_types, concrete_args=_concrete(model, args, kwargs, concrete_args))
     gm = cap.graph_module
-    notes = [f"fx could not trace {u.describe()}; kept it as a leaf" for u in cap.untraceable]
+    notes = [lazy_note] if lazy_note else []
+    notes += [f"fx could not trace {u.describe()}; kept it as a leaf" for u in cap.untraceable]
     shapes = propagate_shapes(gm, _placeholder_values(gm, model, args, kwargs))
     if shapes.note:
         notes.append(shapes.note)

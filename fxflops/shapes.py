@@ -108,6 +108,22 @@ def meta_weights(module: torch.nn.Module) -> Iterator[None]:
             store[name] = t
 
 
+def materialize_lazy(model: nn.Module, args: tuple, kwargs: dict) -> str | None:
+    """Run one real forward when the model has uninitialised lazy parameters (nn.LazyLinear...), as a user
+    would before inspecting it: their shapes are only known after it. Returns a note, or None."""
+    lazy = [name for name, p in model.named_parameters() if isinstance(p, nn.parameter.UninitializedParameter)]
+    if not lazy:
+        return None
+    if any(t.device == META for t in _leaves((args, kwargs)) if isinstance(t, torch.Tensor)):
+        raise ShapeError(
+            f"lazy parameters ({', '.join(lazy[:3])}...) are not initialised and the example is on the meta "
+            "device. What to do: run the model once on a real input, or pass a real example."
+        )
+    with torch.no_grad():
+        model(*args, **kwargs)
+    return f"initialised {len(lazy)} lazy parameter(s) with one forward pass on the example"
+
+
 @dataclass
 class ShapeResult:
     mode: str  # "meta" or "real"

@@ -324,3 +324,14 @@ def test_shape_arithmetic_is_free_not_counted() -> None:
     add = next(n for n in report.nodes if n.op == "add")
     assert (mul.status, mul.flops) == ("free", 0) and "scalar" in mul.rule
     assert (add.status, add.flops) == ("counted", 24)
+
+
+def test_lazy_modules_are_initialised_first() -> None:
+    model = nn.Sequential(nn.LazyConv2d(4, 3), nn.Flatten(), nn.LazyLinear(8))
+    report = trace_flops(model, torch.randn(2, 3, 6, 6))
+    assert any("lazy" in n for n in report.notes)
+    conv_macs = 2 * 4 * 4 * 4 * 3 * 9
+    assert report.total_macs == conv_macs + 2 * 64 * 8
+    assert report.total_params == 4 * 3 * 9 + 4 + 64 * 8 + 8
+    with pytest.raises(ShapeError, match="lazy"):
+        trace_flops(nn.Sequential(nn.LazyLinear(3)), torch.empty(1, 5, device="meta"))
