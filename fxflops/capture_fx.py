@@ -60,7 +60,12 @@ class FlopsTracer(fx.Tracer):
         return self.registry.for_module(m) is not None
 
     def call_module(self, m, forward, args, kwargs):
-        path = self.path_of_module(m)
+        try:
+            path = self.path_of_module(m)
+        except NameError:
+            # A module built inside forward (``nn.ReLU()(x)``) is no attribute of the model, so it cannot
+            # be a call_module node: trace through it and price the ops its forward calls.
+            return forward(*args, **kwargs)
         self._path_stack.append(path)
         try:
             return super().call_module(m, forward, args, kwargs)
