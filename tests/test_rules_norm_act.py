@@ -130,21 +130,21 @@ ACTIVATIONS = [
     ("hardsigmoid", 3, [nn.Hardsigmoid(), F.hardsigmoid]),
     ("sigmoid", 4, [nn.Sigmoid(), torch.sigmoid, F.sigmoid, lambda x: x.sigmoid()]),  # 1/(1 + exp(−x))
     ("tanh", 1, [nn.Tanh(), torch.tanh, F.tanh, lambda x: x.tanh()]),
-    ("leaky_relu", 1, [nn.LeakyReLU(0.1), F.leaky_relu, lambda x: F.leaky_relu(x, 0.2)]),
+    ("leaky_relu", 2, [nn.LeakyReLU(0.1), F.leaky_relu, lambda x: F.leaky_relu(x, 0.2)]),
     ("elu", 3, [nn.ELU(), F.elu]),  # α·(exp(x) − 1) for x ≤ 0
     ("mish", 5, [nn.Mish(), F.mish]),  # x·tanh(log(1 + exp(x)))
     ("softplus", 5, [nn.Softplus(), F.softplus, lambda x: F.softplus(x, beta=2.0)]),  # log(1 + exp(βx))/β
     ("relu6", 1, [nn.ReLU6(), F.relu6]),
     ("selu", 4, [nn.SELU(), F.selu, torch.selu]),
     ("celu", 4, [nn.CELU(), F.celu]),
-    ("prelu", 1, [nn.PReLU(), lambda x: x.prelu(torch.tensor([0.25]))]),
+    ("prelu", 2, [nn.PReLU(), lambda x: x.prelu(torch.tensor([0.25]))]),
     ("softsign", 3, [nn.Softsign(), F.softsign]),
     ("logsigmoid", 5, [nn.LogSigmoid(), F.logsigmoid]),
     ("hardtanh", 1, [nn.Hardtanh(), F.hardtanh]),
     ("tanhshrink", 2, [nn.Tanhshrink(), F.tanhshrink]),
     ("hardshrink", 1, [nn.Hardshrink(), F.hardshrink, lambda x: x.hardshrink(0.5)]),
     ("threshold", 1, [nn.Threshold(0.1, 0.0), lambda x: F.threshold(x, 0.1, 0.0), lambda x: torch.threshold(x, 0.1, 0.0)]),
-    ("rrelu", 1, [nn.RReLU(), F.rrelu, torch.rrelu]),
+    ("rrelu", 2, [nn.RReLU(), F.rrelu, torch.rrelu]),
     ("celu", 4, [torch.celu]),
     ("sigmoid", 4, [lambda x: torch.sigmoid_(x.clone()), lambda x: x.clone().sigmoid_()]),
     ("tanh", 1, [lambda x: torch.tanh_(x.clone())]),
