@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from .report import NodeRecord, Report
 
 STATUS_ORDER = (UNCOUNTED, COUNTED, IGNORED, FREE)
+UNCOUNTED_INSIDE = "uncounted inside"  # how the dynamo fallback marks a node it priced only in part
 KINDS = {"call_module": "module", "call_function": "function", "call_method": "method"}
 
 
@@ -47,7 +48,7 @@ class AuditRow:
     op: str  # the op type the rule reports ("" when no rule)
     macs: int
     flops: int
-    reason: str  # why it is free / ignored / uncounted ("" when counted)
+    reason: str  # why it is free / ignored / uncounted; for counted rows how, when not by a rule of its own
 
 
 @dataclass
@@ -87,6 +88,12 @@ class Audit:
     def uncounted(self) -> list[AuditRow]:
         return [r for r in self.rows if r.status == UNCOUNTED]
 
+    @property
+    def incomplete(self) -> list[AuditRow]:
+        """Rows whose price misses something: uncounted nodes, and nodes counted through a fallback capture
+        (an opaque leaf or ``torch.fx.wrap`` function priced through dynamo) with uncounted ops inside."""
+        return [r for r in self.rows if r.status == UNCOUNTED or UNCOUNTED_INSIDE in r.reason]
+
     def by_status(self) -> dict[str, dict[str, int]]:
         """``{status: {"targets", "nodes", "flops"}}`` for the statuses present."""
         out: dict[str, dict[str, int]] = {}
@@ -104,6 +111,9 @@ class Audit:
         if self.uncounted:
             lines.append("uncounted (priced as 0, the totals are too low): "
                          + ", ".join(r.target for r in self.uncounted))
+        inside = [r for r in self.incomplete if r.status != UNCOUNTED]
+        if inside:
+            lines.append("counted with uncounted ops inside (too low): " + ", ".join(r.target for r in inside))
         return "\n".join(lines)
 
     def table(self) -> str:
@@ -113,7 +123,7 @@ class Audit:
         total = self.blind_spot.total_flops
         rows = [("status", "kind", "target", "nodes", "rule / reason", "MACs", "FLOPs", "% FLOPs")]
         for r in self.rows:
-            why = r.op if r.status == COUNTED else r.reason
+            why = (r.reason or r.op) if r.status == COUNTED else r.reason
             rows.append((r.status, r.kind, r.target, str(r.nodes), why, human(r.macs), human(r.flops),
                          percent(r.flops, total)))
         return self.summary() + "\n\n" + _render(rows, align_right=(3, 5, 6, 7))
@@ -127,6 +137,7 @@ class Audit:
             "by_status": self.by_status(),
             "hook_blind_spot": self.blind_spot.to_dict(),
             "uncounted": [r.target for r in self.uncounted],
+            "incomplete": [r.target for r in self.incomplete],
             "rows": [asdict(r) for r in self.rows],
         }
 
@@ -193,8 +204,8 @@ def _from_records(nodes: Iterable["NodeRecord"]) -> list[tuple[str, str, NodeCos
 
 
 def _reason(cost: NodeCost) -> str:
-    if cost.status == COUNTED:
-        return ""
+    if cost.status == COUNTED:  # a rule's op name, or how a fallback capture priced it
+        return "" if cost.rule == cost.op else cost.rule
     if cost.status == UNCOUNTED:
         return "no rule: priced as 0"
     return cost.rule

@@ -219,7 +219,7 @@ def run_audit(args: argparse.Namespace) -> int:
         report = trace_flops(model, example, ignore=args.ignore, capture=args.capture)
     result = report.audit()
     print(json.dumps(result.to_dict(), indent=2) if args.json else result.table())
-    return 1 if args.strict and result.uncounted else 0
+    return 1 if args.strict and result.incomplete else 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -3,9 +3,11 @@ from . import (  # noqa: F401
     activation,
     attention,
     conv,
+    distance,
     elementwise,
     embedding,
     linear,
+    loss,
     matmul,
     norm,
     pooling,
@@ -13,5 +15,6 @@ from . import (  # noqa: F401
     resize,
     rnn,
     shape_ops,
+    transformer,
     torchvision_ops,
 )

@@ -63,3 +63,27 @@ def multihead_attention(call: Call) -> Cost:
     need_weights = bool(call.arg(4, "need_weights", True))
     average = need_weights and bool(call.arg(6, "average_attn_weights", True))
     return contraction(proj, bias + (n * h * l_q * s_eff if average else 0)) + core
+
+
+@rule(F.multi_head_attention_forward, op="multi_head_attention", family="attention")
+def multi_head_attention_forward(call: Call) -> Cost:
+    """The functional form of nn.MultiheadAttention (query (L, N, E) or (L, E), key (S, N, kdim), value (S, N, vdim)):
+    the same formula — q/k/v projections, QKᵀ, softmax, AV and the output projection, with their biases, the
+    bias_k/add_zero_attn extra key, masks, dropout when training with dropout_p > 0, and head-averaged weights."""
+    query, key, value = call.arg(0, "query"), call.arg(1, "key"), call.arg(2, "value")
+    h = int(call.arg(4, "num_heads"))
+    batched = query.dim() == 3
+    l_q, e = query.shape[0], query.shape[-1]
+    n = query.shape[1] if batched else 1
+    s, kdim, vdim = key.shape[0], key.shape[-1], value.shape[-1]
+    s_eff = s + (1 if call.arg(7, "bias_k", None) is not None else 0) + (1 if call.arg(9, "add_zero_attn", False) else 0)
+    proj = n * (l_q * e * e + s * kdim * e + s * vdim * e + l_q * e * e)
+    bias = (n * (l_q * e + 2 * s * e) if call.arg(6, "in_proj_bias", None) is not None else 0) + \
+        (n * l_q * e if call.arg(12, "out_proj_bias", None) is not None else 0)
+    masked = call.arg(14, "key_padding_mask", None) is not None or call.arg(16, "attn_mask", None) is not None \
+        or bool(call.arg(24, "is_causal", False))
+    dropout = bool(call.arg(13, "training", True)) and float(call.arg(10, "dropout_p")) > 0
+    core = attention_core(n * h, l_q, s_eff, e // h, e // h, masked, dropout)
+    average = bool(call.arg(15, "need_weights", True)) and bool(call.arg(23, "average_attn_weights", True))
+    return contraction(proj, bias + (n * h * l_q * s_eff if average else 0)) + core
+

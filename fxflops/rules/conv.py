@@ -54,3 +54,13 @@ def convolution(call: Call) -> Cost:
     """torch.convolution(input, weight, bias, stride, padding, dilation, transposed, ...): the conv or transposed-conv formula."""
     return conv_cost(call.arg(0, "input"), call.arg(1, "weight"), call.out, call.arg(2, "bias", None) is not None,
                      bool(call.arg(6, "transposed", False)))
+
+
+@rule(torch.conv_tbc, op="conv_tbc", family="conv")
+def conv_tbc(call: Call) -> Cost:
+    """conv_tbc(input (T, B, C_in), weight (K, C_in, C_out), bias (C_out), pad): a 1-d convolution in time-batch-channel
+    layout: MACs = T_out·B·C_out·C_in·K; FLOPs = 2·MACs + T_out·B·C_out for the bias (always present)."""
+    weight = call.arg(1, "weight")
+    k, c_in, _ = weight.shape
+    return contraction(call.out.numel() * c_in * k, call.out.numel())
+

@@ -11,7 +11,7 @@ from ._util import prod
 
 
 @rule(torch.matmul, operator.matmul, torch.mm, torch.bmm, torch.mv, torch.dot, torch.inner, torch.vdot,
-      "matmul", "__matmul__", "mm", "bmm", "mv", "dot", op="matmul", family="matmul")
+      "matmul", "__matmul__", "mm", "bmm", "mv", "dot", operator.imatmul, "__rmatmul__", op="matmul", family="matmul")
 def matmul(call: Call) -> Cost:
     """MACs = (output elements)·K, K the contracted size (a.shape[-1]); covers broadcast batches, mm, bmm, mv and dot."""
     a = call.arg(0, "input")
@@ -105,4 +105,53 @@ def _presum(term: str, others: list[str], rhs: str, sizes: dict[str, int]) -> tu
         return term, 0
     return kept, prod(sizes[c] for c in dict.fromkeys(term))  # a repeated index reads the diagonal only
 
+
+# Where each private GEMM entry point takes its bias positionally.
+_BIAS_INDEX = {"_grouped_mm": 3, "_scaled_grouped_mm": 5, "_scaled_grouped_mm_v2": 9, "_scaled_mm": 4, "_scaled_mm_v2": 8}
+
+
+def _bias(call: Call) -> torch.Tensor | None:
+    b = call.arg(_BIAS_INDEX[call.target.__name__], "bias", None)
+    return b if isinstance(b, torch.Tensor) else None
+
+
+def _grouped_mm_macs(a: torch.Tensor, b: torch.Tensor, out: torch.Tensor) -> int:
+    # 3-D operands and the 2-D × 3-D form contract a's last dim; 2-D × 2-D splits K into groups, so each of
+    # the G (M, N) outputs sums over its own slice of K and the slices add up to K.
+    if a.dim() == 2 and b.dim() == 2:
+        return out.numel() // out.shape[0] * a.shape[-1]
+    return out.numel() * a.shape[-1]
+
+
+@rule(*[getattr(torch, n) for n in ("_grouped_mm", "_scaled_grouped_mm", "_scaled_grouped_mm_v2") if hasattr(torch, n)],
+      op="grouped_mm", family="matmul")
+def grouped_mm(call: Call) -> Cost:
+    """F.grouped_mm / F.scaled_grouped_mm (mixture-of-experts GEMMs): MACs = (output elements)·K, K = mat_a's last
+    dim; 2-D × 2-D with offsets splits K among the G groups: MACs = M·N·K. FLOPs = 2·MACs + output elements with
+    a bias, + 2 per output element for the row/column scales of the scaled form."""
+    a, b = call.args[0], call.args[1]
+    n = call.out.numel()
+    scaled = "scaled" in call.target.__name__
+    bias = _bias(call)
+    return contraction(_grouped_mm_macs(a, b, call.out), (n if bias is not None else 0) + (2 * n if scaled else 0))
+
+
+@rule(*[getattr(torch, n) for n in ("_scaled_mm", "_scaled_mm_v2") if hasattr(torch, n)], op="scaled_mm", family="matmul")
+def scaled_mm(call: Call) -> Cost:
+    """F.scaled_mm (low-precision GEMM with scales): MACs = M·N·K; FLOPs = 2·MACs + 2 per output element (the
+    two scales) + 1 per output element with a bias."""
+    a = call.args[0]
+    n = call.out.numel()
+    return contraction(n * a.shape[-1], 2 * n + (n if _bias(call) is not None else 0))
+
+
+@rule(torch.nn.functional.affine_grid, torch.affine_grid_generator, op="affine_grid", family="matmul")
+def affine_grid(call: Call) -> Cost:
+    """theta (N, d, d + 1) applied to the base grid of the output size (d = 2 or 3 spatial dims): each of the
+    N·∏(spatial) grid points is a (d + 1)-vector times θᵀ, MACs = N·∏(spatial)·d·(d + 1). The base grid itself is
+    a linspace (free)."""
+    theta = call.args[0]
+    d = theta.shape[-2]
+    points = call.out.numel() // d
+    return contraction(points * d * (d + 1))
 

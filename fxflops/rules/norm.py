@@ -18,7 +18,9 @@ def norm_cost(numel: int, uses_batch_stats: bool, weight: bool, bias: bool) -> C
     return elementwise(numel, per)
 
 
-@rule(nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.SyncBatchNorm, op="batch_norm", family="norm")
+# The private bases carry the rule to the Lazy* variants, whose MRO skips BatchNorm2d & co.
+@rule(nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.SyncBatchNorm, nn.modules.batchnorm._BatchNorm,
+      op="batch_norm", family="norm")
 def batch_norm_module(call: Call) -> Cost:
     """Per element: 5 FLOPs (mean, subtract, square, sum, scale) when batch statistics are used (training, or
     track_running_stats=False), 2 (subtract running mean, scale) in eval; +1 for γ and +1 for β when affine."""
@@ -63,7 +65,8 @@ def group_norm_function(call: Call) -> Cost:
     return norm_cost(x.numel(), True, call.arg(2, "weight", None) is not None, call.arg(3, "bias", None) is not None)
 
 
-@rule(nn.InstanceNorm1d, nn.InstanceNorm2d, nn.InstanceNorm3d, op="instance_norm", family="norm")
+@rule(nn.InstanceNorm1d, nn.InstanceNorm2d, nn.InstanceNorm3d, nn.modules.instancenorm._InstanceNorm,
+      op="instance_norm", family="norm")
 def instance_norm_module(call: Call) -> Cost:
     """Per element: 5 FLOPs with per-instance statistics (the default), 2 with running statistics in eval
     (track_running_stats=True); +1 for γ and +1 for β when affine."""
@@ -104,7 +107,7 @@ def normalize(call: Call) -> Cost:
     return elementwise(call.arg(0, "input").numel(), 3)
 
 
-@rule(nn.LocalResponseNorm, F.local_response_norm, op="local_response_norm", family="norm")
+@rule(nn.LocalResponseNorm, nn.CrossMapLRN2d, F.local_response_norm, op="local_response_norm", family="norm")
 def local_response_norm(call: Call) -> Cost:
     """Per element: size FLOPs for the windowed sum of squares (square + add per neighbour) + 4 (scale, add k, power, divide)."""
     size = call.module.size if call.module is not None else call.arg(1, "size")

@@ -5,7 +5,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..registry import Call, Cost, elementwise, rule
+from ..registry import Call, Cost, elementwise, free, rule
 from ._util import first_tensor, prod
 
 
@@ -103,3 +103,21 @@ for _d in (1, 2, 3):
          op=f"adaptive_max_pool{_d}d", family="pooling")(_adaptive_max(_d))
     if hasattr(nn, f"LPPool{_d}d"):
         rule(getattr(nn, f"LPPool{_d}d"), *_aliases(f"lp_pool{_d}d"), op=f"lp_pool{_d}d", family="pooling")(_lp_pool(_d))
+
+
+def _fractional_max(dims: int):
+    def fractional_max_pool(call: Call) -> Cost:
+        kernel = call.module.kernel_size if call.module is not None else call.arg(1, "kernel_size")
+        return elementwise(_out(call).numel() * (_kernel(kernel, dims) - 1))
+
+    fractional_max_pool.__doc__ = (f"(∏kernel − 1) comparisons per output element ({dims}d; the pseudo-random window "
+                                   "offsets are drawn once per plane and cost no arithmetic on the data).")
+    return fractional_max_pool
+
+
+for _d in (2, 3):
+    rule(*_aliases(f"fractional_max_pool{_d}d", f"fractional_max_pool{_d}d_with_indices"),
+         op=f"fractional_max_pool{_d}d", family="pooling")(_fractional_max(_d))
+
+free(*_aliases("max_unpool1d", "max_unpool2d", "max_unpool3d"), op="max_unpool", family="pooling",
+     reason="scatters each value to the position its index names, zeros elsewhere: no arithmetic")

@@ -70,3 +70,16 @@ def softmax(call: Call) -> Cost:
     """5 FLOPs per element: max, subtract, exp, sum, divide (log_softmax: log of the sum and subtract instead of divide;
     softmin negates first, counted within the same 5)."""
     return elementwise(SOFTMAX_PER_ELEMENT * _input(call).numel())
+
+
+# −log(−log(U)) from an exponential sample: log, negate; then (logits + g)/τ: add, divide.
+GUMBEL_PER_ELEMENT = 4
+
+
+@rule(F.gumbel_softmax, op="gumbel_softmax", family="reduction")
+def gumbel_softmax(call: Call) -> Cost:
+    """Per element: 4 FLOPs for the Gumbel noise and scaling (log, negate, add, divide by τ) + 5 for the softmax;
+    hard=True adds 3 (the argmax compare, and y_hard − y_soft + y_soft for the straight-through estimator)."""
+    hard = bool(call.arg(2, "hard", False))
+    per = GUMBEL_PER_ELEMENT + SOFTMAX_PER_ELEMENT + (3 if hard else 0)
+    return elementwise(per * call.arg(0, "logits").numel())

@@ -71,3 +71,31 @@ for _mode, _names in {
     _fns = [getattr(torch._C._nn, n) for n in _names if hasattr(torch._C._nn, n)]
     if _fns:
         rule(*_fns, op="interpolate", family="resize")(_kernel_rule(_mode))
+
+
+# grid_sample, per output location (shared by the channels): unnormalise each coordinate (scale, shift: 2), then
+# for interpolating modes its floor and fraction (2) and the tap weights; per output element the weighted sum
+# of the taps. Bilinear: 2 complements + 4 products = 6 weight FLOPs, 4 taps (4 multiplies + 3 adds = 7).
+# Trilinear: 3 complements + 8 products of three factors (16) = 19, 8 taps (15). Bicubic: 4 cubic-convolution
+# coefficients per coordinate (7 FLOPs each), then 4 row and 1 column four-tap convolutions (35, as resize).
+# Nearest rounds each coordinate (1) and copies. Border/reflection padding clamp or reflect each coordinate (+2).
+GRID_PER_LOCATION = {("nearest", 2): 6, ("nearest", 3): 9, ("bilinear", 2): 14, ("bilinear", 3): 31,
+                     ("bicubic", 2): 8 + 2 * 4 * 7}
+GRID_PER_ELEMENT = {("nearest", 2): 0, ("nearest", 3): 0, ("bilinear", 2): 7, ("bilinear", 3): 15,
+                    ("bicubic", 2): PER_OUTPUT["bicubic"]}
+
+
+@rule(F.grid_sample, op="grid_sample", family="resize")
+def grid_sample(call: Call) -> Cost:
+    """input (N, C, *in), grid (N, *out, d), d = 2 or 3: per output location (N·∏out) nearest 3·d, bilinear 14,
+    trilinear (bilinear on 5-D input) 31, bicubic 64 FLOPs of coordinate and weight arithmetic, +2·d with border
+    or reflection padding; per output element (N·C·∏out) nearest 0, bilinear 7, trilinear 15, bicubic 35 for the
+    weighted sum of the taps."""
+    grid = call.arg(1, "grid")
+    mode = call.arg(2, "mode", "bilinear")
+    padding = call.arg(3, "padding_mode", "zeros")
+    d = grid.shape[-1]
+    locations = grid.numel() // d
+    per_location = GRID_PER_LOCATION[(mode, d)] + (2 * d if padding != "zeros" else 0)
+    return elementwise(locations * per_location + call.out_numel * GRID_PER_ELEMENT[(mode, d)])
+
