@@ -282,3 +282,12 @@ def test_conv_tbc_gumbel_softmax_grouped_mm():
     bm = torch.empty(2, 8, 8, dtype=torch.bfloat16, device="meta")  # grouped GEMMs want 16-byte strides
     r = count(F.grouped_mm, a, bm)
     assert (r.total_macs, r.total_flops) == (2 * 4 * 8 * 8, 2 * 512)
+
+
+def test_diff_and_the_pad_dynamo_emits():
+    x = _x(3, 5)
+    # second difference along dim 1: 4 then 3 subtractions per row.
+    assert count(lambda a: torch.diff(a, n=2, dim=1), x).total_flops == 3 * (4 + 3)
+    assert count(lambda a: torch.diff(a, dim=0, prepend=a[:1]), x).total_flops == 3 * 5
+    assert count(lambda a: torch.diff(a.long()), x).total_flops == 0
+    assert fxflops.REGISTRY.for_function(torch._C._nn.pad).status == "free"  # F.pad's kernel, seen by dynamo

@@ -63,6 +63,21 @@ def cumsum(call: Call) -> Cost:
     return elementwise(call.out_numel)
 
 
+@rule(torch.diff, "diff", op="diff", family="reduction")
+def diff(call: Call) -> Cost:
+    """n-th forward difference along dim (prepend/append concatenated first): one subtraction per element of each
+    of the n successive differences, i.e. Σ_{k=1..n} (L − k)·(other elements), L the length along dim; 0 on
+    integer/bool tensors."""
+    x = call.arg(0, "input")
+    if not is_float(x):
+        return Cost()
+    n = int(call.arg(1, "n", 1))
+    dim = int(call.arg(2, "dim", -1))
+    length = call.out.shape[dim] + n  # the length differenced, extra elements included
+    rest = call.out.numel() // max(call.out.shape[dim], 1) if call.out.shape[dim] else 0
+    return elementwise(sum(length - k for k in range(1, n + 1)) * rest)
+
+
 @rule(nn.Softmax, nn.LogSoftmax, nn.Softmin, nn.Softmax2d, F.softmax, F.log_softmax, F.softmin,
       torch.softmax, torch.log_softmax,
       "softmax", "log_softmax", op="softmax", family="reduction")

@@ -52,7 +52,7 @@ free(*_both("cat", "concat", "concatenate", "stack", "hstack", "vstack", "dstack
             "constant_pad_nd", "put", "complex", "index_copy_", "masked_scatter_",
             "argwhere", "nonzero_static", "unique_consecutive", "fill_diagonal_"),
      operator.setitem,
-     F.pad, F.pixel_shuffle, F.pixel_unshuffle, F.unfold, F.fold, F.one_hot,
+     F.pad, torch._C._nn.pad, F.pixel_shuffle, F.pixel_unshuffle, F.unfold, F.fold, F.one_hot,
      nn.ZeroPad1d, nn.ZeroPad2d, nn.ZeroPad3d, nn.ConstantPad1d, nn.ConstantPad2d, nn.ConstantPad3d,
      nn.ReflectionPad1d, nn.ReflectionPad2d, nn.ReflectionPad3d, nn.ReplicationPad1d, nn.ReplicationPad2d,
      nn.ReplicationPad3d, nn.CircularPad1d, nn.CircularPad2d, nn.CircularPad3d, nn.PixelShuffle, nn.PixelUnshuffle,
