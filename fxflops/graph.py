@@ -7,7 +7,7 @@ from the fx graph(s) themselves, so a report from either capture path exports th
 """
 from __future__ import annotations
 
-from dataclasses import asdict
+from dataclasses import fields
 from typing import TYPE_CHECKING, Iterator
 
 import networkx as nx
@@ -39,6 +39,16 @@ def paired_nodes(report: "Report") -> Iterator[tuple[int, fx.Node, "NodeRecord"]
             yield gi, node, rec
 
 
+def _attrs(rec: "NodeRecord") -> dict:
+    """The record's fields (lists copied, so the graph can be edited freely) plus ``dtype`` as one string."""
+    attrs = {f.name: getattr(rec, f.name) for f in fields(rec)}
+    for k, v in attrs.items():
+        if isinstance(v, list):
+            attrs[k] = list(v)
+    attrs["dtype"] = ",".join(rec.dtypes)
+    return attrs
+
+
 def to_networkx(report: "Report") -> nx.DiGraph:
     """The report as a DiGraph keyed by record name (unique across graphs)."""
     g = nx.DiGraph(
@@ -53,9 +63,7 @@ def to_networkx(report: "Report") -> nx.DiGraph:
     key: dict[tuple[int, fx.Node], str] = {}
     paired = list(paired_nodes(report))
     for order, (gi, node, rec) in enumerate(paired):
-        attrs = asdict(rec)
-        attrs["dtype"] = ",".join(rec.dtypes)
-        g.add_node(rec.name, graph=gi, order=order, **attrs)
+        g.add_node(rec.name, graph=gi, order=order, **_attrs(rec))
         key[(gi, node)] = rec.name
     for gi, node, rec in paired:
         for src in node.all_input_nodes:
@@ -64,6 +72,6 @@ def to_networkx(report: "Report") -> nx.DiGraph:
     # Records with no graph behind them (none today) still get a node so totals add up.
     order = len(paired)
     for rec in report.nodes[len(paired):]:
-        g.add_node(rec.name, graph=-1, order=order, dtype=",".join(rec.dtypes), **asdict(rec))
+        g.add_node(rec.name, graph=-1, order=order, **_attrs(rec))
         order += 1
     return g

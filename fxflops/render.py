@@ -23,14 +23,15 @@ import graphviz
 import networkx as nx
 
 from . import render_style as st
-from .render_view import View, ViewCluster, ViewNode, build_view, parent, path_depth
+from .render_view import View, ViewCluster, ViewNode, build_view, owners, path_depth, roll_blocks
 from .units import human
 
 if TYPE_CHECKING:
     from .report import Report
 
 MAX_NODES = 1500  # past this, dot with clusters takes more than a few seconds (benchmarks/render_scale.py)
-BIG = 600  # from here on, cheaper layout options
+BIG = 1000  # from here on, a cap on dot's network-simplex iterations
+NS_ITERATIONS = 500
 FORMATS = ("svg", "png", "pdf")
 
 
@@ -38,23 +39,31 @@ FORMATS = ("svg", "png", "pdf")
 
 
 def choose_view(g: nx.DiGraph, depth: int | None = None, top: int = 0, roll: bool = False,
-                hide_scalars: bool = True, max_nodes: int | None = MAX_NODES) -> View:
+                hide_scalars: bool = True, max_nodes: int | None = MAX_NODES, show_params: bool = False) -> View:
     """The view asked for, reduced (rolled, then collapsed a level at a time) until it has at most
     ``max_nodes`` nodes; the reductions made are written into ``view.notes``."""
-    view = build_view(g, depth, roll, hide_scalars, top)
+    rolled: list = []  # roll_blocks' result, worked out once for every depth tried
+
+    def build(d: int | None, r: bool) -> View:
+        if r and not rolled:
+            rolled.append(roll_blocks(g, owners(g), g.graph.get("modules", {})))
+        return build_view(g, d, r, hide_scalars=hide_scalars, top=top, show_params=show_params,
+                          rolled=rolled[0] if r else None)
+
+    view = build(depth, roll)
     if max_nodes is None or len(view.nodes) <= max_nodes:
         return view
     asked = len(view.nodes)
     if not roll:
-        view = build_view(g, depth, True, hide_scalars, top)
+        view = build(depth, True)
     deepest = max((path_depth(a.get("module_path", "")) for _, a in g.nodes(data=True)), default=0)
     d = deepest if depth is None else depth
     while len(view.nodes) > max_nodes and d > 0:
         d -= 1
-        view = build_view(g, d, True, hide_scalars, top)
+        view = build(d, True)
     did = ["rolled repeated blocks"] if not roll else []
     if view.depth != depth:
-        did.append(f"collapsed modules below depth {view.depth}")
+        did.append(f"collapsed modules at depth {view.depth}")
     view.notes.append(f"{asked:,} nodes is more than max_nodes={max_nodes:,}: {' and '.join(did) or 'kept as is'}"
                       f" ({len(view.nodes):,} nodes drawn)")
     return view
@@ -145,7 +154,7 @@ def _node_attrs(vn: ViewNode, view: View, max_share: float) -> dict[str, str]:
                      f"rolled: {', '.join(vn.rolled_paths)} (costs summed)" if vn.repeat > 1 else "",
                      f"MACs {human(vn.macs)}", f"FLOPs {human(vn.flops)} ({st.pct(share)})",
                      f"params {human(vn.params)}")
-        if vn.flops or vn.status == "uncounted":
+        if vn.flops or vn.status in ("uncounted", "partial"):
             fill = st.heat(st.heat_position(share, max_share)) if vn.flops else st.UNCOUNTED_FILL
             attrs.update(shape="box", style="rounded,filled", fillcolor=fill, fontcolor=st.text_colour(fill),
                          fontsize="11", color="#555555",
@@ -156,10 +165,13 @@ def _node_attrs(vn: ViewNode, view: View, max_share: float) -> dict[str, str]:
                          label=f"<{e(op)}{times}" + (f" <font point-size='7'>{e(shape)}</font>>" if shape else ">")
                          .replace("'", '"'),
                          tooltip=tip)
-    if vn.status == "uncounted":
+    if vn.status in ("uncounted", "partial"):
+        note = "no rule: counted as 0" if vn.status == "uncounted" else "partly uncounted"
         attrs.update(color=st.UNCOUNTED_LINE, penwidth="3",
-                     label=attrs["label"][:-1] + f"<br/><font color='{st.UNCOUNTED_LINE}'>no rule: counted as 0</font>>"
+                     label=attrs["label"][:-1] + f"<br/><font color='{st.UNCOUNTED_LINE}'>{note}</font>>"
                      .replace("'", '"'))
+        if vn.status == "partial":
+            attrs["style"] += ",dashed"
     elif vn.rank:
         attrs.update(color=st.TOP_LINE, penwidth="3.5")
     return attrs
@@ -203,6 +215,10 @@ def _legend(dot: graphviz.Digraph, max_share: float, view: View, top: int) -> No
         if any(status == "uncounted" for _, status, _ in kinds):
             samples.append(("legend_uncounted", "no rule: counted as 0", dict(shape="box", style="rounded,filled",
                             fillcolor=st.UNCOUNTED_FILL, color=st.UNCOUNTED_LINE, penwidth="3", fontsize="10")))
+        if any(status == "partial" for _, status, _ in kinds):
+            samples.append(("legend_partial", "some ops inside could not be priced", dict(
+                shape="box", style="rounded,filled,dashed", fillcolor="white", color=st.UNCOUNTED_LINE,
+                penwidth="3", fontsize="10")))
         if any(kind == "module" for kind, _, _ in kinds):
             samples.append(("legend_module", "module collapsed into one node\n(its subtotal)",
                             dict(shape="box3d", style="filled", fillcolor=st.heat(0.5), fontsize="10")))
@@ -226,6 +242,8 @@ def _graph_title(g: nx.DiGraph, view: View) -> str:
         shown.append("identical consecutive blocks rolled (×k)")
     if view.hidden_scalars:
         shown.append(f"{view.hidden_scalars} scalar nodes hidden")
+    if view.folded_params:
+        shown.append(f"{view.folded_params} parameter inputs folded into their users")
     inputs = ", ".join(_shape_text(s) if isinstance(s, tuple) else str(s) for s in g.graph.get("input_shapes", []))
     lines = [
         f"<b>{e(g.graph.get('name', 'model'))}</b>   {e(human(view.total_macs))} MACs · "
@@ -240,8 +258,10 @@ def _layout_attrs(n: int) -> dict[str, str]:
     attrs = dict(rankdir="TB", nodesep="0.18", ranksep="0.28", outputorder="edgesfirst", newrank="true",
                  fontname=st.FONT, fontsize="13", labelloc="t", bgcolor="white", pad="0.3")
     if n > BIG:
-        # Fewer network-simplex and mincross iterations, straight edges: dot stays near-linear.
-        attrs.update(nslimit="2", nslimit1="2", mclimit="0.3", searchsize="20", splines="line", remincross="false")
+        # dot's x-placement runs network simplex until it converges: over a minute on 5,000 nodes.
+        # About 500 iterations give a near-identical picture in well under a second.
+        limit = f"{NS_ITERATIONS / n:.3f}"
+        attrs.update(nslimit=limit, nslimit1=limit)
     return attrs
 
 
@@ -292,24 +312,27 @@ def _graph(source: "Report | nx.DiGraph") -> nx.DiGraph:
 
 
 def to_dot(source: "Report | nx.DiGraph", *, depth: int | None = None, top: int = 0, roll: bool = False,
-           hide_scalars: bool = True, max_nodes: int | None = MAX_NODES) -> str:
+           hide_scalars: bool = True, show_params: bool = False, max_nodes: int | None = MAX_NODES) -> str:
     """DOT text of the annotated graph. ``depth=N`` collapses every module at depth N (root 0) into
     one node; ``top=K`` marks the K costliest drawn nodes; ``roll=True`` rolls identical consecutive
-    blocks into one (×k); ``hide_scalars`` leaves out nodes that make no tensor and cost nothing."""
+    blocks into one (×k); ``hide_scalars`` leaves out nodes that make no tensor and cost nothing;
+    ``show_params`` draws parameters and buffers as nodes of their own instead of folding them into
+    their first user. Past ``max_nodes`` drawn nodes the graph is rolled, then collapsed."""
     g = _graph(source)
-    view = choose_view(g, depth, top, roll, hide_scalars, max_nodes)
+    view = choose_view(g, depth, top, roll, hide_scalars, max_nodes, show_params)
     return view_to_dot(g, view, top)
 
 
 def render(source: "Report | nx.DiGraph", path: str | os.PathLike, *, format: str | None = None,
            depth: int | None = None, top: int = 0, roll: bool = False, hide_scalars: bool = True,
-           max_nodes: int | None = MAX_NODES, engine: str = "dot") -> Path:
+           show_params: bool = False, max_nodes: int | None = MAX_NODES, engine: str = "dot") -> Path:
     """Draw the annotated graph into ``path``; the format (svg, png, pdf) comes from its suffix."""
     path = Path(path)
     fmt = (format or path.suffix.lstrip(".")).lower()
     if fmt not in FORMATS:
         raise ValueError(f"cannot render to {path.name!r}: the suffix must be one of {', '.join('.' + f for f in FORMATS)}")
-    src = to_dot(source, depth=depth, top=top, roll=roll, hide_scalars=hide_scalars, max_nodes=max_nodes)
+    src = to_dot(source, depth=depth, top=top, roll=roll, hide_scalars=hide_scalars, show_params=show_params,
+                 max_nodes=max_nodes)
     data = graphviz.Source(src, engine=engine).pipe(format=fmt)
     path.write_bytes(data)
     return path

@@ -66,7 +66,9 @@ def pct(share: float) -> str:
         return f"{p:.1f}%"
     if p >= 0.01:
         return f"{p:.2f}%"
-    return "<0.01%" if p else "0%"
+    if p >= 0.0001:
+        return f"{p:.1g}%" if p < 0.001 else f"{p:.3f}%"
+    return "<0.0001%" if p else "0%"
 
 
 def flops_text(flops: int) -> str:

@@ -20,6 +20,8 @@ from typing import Any
 
 import networkx as nx
 
+from .audit import UNCOUNTED_INSIDE
+
 OP_KINDS = ("call_module", "call_function", "call_method")
 
 
@@ -66,6 +68,7 @@ class View:
     depth: int | None
     rolled: bool
     hidden_scalars: int
+    folded_params: int = 0
     notes: list[str] = field(default_factory=list)
 
 
@@ -116,6 +119,25 @@ def is_scalar(attrs: dict) -> bool:
     )
 
 
+def node_status(attrs: dict) -> str:
+    """The report status, with ``partial`` for a node priced by a fallback capture that met ops it
+    could not price (its rule says ``uncounted inside``)."""
+    status = attrs.get("status", "")
+    if status == "counted" and UNCOUNTED_INSIDE in str(attrs.get("rule", "")):
+        return "partial"
+    return status
+
+
+_SEVERITY = {"uncounted": 3, "partial": 2}
+
+
+def _worse(a: str, b: str) -> str:
+    """The status a node standing for several shows: the worst audit finding, else the first status."""
+    if _SEVERITY.get(b, 0) > _SEVERITY.get(a, 0):
+        return b
+    return a or b
+
+
 def owners(g: nx.DiGraph) -> dict[str, str]:
     """The module each node belongs to. Constants belong where they are used."""
     own: dict[str, str] = {}
@@ -161,27 +183,21 @@ def roll_blocks(g: nx.DiGraph, own: dict[str, str], modules: dict) -> tuple[dict
     rep: dict[str, str] = {}
     runs: dict[str, list[str]] = {}
 
-    def members_by_child(block: str) -> dict[str, list[str]]:
-        out: dict[str, list[str]] = {}
-        d = path_depth(block)
-        for n in placed:
-            if n in rep:
-                continue
-            p = own[n]
-            if is_within(p, block) and path_depth(p) > d:
-                out.setdefault(truncate(p, d + 1), []).append(n)
-        return out
-
     def mtype(path: str, members: list[str]) -> str:
         if path in modules:
             return modules[path][0]
         return next((g.nodes[n].get("module_type", "") for n in members if own[n] == path), "")
 
-    stack = [""]
+    # Walk the module tree top-down; each block's nodes are split among its children in one pass.
+    stack = [("", placed)]
     while stack:
-        block = stack.pop()
-        children = members_by_child(block)
-        names = list(children)  # insertion order = order of first node
+        block, inside = stack.pop()
+        d = path_depth(block)
+        children: dict[str, list[str]] = {}  # insertion order = order of first node
+        for n in inside:
+            if n not in rep and path_depth(own[n]) > d:
+                children.setdefault(truncate(own[n], d + 1), []).append(n)
+        names = list(children)
         sigs = [_signature(g, children[c], c, own, mtype(c, children[c])) for c in names]
         i = 0
         while i < len(names):
@@ -194,7 +210,7 @@ def roll_blocks(g: nx.DiGraph, own: dict[str, str], modules: dict) -> tuple[dict
                     for a, b in zip(children[c], first):
                         rep[a] = b
                 runs[names[i]] = names[i:j]
-            stack.append(names[i])
+            stack.append((names[i], children[names[i]]))
             i = j
     return rep, runs
 
@@ -209,14 +225,21 @@ def _final(rep: dict[str, str], n: str) -> str:
 
 
 def build_view(g: nx.DiGraph, depth: int | None = None, roll: bool = False, hide_scalars: bool = True,
-               top: int = 0) -> View:
+               top: int = 0, show_params: bool = False, rolled: tuple | None = None) -> View:
+    """The drawable view; ``rolled`` may pass in :func:`roll_blocks`' result when building several views."""
     modules: dict = g.graph.get("modules", {})
     own = owners(g)
     has_children = {parent(p) for p in modules if p} | {parent(p) for p in own.values() if p}
-    rep, runs = roll_blocks(g, own, modules) if roll else ({}, {})
+    if roll:
+        rep, runs = rolled if rolled is not None else roll_blocks(g, own, modules)
+    else:
+        rep, runs = {}, {}
     run_of = {paths[0]: paths for paths in runs.values()}
 
     hidden = {n for n, a in g.nodes(data=True) if hide_scalars and is_scalar(a)}
+    # Parameters and buffers are folded into the node that first uses them, as a leaf module's own
+    # are: so a dynamo graph, which lifts them all to inputs, looks like an fx graph.
+    folded = set() if show_params else {n for n, a in g.nodes(data=True) if is_const(a)}
 
     def collapsed_into(n: str) -> str | None:
         """The depth-``N`` module a representative node disappears into, if any."""
@@ -228,7 +251,7 @@ def build_view(g: nx.DiGraph, depth: int | None = None, roll: bool = False, hide
     nodes: dict[str, ViewNode] = {}
     reps_of: dict[str, list[str]] = {}  # view id -> representative exported nodes (first block only)
     for n in sorted(g.nodes, key=lambda x: g.nodes[x]["order"]):
-        if n in hidden:
+        if n in hidden or n in folded:
             continue
         r = _final(rep, n)
         mod = collapsed_into(r)
@@ -241,10 +264,7 @@ def build_view(g: nx.DiGraph, depth: int | None = None, roll: bool = False, hide
         vn.macs += a.get("macs", 0)
         vn.flops += a.get("flops", 0)
         vn.params += a.get("params", 0)
-        if a.get("status") == "uncounted":
-            vn.status = "uncounted"
-        elif not vn.status:
-            vn.status = a.get("status", "")
+        vn.status = _worse(vn.status, node_status(a))
         if r == n:
             reps_of.setdefault(vid, []).append(n)
 
@@ -252,12 +272,20 @@ def build_view(g: nx.DiGraph, depth: int | None = None, roll: bool = False, hide
     for vid, vn in nodes.items():
         for n in vn.members:
             view_of[n] = vid
+    for n in sorted(folded, key=lambda x: g.nodes[x]["order"]):
+        user = min((u for u in g.successors(n) if u in view_of), key=lambda u: g.nodes[u]["order"], default=None)
+        if user is None:
+            hidden.add(n)
+            continue
+        vn = nodes[view_of[user]]
+        vn.members.append(n)
+        vn.params += g.nodes[n].get("params", 0)
 
     # Edges between drawn nodes; edges between two copies of a rolled block would point backwards.
     edges: dict[tuple[str, str], Any] = {}
     first = {vid: vn.order for vid, vn in nodes.items()}
     for u, v, data in g.edges(data=True):
-        if u not in view_of or v not in view_of:
+        if u not in view_of or v not in view_of or u in folded:
             continue
         a, b = view_of[u], view_of[v]
         if a == b or (rep and first[a] >= first[b]):
@@ -276,7 +304,8 @@ def build_view(g: nx.DiGraph, depth: int | None = None, roll: bool = False, hide
     for i, vn in enumerate(ranked[:top]):
         vn.rank = i + 1
     return View(nodes, edges, clusters, g.graph.get("total_flops", sum(v.flops for v in nodes.values())),
-                g.graph.get("total_macs", sum(v.macs for v in nodes.values())), depth, bool(roll), len(hidden))
+                g.graph.get("total_macs", sum(v.macs for v in nodes.values())), depth, bool(roll), len(hidden),
+                len(folded - hidden))
 
 
 def _new_node(g: nx.DiGraph, vid: str, r: str, mod: str | None, own: dict[str, str], modules: dict,

@@ -106,12 +106,14 @@ def test_scalar_nodes_are_hidden_unless_asked(tiny, tmp_path):
     scalars = [n.name for n in tiny.nodes if n.kind.startswith("call") and not n.output_shapes and not n.flops]
     assert len(scalars) >= 4 * 4  # x.shape unpacking in each attention: getattr + 3 getitem
     tiny.render(tmp_path / "a.svg")
-    tiny.render(tmp_path / "b.svg", hide_scalars=False)
+    tiny.render(tmp_path / "b.svg", hide_scalars=False, show_params=True)
     hidden, _, title = _read(tmp_path / "a.svg")
     shown, _, _ = _read(tmp_path / "b.svg")
     assert set(_drawn_ops(shown)) == {n.name for n in tiny.nodes}
-    assert set(_drawn_ops(hidden)) == {n.name for n in tiny.nodes} - set(scalars)
-    assert f"{len(scalars)} scalar nodes hidden" in title
+    # The positional-embedding parameter is folded into the add that first uses it.
+    assert set(_drawn_ops(hidden)) == {n.name for n in tiny.nodes} - set(scalars) - {"pos"}
+    assert f"params {16 * 32}" in hidden["add"].tooltip and "params 0" in shown["add"].tooltip
+    assert f"{len(scalars)} scalar nodes hidden" in title and "1 parameter inputs folded" in title
 
 
 def test_cluster_titles_carry_the_module_subtotals(resnet18, tmp_path):
@@ -194,9 +196,13 @@ def test_markings_heat_zero_cost_uncounted_top(tmp_path):
         def forward(self, x):
             return x * 2
 
+    def broken(call):
+        raise NotImplementedError("no formula yet")
+
     model = nn.Sequential(nn.Linear(8, 64), nn.ReLU(), nn.Linear(64, 8), NoRule(), nn.Flatten())
-    with pytest.warns(UserWarning, match="no FLOPs rule"):
-        report = fxflops.trace_flops(model, torch.randn(4, 8), leaf_modules=[NoRule])
+    with pytest.warns(UserWarning, match="no FLOPs rule"):  # a rule that fails leaves its node uncounted
+        report = fxflops.trace_flops(model, torch.randn(4, 8), custom_rules={NoRule: broken})
+    assert [n.status for n in report.nodes if n.name == "_3"] == ["uncounted"]
     report.render(tmp_path / "m.svg", top=2)
     nodes, _, _ = _read(tmp_path / "m.svg")
     lin0, relu, lin2, norule, flat = (nodes[n] for n in ("_0", "_1", "_2", "_3", "_4"))
@@ -266,3 +272,20 @@ def test_formats_dot_and_cli(resnet18, tmp_path, capsys):
     assert {"module/layer1", "module/layer4", "module/fc"} <= set(drawn)
     assert sum(d.text.startswith("#") for d in drawn.values()) == 2
     assert "graph written to" in capsys.readouterr().err
+
+
+def test_partly_priced_nodes_are_marked(tmp_path):
+    """torch.fx keeps an op no rule knows; the dynamo fallback prices what it can inside it and the
+    node is drawn with a dashed red outline."""
+    class Spectrum(nn.Module):
+        def forward(self, x):
+            return torch.fft.rfft(x).abs()
+
+    report = fxflops.trace_flops(Spectrum(), torch.randn(4, 16))
+    partial = [n.name for n in report.nodes if "uncounted inside" in n.rule]
+    assert partial
+    report.render(tmp_path / "s.svg")
+    nodes, _, _ = _read(tmp_path / "s.svg")
+    for name in partial:
+        assert nodes[name].stroke == st.UNCOUNTED_LINE and "partly uncounted" in nodes[name].text
+    assert "legend_partial" in nodes
