@@ -153,6 +153,11 @@ def qualified_name(target: Any) -> str:
     """``nn.Conv2d``, ``F.interpolate``, ``torch.add``, ``operator.add``, ``Tensor.softmax``, or module.qualname."""
     if isinstance(target, str):
         return f"Tensor.{target}"
+    if isinstance(target, torch._ops.OpOverloadPacket):  # torch.ops.<namespace>.<op>
+        return "torch.ops." + target._qualified_op_name.replace("::", ".")
+    if isinstance(target, torch._ops.OpOverload):  # name() leaves the default overload out
+        name = target.name()
+        return "torch.ops." + name.replace("::", ".") + ("" if "." in name.split("::")[-1] else ".default")
     name = getattr(target, "__name__", None)
     if isinstance(target, type):
         if getattr(torch.nn, target.__name__, None) is target:

@@ -291,3 +291,48 @@ def test_diff_and_the_pad_dynamo_emits():
     assert count(lambda a: torch.diff(a, dim=0, prepend=a[:1]), x).total_flops == 3 * 5
     assert count(lambda a: torch.diff(a.long()), x).total_flops == 0
     assert fxflops.REGISTRY.for_function(torch._C._nn.pad).status == "free"  # F.pad's kernel, seen by dynamo
+
+
+# ---- torch-namespace math beyond nn/F ----------------------------------------------------------------
+
+A, B = _x(4, 6), _x(4, 6)
+
+
+@pytest.mark.parametrize("fn, inputs, flops", [
+    (torch.arccos, (A.clamp(-1, 1),), 24),  # the arc* spelling is acos: 1 per element
+    (torch.logaddexp, (A, B), 5 * 24),
+    (torch.ldexp, (A, torch.ones(4, 6)), 2 * 24),
+    (torch.aminmax, (A,), 2 * 24),
+    (lambda a: torch.median(a, dim=1).values, (A,), 24),
+    (lambda a: torch.quantile(a, 0.3, dim=1), (A,), 3 * 4),
+    (torch.dist, (A, B), 3 * 24 + 1),
+    (torch.trace, (A,), 4),
+    (lambda a: torch.renorm(a, 2, 0, 1.0), (A,), 3 * 24 + 2 * 4),
+    (lambda a: torch.histc(a, bins=5), (A,), 4 * 24),
+    (torch.allclose, (A, B), 6 * 24),
+    (lambda a, b: a.scatter_add(1, torch.zeros(4, 6, dtype=torch.long), b), (A, B), 24),
+    (lambda a, b: torch.index_add(a, 0, torch.tensor([0, 1, 1, 3]), b, alpha=2.0), (A, B), 2 * 24),
+    (torch.kron, (_x(2, 3), _x(3, 2)), 36),
+    (torch.addr, (_x(3, 4), _x(3), _x(4)), 2 * 12),
+    (torch.cross, (_x(5, 3), _x(5, 3)), 3 * 15),
+    (torch.logcumsumexp, (A, 1), 5 * 24),
+])
+def test_torch_namespace_rules(fn, inputs, flops):
+    r = count(fn, *inputs)
+    assert (r.total_macs, r.total_flops) == (0, flops)
+
+
+def test_contractions_of_the_torch_namespace_match_flop_counter():
+    a, b = _x(2, 3, 4), _x(3, 4, 5)
+    fn = lambda x, y: torch.tensordot(x, y, dims=2)  # noqa: E731 - K = 3·4 = 12 per output element
+    assert count(fn, a, b).total_macs == 2 * 5 * 12 == torch_macs(fn, a, b)
+    m1, m2, m3 = _x(2, 3), _x(3, 4), _x(4, 5)
+    assert count(torch.chain_matmul, m1, m2, m3).total_macs == 2 * 3 * 4 + 2 * 4 * 5
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # chain_matmul is deprecated
+        assert torch_macs(torch.chain_matmul, m1, m2, m3) == 2 * 3 * 4 + 2 * 4 * 5
+    x = _x(3, 10)  # 3 variables, 10 observations
+    r = count(torch.cov, x)
+    assert r.total_macs == 3 * 3 * 10 == torch_macs(torch.cov, x)
+    assert r.total_flops == 2 * 90 + 2 * 30 + 3 + 9
+    assert count(torch.corrcoef, x).total_flops == r.total_flops + 3 + 4 * 9

@@ -95,3 +95,17 @@ _register((*_OPERATORS_COMPARE, *_names(_COMPARE)), 1, "one floating-point compa
 _register((torch.addcmul, torch.addcdiv, "addcmul", "addcmul_", "addcdiv", "addcdiv_"), 3,
           "input + value·(t1 ∘ t2): multiply/divide, scale, add")
 _register((torch.lerp, "lerp", "lerp_"), 3, "start + w·(end − start): subtract, multiply, add")
+
+
+# The rest of torch's pointwise math: arc* spellings of the inverse trigonometric functions, special functions
+# (one transcendental each) and float predicates.
+_ALIASES.update({"arccos": "acos", "arccosh": "acosh", "arcsin": "asin", "arcsinh": "asinh", "arctan": "atan",
+                 "arctanh": "atanh", "arctan2": "atan2", "fix": "trunc"})
+_register(_names(("arccos", "arccosh", "arcsin", "arcsinh", "arctan", "arctanh", "arctan2", "fix", "deg2rad",
+                  "rad2deg", "lgamma", "digamma", "i0", "angle", "conj_physical", "float_power", "nextafter",
+                  "heaviside", "igamma", "igammac", "polygamma", "signbit")), 1,
+          "one arithmetic operation or one transcendental function")
+_register(_names(("isneginf", "isposinf", "isreal")), 1, "one floating-point comparison")
+_register(_names(("ldexp",)), 2, "x·2^e: exp2, multiply")
+_register(_names(("logaddexp", "logaddexp2")), 5,
+          "log(e^a + e^b) as max + log1p(exp(−|a − b|)): subtract, exp, log1p, max, add")

@@ -1,6 +1,7 @@
 """Matrix products: matmul/@, mm, bmm, mv, dot, baddbmm, addmm, addbmm, addmv, einsum."""
 from __future__ import annotations
 
+import math
 import operator
 
 
@@ -155,3 +156,56 @@ def affine_grid(call: Call) -> Cost:
     points = call.out.numel() // d
     return contraction(points * d * (d + 1))
 
+
+@rule(torch.kron, "kron", op="outer", family="matmul")
+def kron(call: Call) -> Cost:
+    """Kronecker product: one multiplication per output element (no accumulation, so no MACs)."""
+    return elementwise(call.out.numel())
+
+
+@rule(torch.tensordot, op="tensordot", family="matmul")
+def tensordot(call: Call) -> Cost:
+    """a (free_a, K), b (K, free_b) → (free_a, free_b) after moving the contracted dims together:
+    MACs = (output elements)·K, where K = √(|a|·|b| / |out|)."""
+    a, b = call.arg(0, "a"), call.arg(1, "b")
+    out = max(call.out.numel(), 1)
+    k = math.isqrt(a.numel() * b.numel() // out)
+    return contraction(out * k)
+
+
+@rule(torch.chain_matmul, op="matmul", family="matmul")
+def chain_matmul(call: Call) -> Cost:
+    """Left to right, as torch.chain_matmul multiplies: Σ over the products of rows(m₀)·cols(mᵢ₋₁)·cols(mᵢ) MACs."""
+    mats = list(call.args[0]) if len(call.args) == 1 and isinstance(call.args[0], (list, tuple)) else list(call.args)
+    rows, macs = mats[0].shape[0], 0
+    for m in mats[1:]:
+        macs += rows * m.shape[0] * m.shape[1]
+    return contraction(macs)
+
+
+@rule(torch.addr, "addr", "addr_", op="addr", family="matmul")
+def addr(call: Call) -> Cost:
+    """β·input + α·(v1 ⊗ v2): per output element a multiply (the outer product) and an add (+1 each for α ≠ 1 and
+    for β ∉ {0, 1}); no accumulation, so no MACs."""
+    n = call.out.numel()
+    beta, alpha = call.kwargs.get("beta", 1), call.kwargs.get("alpha", 1)
+    return elementwise(n * (1 + (1 if beta != 0 else 0) + (1 if alpha != 1 else 0) + (1 if beta not in (0, 1) else 0)))
+
+
+@rule(torch.cross, torch.linalg.cross, "cross", op="cross", family="matmul")
+def cross(call: Call) -> Cost:
+    """3-vector cross product: each output component is a·b − c·d, 3 FLOPs per output element."""
+    return elementwise(3 * call.out.numel())
+
+
+@rule(torch.cov, torch.corrcoef, "cov", "corrcoef", op="cov", family="matmul")
+def cov(call: Call) -> Cost:
+    """input (V variables, O observations): means (V·O adds + V divisions), centring (V·O), X·Xᵀ (MACs = V²·O) and
+    the normalisation (V² divisions). corrcoef adds V square roots of the diagonal, 2·V² divisions and a clamp
+    to [−1, 1] per entry (2·V²). Weights (fweights/aweights) are not priced."""
+    x = call.arg(0, "input")
+    v, o = (x.shape[0], x.shape[1]) if x.dim() == 2 else (1, x.shape[0])
+    flops = 2 * v * o + v + v * v
+    if call.target in (torch.corrcoef, "corrcoef"):
+        flops += v + 4 * v * v
+    return contraction(v * v * o, flops)

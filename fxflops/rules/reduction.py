@@ -98,3 +98,95 @@ def gumbel_softmax(call: Call) -> Cost:
     hard = bool(call.arg(2, "hard", False))
     per = GUMBEL_PER_ELEMENT + SOFTMAX_PER_ELEMENT + (3 if hard else 0)
     return elementwise(per * call.arg(0, "logits").numel())
+
+
+def _float_numel(x) -> int:
+    return x.numel() if is_float(x) else 0
+
+
+@rule(torch.aminmax, "aminmax", op="aminmax", family="reduction")
+def aminmax(call: Call) -> Cost:
+    """Two comparisons per input element (one for the min, one for the max); 0 on integer tensors."""
+    return elementwise(2 * _float_numel(call.arg(0, "input")))
+
+
+@rule(torch.count_nonzero, torch.cummax, torch.cummin, torch.median, torch.nanmedian, torch.mode,
+      "count_nonzero", "cummax", "cummin", "median", "nanmedian", "mode", op="compare_reduce", family="reduction")
+def compare_reduce(call: Call) -> Cost:
+    """One comparison per input element (count_nonzero, the running cummax/cummin, the selection pass of
+    median/nanmedian/mode); 0 on integer tensors."""
+    return elementwise(_float_numel(call.arg(0, "input")))
+
+
+@rule(torch.logcumsumexp, "logcumsumexp", op="logcumsumexp", family="reduction")
+def logcumsumexp(call: Call) -> Cost:
+    """A running log-add-exp: 5 FLOPs per element (subtract, exp, log1p, max, add)."""
+    return elementwise(5 * call.out_numel)
+
+
+# Interpolation between the two neighbouring order statistics: subtract, multiply, add.
+_QUANTILE_LERP = {"linear": 3, "midpoint": 2, "lower": 0, "higher": 0, "nearest": 0}
+
+
+@rule(torch.quantile, torch.nanquantile, "quantile", "nanquantile", op="quantile", family="reduction")
+def quantile(call: Call) -> Cost:
+    """The sort is free (as torch.sort); per output element 3 FLOPs for linear interpolation between the two order
+    statistics, 2 for midpoint, 0 for lower/higher/nearest."""
+    return elementwise(call.out_numel * _QUANTILE_LERP[call.kwargs.get("interpolation", "linear")])
+
+
+@rule(torch.dist, "dist", op="dist", family="reduction")
+def dist(call: Call) -> Cost:
+    """‖a − b‖_p over the broadcast inputs: 3 FLOPs per element (subtract, |·|^p, sum) + 1 (the root)."""
+    a, b = call.arg(0, "input"), call.arg(1, "other")
+    return elementwise(3 * torch.broadcast_shapes(a.shape, b.shape).numel() + 1)
+
+
+@rule(torch.trace, "trace", op="trace", family="reduction")
+def trace(call: Call) -> Cost:
+    """Sum of the diagonal of an (n, m) matrix: min(n, m) adds."""
+    return elementwise(min(call.arg(0, "input").shape) if is_float(call.arg(0, "input")) else 0)
+
+
+@rule(torch.renorm, "renorm", "renorm_", op="renorm", family="reduction")
+def renorm(call: Call) -> Cost:
+    """Each slice along dim is rescaled to norm ≤ maxnorm: 3 FLOPs per element (|·|^p and sum for the norm,
+    the scale) + 2 per slice (root, compare-and-divide)."""
+    x = call.arg(0, "input")
+    dim = int(call.arg(2, "dim"))
+    return elementwise(3 * x.numel() + 2 * x.shape[dim])
+
+
+@rule(torch.frobenius_norm, op="norm", family="reduction")
+def frobenius_norm(call: Call) -> Cost:
+    """As norm: 2 FLOPs per input element (square, add) + 1 per output element (the root)."""
+    return elementwise(2 * call.arg(0, "input").numel() + call.out_numel)
+
+
+@rule(torch.histc, torch.histogram, "histc", "histogram", op="histogram", family="reduction")
+def histogram(call: Call) -> Cost:
+    """Binning each input element: subtract the lower edge, scale, floor, bounds check = 4 FLOPs (+1 with weights).
+    Bin edges given as a tensor are searched (free, as torch.searchsorted)."""
+    weight = call.kwargs.get("weight")
+    return elementwise((4 + (1 if weight is not None else 0)) * call.arg(0, "input").numel())
+
+
+@rule(torch.allclose, "allclose", op="allclose", family="reduction")
+def allclose(call: Call) -> Cost:
+    """|a − b| ≤ atol + rtol·|b| per broadcast element: subtract, two abs, multiply, add, compare = 6 FLOPs."""
+    a, b = call.arg(0, "input"), call.arg(1, "other")
+    return elementwise(6 * torch.broadcast_shapes(a.shape, b.shape).numel())
+
+
+@rule(torch.scatter_add, torch.index_add, torch.scatter_reduce, torch.index_reduce,
+      "scatter_add", "scatter_add_", "index_add", "index_add_", "scatter_reduce", "scatter_reduce_", "index_reduce",
+      "index_reduce_", op="scatter_reduce", family="reduction")
+def scatter_reduce(call: Call) -> Cost:
+    """One FLOP (add, multiply or compare) per source element reduced into the output; index_add's alpha ≠ 1 adds a
+    multiply per source element; reduce='mean' adds one division per output element."""
+    src = call.arg(3, "src" if "scatter" in getattr(call.target, "__name__", str(call.target)) else "source")
+    if not is_float(src):
+        return Cost()
+    alpha = call.kwargs.get("alpha", 1)
+    mean = call.arg(4, "reduce", None) == "mean"
+    return elementwise(src.numel() * (2 if alpha != 1 else 1) + (call.out_numel if mean else 0))
