@@ -11,6 +11,7 @@ from . import rules as _rules  # noqa: F401 - importing fills the registry
 from .capture_fx import capture_fx
 from .counting import count_graph
 from .errors import FxFlopsError
+from .fallback import DynamoFallback, choose_capture, dynamo_report, fallback_notes
 from .registry import REGISTRY, Registry, as_custom_rules
 from .report import Report, module_rows, node_records
 from .shapes import materialize_lazy, propagate_shapes
@@ -54,14 +55,37 @@ def trace_flops(
     reg = as_custom_rules(custom_rules, registry if registry is not None else REGISTRY)
     leaf_types = tuple(leaf_modules) + tuple(t for t in (custom_rules or {}) if isinstance(t, type))
 
+    def fx() -> Report:
+        return _fx_report(model, args, kwargs, reg, leaf_types, concrete_args, ignore, strict)
+
+    def dynamo() -> Report:
+        return dynamo_report(model, args, kwargs, reg, ignore, strict, _input_shapes(args, kwargs))
+
+    report = choose_capture(capture, fx, dynamo, type(model).__name__)
+    if lazy_note:
+        report.notes.insert(0, lazy_note)
+    return report
+
+
+def _fx_report(
+    model: torch.nn.Module,
+    args: tuple,
+    kwargs: dict,
+    reg: Registry,
+    leaf_types: tuple[type, ...],
+    concrete_args: Mapping[str, Any] | None,
+    ignore: Iterable[Any],
+    strict: bool,
+) -> Report:
+    """Symbolic tracing (partial where a submodule resists), meta shapes, costs; opaque leaves through dynamo."""
     cap = capture_fx(model, reg, leaf_types, concrete_args=_concrete(model, args, kwargs, concrete_args))
     gm = cap.graph_module
-    notes = [lazy_note] if lazy_note else []
-    notes += [f"fx could not trace {u.describe()}; kept it as a leaf" for u in cap.untraceable]
     shapes = propagate_shapes(gm, _placeholder_values(gm, model, args, kwargs))
+    fallback = DynamoFallback(reg, ignore)
+    count_graph(gm, reg, ignore, strict, fallback=fallback)
+    notes = fallback_notes(gm, cap.untraceable, fallback)
     if shapes.note:
         notes.append(shapes.note)
-    count_graph(gm, reg, ignore, strict)
     nodes = node_records(gm)
     return Report(
         model_name=type(model).__name__,
@@ -72,6 +96,7 @@ def trace_flops(
         shape_mode=shapes.mode,
         notes=notes,
         graph_module=gm,
+        graph_modules=[gm],
     )
 
 
