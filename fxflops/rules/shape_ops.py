@@ -72,6 +72,9 @@ free(builtins.getattr, builtins.len, "size", "dim", "numel", "ndimension", "nele
      "storage_offset", "is_contiguous", "is_floating_point", "is_complex", "data_ptr", "get_device", "tolist",
      "item", "__len__", "__getitem__", torch.numel, torch.is_tensor, torch.is_floating_point, torch._assert,
      torch.Size,
+     # dynamo reads data-dependent sizes with these aten ops
+     torch.ops.aten.sym_size.int, torch.ops.aten.sym_numel.default, torch.ops.aten.sym_stride.int,
+     torch.ops.aten.sym_storage_offset.default,
      op="meta", family="shape", reason=META)
 free("to", "type", "type_as", "float", "double", "half", "bfloat16", "int", "long", "bool", "short", "char",
      "byte", "cpu", "cuda", "requires_grad_", "cfloat", "cdouble", "pin_memory", "share_memory_",
