@@ -233,9 +233,12 @@ class _Recorder:
 
 
 class _RealShapes(fx.Interpreter):
+    """Stores each node's real output, as :mod:`fxflops.shapes` does on real data: rules whose cost
+    depends on values (RoI Align's adaptive sampling) can read them."""
+
     def run_node(self, n: fx.Node) -> Any:
         result = super().run_node(n)
-        n.meta["val"] = to_meta(result)
+        n.meta["val"] = result
         return result
 
 
