@@ -1,20 +1,31 @@
 """The annotated computation graph as a ``networkx.DiGraph``: one node per fx node, edges along data flow.
 
 Node attributes are the report's :class:`~fxflops.report.NodeRecord` fields (op, target, module path,
-shapes, dtypes, MACs, FLOPs, params, rule, status) plus ``graph`` (index of the fx graph the node came
-from, for captures that produce several) and ``order`` (position in execution order). The edges come
-from the fx graph(s) themselves, so a report from either capture path exports the same way.
+shapes, dtypes, MACs, FLOPs, params, rule, status) plus ``dtype`` (the dtypes as one string),
+``graph`` (index of the fx graph the node came from, for captures that produce several) and ``order``
+(position in execution order). Edges come from the fx graph(s) themselves and carry the ``shape`` of
+the tensor they pass, so a report from either capture path exports the same way.
+
+A dynamo capture also reports nodes that have no fx node of their own, as copies of nodes that do:
+``NAME#k`` is the k-th run of a graph that ran several times, ``NAME@PATH`` a node of a block that was
+traced once and reused for the identical block at ``PATH`` (which the graph holds only as a stub
+making its output). Their edges mirror those of the node they copy; a reused block's copies take
+the stub's inputs and feed the stub (marked with a ``stub_of`` attribute), so data still flows
+through them.
 """
 from __future__ import annotations
 
+import re
 from dataclasses import fields
-from typing import TYPE_CHECKING, Iterator
+from typing import TYPE_CHECKING
 
 import networkx as nx
 import torch.fx as fx
 
 if TYPE_CHECKING:
     from .report import NodeRecord, Report
+
+_COPY = re.compile(r"^(?P<source>.+)(?P<kind>[#@])(?P<tag>[^#@]+)$")
 
 
 def graphs_of(report: "Report") -> list[fx.GraphModule]:
@@ -24,19 +35,23 @@ def graphs_of(report: "Report") -> list[fx.GraphModule]:
     return [report.graph_module] if report.graph_module is not None else []
 
 
-def paired_nodes(report: "Report") -> Iterator[tuple[int, fx.Node, "NodeRecord"]]:
-    """``(graph index, fx node, record)`` for every node. Records are built graph by graph in node
-    order (names possibly prefixed per graph), so they are walked in step with the graphs."""
-    records = iter(report.nodes)
+def paired_nodes(report: "Report") -> list[tuple[int, fx.Node, "NodeRecord"]]:
+    """``(graph index, fx node, record)`` for every fx node. A graph's records may carry a prefix
+    (``g1.``); it is read off the first record that names the graph's first node."""
+    by_name = {r.name: r for r in report.nodes}
+    out = []
     for gi, gm in enumerate(graphs_of(report)):
-        for node in gm.graph.nodes:
-            rec = next(records, None)
-            if rec is None or not rec.name.endswith(node.name):
-                raise ValueError(
-                    f"report.nodes does not follow graph {gi} (expected a record for {node.name!r}, "
-                    f"got {getattr(rec, 'name', None)!r}); was the report built from these graphs?"
-                )
-            yield gi, node, rec
+        nodes = list(gm.graph.nodes)
+        if not nodes:
+            continue
+        head = nodes[0].name
+        prefixes = (r.name[: len(r.name) - len(head)] for r in report.nodes if r.name.endswith(head))
+        prefix = next((p for p in prefixes if all(p + n.name in by_name for n in nodes)), None)
+        if prefix is None:
+            raise ValueError(f"report.nodes does not hold a record for every node of graph {gi}; "
+                             "was the report built from these graphs?")
+        out += [(gi, n, by_name[prefix + n.name]) for n in nodes]
+    return out
 
 
 def _attrs(rec: "NodeRecord") -> dict:
@@ -49,6 +64,10 @@ def _attrs(rec: "NodeRecord") -> dict:
     return attrs
 
 
+def _within(path: str, block: str) -> bool:
+    return path == block or path.startswith(block + ".")
+
+
 def to_networkx(report: "Report") -> nx.DiGraph:
     """The report as a DiGraph keyed by record name (unique across graphs)."""
     g = nx.DiGraph(
@@ -58,20 +77,76 @@ def to_networkx(report: "Report") -> nx.DiGraph:
         total_params=report.total_params,
         capture=report.capture,
         input_shapes=list(report.input_shapes),
+        notes=list(report.notes),
         modules={p: (m.type, m.depth, m.params, m.macs, m.flops) for p, m in report.modules.items()},
     )
+    position = {r.name: i for i, r in enumerate(report.nodes)}
+    paired = paired_nodes(report)
     key: dict[tuple[int, fx.Node], str] = {}
-    paired = list(paired_nodes(report))
-    for order, (gi, node, rec) in enumerate(paired):
-        g.add_node(rec.name, graph=gi, order=order, **_attrs(rec))
+    for gi, node, rec in paired:
+        g.add_node(rec.name, graph=gi, order=position[rec.name], **_attrs(rec))
         key[(gi, node)] = rec.name
     for gi, node, rec in paired:
         for src in node.all_input_nodes:
-            shapes = g.nodes[key[(gi, src)]]["output_shapes"]
-            g.add_edge(key[(gi, src)], rec.name, shape=shapes[0] if shapes else None)
-    # Records with no graph behind them (none today) still get a node so totals add up.
-    order = len(paired)
-    for rec in report.nodes[len(paired):]:
-        g.add_node(rec.name, graph=-1, order=order, **_attrs(rec))
-        order += 1
+            _edge(g, key[(gi, src)], rec.name)
+    _add_copies(report, g, position)
     return g
+
+
+def _edge(g: nx.DiGraph, u: str, v: str) -> None:
+    shapes = g.nodes[u]["output_shapes"]
+    g.add_edge(u, v, shape=shapes[0] if shapes else None)
+
+
+def _add_copies(report: "Report", g: nx.DiGraph, position: dict[str, int]) -> None:
+    """Nodes for the records no fx node stands behind (see the module docstring)."""
+    rest = [r for r in report.nodes if r.name not in g]
+    blocks: dict[str, list[str]] = {}  # reused block path -> its copies, in report order
+    for rec in rest:
+        m = _COPY.match(rec.name)
+        source = m["source"] if m and m["source"] in g else None
+        g.add_node(rec.name, graph=g.nodes[source]["graph"] if source else -1, order=position[rec.name], **_attrs(rec))
+        if source is None:
+            continue  # nothing to mirror: the node stays unconnected but its costs still add up
+        suffix = m["kind"] + m["tag"]
+        for u in g.predecessors(source):
+            if u + suffix in g:
+                _edge(g, u + suffix, rec.name)
+        if m["kind"] == "@":
+            blocks.setdefault(m["tag"], []).append(rec.name)
+    for path, copies in blocks.items():
+        _wire_reused_block(g, path, copies)
+
+
+def _wire_reused_block(g: nx.DiGraph, path: str, copies: list[str]) -> None:
+    """Connect the copies of a reused block to the graph around the stub that stands for it: the
+    stub's inputs feed the copies whose source took an input from outside its block, and the copies
+    whose source fed something outside feed the stub. The copies are ordered just before the stub."""
+    suffix = "@" + path
+    stubs = [n for n, a in g.nodes(data=True) if a.get("module_path") == path and not n.endswith(suffix)
+             and a["kind"].startswith("call")]
+    if not stubs:
+        return
+    stub = max(stubs, key=lambda n: g.nodes[n]["order"])
+    g.nodes[stub]["stub_of"] = path
+    at = g.nodes[stub]["order"]
+    inputs = [u for u in g.predecessors(stub) if g.nodes[u]["kind"] != "get_attr"]
+    if not inputs:
+        # A stub that ignores its inputs leaves the block's input computed but unused: the last
+        # such dead end before the stub is what the block read.
+        dead = [n for n, a in g.nodes(data=True) if a["order"] < at and a["kind"].startswith("call")
+                and a.get("output_shapes") and g.out_degree(n) == 0]
+        inputs = [max(dead, key=lambda n: g.nodes[n]["order"])] if dead else []
+    ops = [c for c in copies if g.nodes[c]["kind"] != "get_attr"]
+    sources = {c: c[: -len(suffix)] for c in ops}
+    inside = set(sources.values()) | {c[: -len(suffix)] for c in copies}
+    last = max(ops, key=lambda c: g.nodes[c]["order"], default=None)
+    for c in ops:
+        s = sources[c]
+        if any(u not in inside and g.nodes[u]["kind"] != "get_attr" for u in g.predecessors(s)):
+            for u in inputs:
+                _edge(g, u, c)
+        if c == last or any(v not in inside for v in g.successors(s)):
+            _edge(g, c, stub)
+    for i, c in enumerate(sorted(copies, key=lambda c: g.nodes[c]["order"])):
+        g.nodes[c]["order"] = at - 1 + (i + 1) / (len(copies) + 1)

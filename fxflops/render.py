@@ -23,7 +23,7 @@ import graphviz
 import networkx as nx
 
 from . import render_style as st
-from .render_view import View, ViewCluster, ViewNode, build_view, owners, path_depth, roll_blocks
+from .render_view import View, ViewCluster, ViewNode, build_view, owners, path_depth, roll_blocks, without_stubs
 from .units import human
 
 if TYPE_CHECKING:
@@ -42,6 +42,7 @@ def choose_view(g: nx.DiGraph, depth: int | None = None, top: int = 0, roll: boo
                 hide_scalars: bool = True, max_nodes: int | None = MAX_NODES, show_params: bool = False) -> View:
     """The view asked for, reduced (rolled, then collapsed a level at a time) until it has at most
     ``max_nodes`` nodes; the reductions made are written into ``view.notes``."""
+    g = without_stubs(g)
     rolled: list = []  # roll_blocks' result, worked out once for every depth tried
 
     def build(d: int | None, r: bool) -> View:
@@ -251,6 +252,7 @@ def _graph_title(g: nx.DiGraph, view: View) -> str:
         f"input {e(inputs)} · {e(g.graph.get('capture', ''))} capture · {len(view.nodes):,} nodes drawn: "
         + e(", ".join(shown)),
     ] + [e(n) for n in view.notes]
+    lines += [f"<font point-size='10'>{e(n)}</font>".replace("'", '"') for n in g.graph.get("notes", [])]
     return "<" + "<br/>".join(lines) + ">"
 
 

@@ -150,6 +150,21 @@ def owners(g: nx.DiGraph) -> dict[str, str]:
     return own
 
 
+def without_stubs(g: nx.DiGraph) -> nx.DiGraph:
+    """``g`` with the stubs of reused blocks (see :mod:`fxflops.graph`) taken out and their inputs
+    wired straight to their users: a reused block then looks like the block it copies."""
+    stubs = [n for n, a in g.nodes(data=True) if a.get("stub_of")]
+    if not stubs:
+        return g
+    h = g.copy()
+    for s in stubs:
+        for u in h.predecessors(s):
+            for v in h.successors(s):
+                h.add_edge(u, v, **h.edges[u, v] if h.has_edge(u, v) else h.edges[u, s])
+        h.remove_node(s)
+    return h
+
+
 # ---- roll ---------------------------------------------------------------------------------------
 
 
@@ -227,6 +242,7 @@ def _final(rep: dict[str, str], n: str) -> str:
 def build_view(g: nx.DiGraph, depth: int | None = None, roll: bool = False, hide_scalars: bool = True,
                top: int = 0, show_params: bool = False, rolled: tuple | None = None) -> View:
     """The drawable view; ``rolled`` may pass in :func:`roll_blocks`' result when building several views."""
+    g = without_stubs(g)
     modules: dict = g.graph.get("modules", {})
     own = owners(g)
     has_children = {parent(p) for p in modules if p} | {parent(p) for p in own.values() if p}

@@ -98,5 +98,47 @@ def test_several_graphs_are_exported_side_by_side(resnet18, tiny):
 def test_records_out_of_step_with_the_graph_are_refused(resnet18):
     report = resnet18[1]
     broken = Report("x", report.nodes[1:], report.modules, [], "fx", "meta", graph_module=report.graph_module)
-    with pytest.raises(ValueError, match="does not follow graph 0"):
+    with pytest.raises(ValueError, match="a record for every node of graph 0"):
         broken.to_networkx()
+
+
+@pytest.fixture(scope="module")
+def tiny_dynamo():
+    """The dynamo capture traces layer 0 once and reuses it for layers 1-3: their nodes are copies."""
+    model = TinyEncoder(layers=4).eval()
+    return fxflops.trace_flops(model, torch.zeros(2, 16, dtype=torch.long), capture="dynamo")
+
+
+def test_dynamo_reused_blocks_are_wired_in(tiny_dynamo):
+    report = tiny_dynamo
+    assert any("reused" in n for n in report.notes)
+    g = report.to_networkx()
+    copies = [n for n in g if "@layers." in n]
+    assert copies and g.number_of_nodes() == len(report.nodes)
+    assert sum(nx.get_node_attributes(g, "flops").values()) == report.total_flops
+    assert nx.is_directed_acyclic_graph(g) and nx.is_weakly_connected(g)
+    order = nx.get_node_attributes(g, "order")
+    assert all(order[u] < order[v] for u, v in g.edges)
+    # A copy takes the edges of the node it copies, inside its own block.
+    for c in copies:
+        source, block = c.rsplit("@", 1)
+        inner = {u + "@" + block for u in g.predecessors(source)} & set(g)
+        assert inner <= set(g.predecessors(c))
+    # Data flows through the four layers in turn: every layer's first norm is reached from the input.
+    norms = [n for n, a in g.nodes(data=True) if a["module_path"].endswith(".ln1")]
+    assert len(norms) == 4
+    ids = next(n for n, a in g.nodes(data=True) if a["kind"] == "placeholder" and a["output_shapes"] == [(2, 16)])
+    assert all(nx.has_path(g, ids, n) for n in norms)
+    assert all(nx.has_path(g, a, b) for a, b in zip(sorted(norms, key=order.get), sorted(norms, key=order.get)[1:]))
+
+
+def test_both_capture_paths_export_the_same_costs(tiny_dynamo):
+    fx_report = fxflops.trace_flops(TinyEncoder(layers=4).eval(), torch.zeros(2, 16, dtype=torch.long))
+    per_module = {}
+    for report in (fx_report, tiny_dynamo):
+        g = report.to_networkx()
+        costs: dict[str, int] = {}
+        for _, a in g.nodes(data=True):
+            costs[a["module_path"]] = costs.get(a["module_path"], 0) + a["flops"]
+        per_module[report.capture] = {p: f for p, f in costs.items() if f}
+    assert per_module["fx"] == per_module["dynamo"]

@@ -275,17 +275,41 @@ def test_formats_dot_and_cli(resnet18, tmp_path, capsys):
 
 
 def test_partly_priced_nodes_are_marked(tmp_path):
-    """torch.fx keeps an op no rule knows; the dynamo fallback prices what it can inside it and the
-    node is drawn with a dashed red outline."""
-    class Spectrum(nn.Module):
-        def forward(self, x):
-            return torch.fft.rfft(x).abs()
+    """A leaf module no rule knows is priced through the dynamo fallback; an op inside it that has
+    no rule leaves it partly priced, drawn with a dashed red outline."""
+    class Mixed(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = nn.Linear(16, 16)
 
-    report = fxflops.trace_flops(Spectrum(), torch.randn(4, 16))
+        def forward(self, x):
+            return torch.fft.rfft(self.fc(x)).abs()
+
+    report = fxflops.trace_flops(nn.Sequential(Mixed(), nn.Flatten()), torch.randn(4, 16), leaf_modules=[Mixed])
     partial = [n.name for n in report.nodes if "uncounted inside" in n.rule]
-    assert partial
+    assert partial == ["_0"]
     report.render(tmp_path / "s.svg")
     nodes, _, _ = _read(tmp_path / "s.svg")
-    for name in partial:
-        assert nodes[name].stroke == st.UNCOUNTED_LINE and "partly uncounted" in nodes[name].text
-    assert "legend_partial" in nodes
+    assert nodes["_0"].stroke == st.UNCOUNTED_LINE and "partly uncounted" in nodes["_0"].text
+    assert "legend_partial" in nodes and "legend_uncounted" not in nodes
+
+
+@pytest.fixture(scope="module")
+def tiny_both():
+    model = TinyEncoder(layers=4).eval()
+    ids = torch.zeros(2, 16, dtype=torch.long)
+    return {capture: fxflops.trace_flops(model, ids, capture=capture) for capture in ("fx", "dynamo")}
+
+
+@pytest.mark.parametrize("options", [{}, {"depth": 2}, {"roll": True}, {"depth": 3, "roll": True}])
+def test_both_capture_paths_look_the_same(tiny_both, options, tmp_path):
+    """The dynamo capture (which reuses layer 0 for layers 1-3) draws the same clusters, collapsed
+    modules and costly ops as torch.fx, with the same numbers."""
+    drawn = {}
+    for capture, report in tiny_both.items():
+        report.render(tmp_path / f"{capture}.svg", **options)
+        nodes, clusters, _ = _read(tmp_path / f"{capture}.svg")
+        ops = sorted(d.text for k, d in _drawn_ops(nodes).items() if "FLOPs" in d.text and k.startswith("module/"))
+        costly = sorted(d.text for d in _drawn_ops(nodes).values() if "FLOPs ·" in d.text)
+        drawn[capture] = (sorted(c.text for c in clusters.values()), ops, costly)
+    assert drawn["fx"] == drawn["dynamo"]
