@@ -336,3 +336,23 @@ def test_contractions_of_the_torch_namespace_match_flop_counter():
     assert r.total_macs == 3 * 3 * 10 == torch_macs(torch.cov, x)
     assert r.total_flops == 2 * 90 + 2 * 30 + 3 + 9
     assert count(torch.corrcoef, x).total_flops == r.total_flops + 3 + 4 * 9
+
+
+def test_roi_align_detection_heads():
+    torchvision = pytest.importorskip("torchvision")
+    from fxflops.rules.torchvision_ops import roi_align_cost
+
+    x = _x(1, 4, 16, 16)
+    rois = torch.tensor([[0, 0.0, 0.0, 8.0, 8.0], [0, 2.0, 2.0, 14.0, 10.0]])
+    # 2 RoIs × 4 channels × 2×2 bins, 2×2 samples per bin: 8 per sample and channel, 1 division per output,
+    # 14 per sample location shared by the channels.
+    per_channel = 2 * 4 * 4
+    fixed = 4 * per_channel * 8 + 2 * 4 * 4 + per_channel * 14
+    kernel = lambda a, r: torch.ops.torchvision.roi_align(a, r, 1.0, 2, 2, 2, False)  # noqa: E731
+    assert count(kernel, x, rois).total_flops == fixed == 1504
+    # Adaptive sampling reads the boxes: ceil(8/2)·ceil(8/2) = 16 and ceil(8/2)·ceil(12/2) = 24 samples per bin;
+    # on shapes alone (meta) it falls back to 2×2.
+    out = torch.empty(2, 4, 2, 2)
+    adaptive = roi_align_cost(x, rois, out, 1.0, -1, False)
+    assert adaptive.flops == 4 * (40 * 4) * 8 + 32 + (40 * 4) * 14
+    assert count(lambda a, r: torchvision.ops.roi_align(a, r, (2, 2)), x, rois).total_flops == fixed
