@@ -53,7 +53,13 @@ class AuditRow:
 
 @dataclass
 class BlindSpot:
-    """FLOPs and MACs that happen outside any leaf ``nn.Module`` call, i.e. invisible to forward hooks."""
+    """FLOPs and MACs that happen outside any leaf ``nn.Module`` call, i.e. invisible to forward hooks.
+
+    On an fx graph the leaf calls are the ``call_module`` nodes; on a dynamo graph, the nodes whose innermost
+    module has no children and a class a rule knows. A submodule fx could not trace and that a fallback capture
+    priced whole is one ``call_module`` node: its inner functional ops are not split out, so on a partial
+    capture the blind spot is a lower bound.
+    """
 
     macs: int
     flops: int
