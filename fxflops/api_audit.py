@@ -342,8 +342,9 @@ NOT_APPLICABLE: dict[str, tuple[str, ...]] = {
         "resize", "resize_", "resize_as", "resize_as_", "module_load", "numpy", "ipu", "xpu", "mtia", "to_mkldnn",
         "const_data_ptr", "dim_order", "apply_", "map_", "map2_"),
     "metadata query or predicate on the tensor itself, no arithmetic": (
-        "get_device", "is_conj", "is_distributed", "is_neg", "is_nonzero", "is_same_size", "is_signed",
+        "get_device", "is_complex", "is_conj", "is_distributed", "is_neg", "is_nonzero", "is_same_size", "is_signed",
         "hash_tensor"),
+    "bit-level split of the float representation (frexp: mantissa and exponent), no arithmetic": ("frexp",),
     "sparse-layout accessor or conversion (indices/values are moved, not computed)": (
         "coalesce", "is_coalesced", "indices", "values", "crow_indices", "col_indices", "ccol_indices", "row_indices",
         "dense_dim", "sparse_dim", "sparse_mask", "sparse_resize_", "sparse_resize_and_clear_", "resize_as_sparse_",

@@ -356,3 +356,12 @@ def test_roi_align_detection_heads():
     adaptive = roi_align_cost(x, rois, out, 1.0, -1, False)
     assert adaptive.flops == 4 * (40 * 4) * 8 + 32 + (40 * 4) * 14
     assert count(lambda a, r: torchvision.ops.roi_align(a, r, (2, 2)), x, rois).total_flops == fixed
+
+
+def test_more_torch_namespace_rules():
+    y = _x(3, 5)
+    assert count(lambda a: torch.mvlgamma(a.abs() + 2, 3), y).total_flops == (1 + 1) * 15 + 9 * 15  # abs, add, mvlgamma
+    assert count(torch.polar, y.abs(), y).total_flops == 4 * 15
+    assert count(lambda a: torch.trapezoid(a), y).total_flops == 3 * 4 * 4  # 4 intervals per row, 4 FLOPs each
+    assert count(lambda a: torch.gradient(a, dim=1)[0], y).total_flops == 2 * 15
+    assert count(lambda a: a.sum_to_size(1, 5), y).total_flops == 15

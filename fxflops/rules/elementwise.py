@@ -109,3 +109,15 @@ _register(_names(("isneginf", "isposinf", "isreal")), 1, "one floating-point com
 _register(_names(("ldexp",)), 2, "x·2^e: exp2, multiply")
 _register(_names(("logaddexp", "logaddexp2")), 5,
           "log(e^a + e^b) as max + log1p(exp(−|a − b|)): subtract, exp, log1p, max, add")
+
+
+@rule(torch.mvlgamma, "mvlgamma", "mvlgamma_", op="mvlgamma", family="elementwise")
+def mvlgamma(call: Call) -> Cost:
+    """Multivariate log-gamma of order p: Σ_{i<p} lgamma(x − i/2) + const, 3·p FLOPs per element (shift, lgamma, add)."""
+    return elementwise(call.out_numel, 3 * int(call.arg(1, "p")))
+
+
+@rule(torch.polar, op="polar", family="elementwise")
+def polar(call: Call) -> Cost:
+    """abs·(cos θ + i·sin θ): cos, sin and two multiplies, 4 FLOPs per output element."""
+    return elementwise(call.out_numel, 4)

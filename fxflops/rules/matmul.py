@@ -12,14 +12,15 @@ from ._util import prod
 
 
 @rule(torch.matmul, operator.matmul, torch.mm, torch.bmm, torch.mv, torch.dot, torch.inner, torch.vdot,
-      "matmul", "__matmul__", "mm", "bmm", "mv", "dot", operator.imatmul, "__rmatmul__", op="matmul", family="matmul")
+      "matmul", "__matmul__", "mm", "bmm", "mv", "dot", "inner", "vdot", operator.imatmul, "__rmatmul__",
+      op="matmul", family="matmul")
 def matmul(call: Call) -> Cost:
     """MACs = (output elements)·K, K the contracted size (a.shape[-1]); covers broadcast batches, mm, bmm, mv and dot."""
     a = call.arg(0, "input")
     return contraction(max(call.out.numel(), 1) * a.shape[-1])
 
 
-@rule(torch.addmm, torch.baddbmm, torch.addmv, "addmm", "baddbmm", "addmv", "addmm_", "baddbmm_",
+@rule(torch.addmm, torch.baddbmm, torch.addmv, "addmm", "baddbmm", "addmv", "addmm_", "baddbmm_", "addmv_",
       op="addmm", family="matmul")
 def addmm(call: Call) -> Cost:
     """addmm/baddbmm/addmv(input, a, b, beta=1, alpha=1): MACs = (output elements)·K;
@@ -32,7 +33,7 @@ def addmm(call: Call) -> Cost:
     return contraction(n * a.shape[-1], extra)
 
 
-@rule(torch.addbmm, "addbmm", op="addbmm", family="matmul")
+@rule(torch.addbmm, "addbmm", "addbmm_", op="addbmm", family="matmul")
 def addbmm(call: Call) -> Cost:
     """addbmm(input, b1, b2): MACs = B·n·k·m (the batch is summed into one n×m result); FLOPs = 2·MACs + n·m for adding input."""
     b1, b2 = call.arg(1, "batch1"), call.arg(2, "batch2")

@@ -18,7 +18,7 @@ def _input(call: Call) -> torch.Tensor:
 
 @rule(torch.sum, torch.amax, torch.amin, torch.max, torch.min, torch.prod, torch.argmax, torch.argmin,
       torch.any, torch.all, torch.nansum,
-      "sum", "amax", "amin", "max", "min", "prod", "argmax", "argmin", "any", "all", "nansum",
+      "sum", "amax", "amin", "max", "min", "prod", "argmax", "argmin", "any", "all", "nansum", "sum_to_size",
       op="reduce", family="reduction")
 def reduce(call: Call) -> Cost:
     """One FLOP per input element (an add, multiply or compare each); 0 on integer/bool tensors.
@@ -57,7 +57,7 @@ def logsumexp(call: Call) -> Cost:
     return elementwise(4 * call.arg(0, "input").numel() + 2 * call.out_numel)
 
 
-@rule(torch.cumsum, torch.cumprod, "cumsum", "cumprod", "cumsum_", op="cumsum", family="reduction")
+@rule(torch.cumsum, torch.cumprod, "cumsum", "cumprod", "cumsum_", "cumprod_", op="cumsum", family="reduction")
 def cumsum(call: Call) -> Cost:
     """One FLOP per element."""
     return elementwise(call.out_numel)
@@ -190,3 +190,25 @@ def scatter_reduce(call: Call) -> Cost:
     alpha = call.kwargs.get("alpha", 1)
     mean = call.arg(4, "reduce", None) == "mean"
     return elementwise(src.numel() * (2 if alpha != 1 else 1) + (call.out_numel if mean else 0))
+
+
+@rule(torch.trapezoid, torch.trapz, torch.cumulative_trapezoid, op="trapezoid", family="reduction")
+def trapezoid(call: Call) -> Cost:
+    """Trapezoidal rule along dim over n samples: per interval (y_i + y_{i+1})·Δx/2 = add, multiply, halve (3 FLOPs,
+    +1 to difference sample points x when given), then the sum (trapezoid) or running sum (cumulative) of the
+    intervals, 1 each."""
+    y = call.arg(0, "y")
+    x = call.arg(1, "x", None)
+    dim = int(call.kwargs.get("dim", -1))
+    intervals = y.numel() // max(y.shape[dim], 1) * max(y.shape[dim] - 1, 0)
+    return elementwise(intervals * (4 + (1 if isinstance(x, torch.Tensor) else 0)))
+
+
+@rule(torch.gradient, op="gradient", family="reduction")
+def gradient(call: Call) -> Cost:
+    """Central differences (one-sided at the edges) along each dim asked for: subtract and divide by the spacing,
+    2 FLOPs per element per dim."""
+    x = call.arg(0, "input")
+    dims = call.kwargs.get("dim")
+    n = x.dim() if dims is None else (1 if isinstance(dims, int) else len(dims))
+    return elementwise(2 * x.numel() * n)

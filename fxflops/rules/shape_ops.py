@@ -77,7 +77,7 @@ free(builtins.getattr, builtins.len, "size", "dim", "numel", "ndimension", "nele
      torch.ops.aten.sym_storage_offset.default,
      op="meta", family="shape", reason=META)
 free("to", "type", "type_as", "float", "double", "half", "bfloat16", "int", "long", "bool", "short", "char",
-     "byte", "cpu", "cuda", "requires_grad_", "cfloat", "cdouble", "pin_memory", "share_memory_",
+     "byte", "chalf", "cpu", "cuda", "requires_grad_", "cfloat", "cdouble", "pin_memory", "share_memory_",
      op="cast", family="shape", reason=CAST)
 free(operator.and_, operator.or_, operator.xor, operator.invert, operator.not_, operator.inv, operator.iand,
      operator.ior, operator.ixor, operator.lshift, operator.rshift, operator.ilshift, operator.irshift,
