@@ -248,11 +248,11 @@ def measure(model_name: str, tool_name: str, repeat: int) -> dict:
     run = TOOLS[tool_name].run
     with torch.no_grad():
         with PeakRSS() as mem:
-            t = time.perf_counter()
+            t, c = time.perf_counter(), time.process_time()
             res = run(model, example)
-            first = time.perf_counter() - t
-        best = best_of(lambda: run(model, example), repeat) if repeat else first
-    return dict(res.__dict__, first_s=first, best_s=min(first, best), peak_bytes=mem.extra, exact_peak=mem.exact)
+            first, first_cpu = time.perf_counter() - t, time.process_time() - c
+        wall, cpu = best_of(lambda: run(model, example), repeat) if repeat else (first, first_cpu)
+    return dict(res.__dict__, first_s=first, best_s=wall, cpu_s=cpu, peak_bytes=mem.extra, exact_peak=mem.exact)
 
 
 @dataclass
@@ -321,12 +321,12 @@ def model_table(rows: list[Row]) -> str:
         if r.status == "ok":
             v = r.value
             body.append([f"**{r.tool}**" if r.tool == "fxflops" else r.tool, _fmt_macs(v), human(v.get("flops")),
-                         human(v.get("params")), _delta(v, ref), fmt_seconds(v["best_s"]), fmt_bytes(v["peak_bytes"]),
-                         v.get("note", "")])
+                         human(v.get("params")), _delta(v, ref), fmt_seconds(v["best_s"]), fmt_seconds(v.get("cpu_s")),
+                         fmt_bytes(v["peak_bytes"]), v.get("note", "")])
         else:
-            body.append([r.tool, "—", "—", "—", "—", "—", "—", f"**{r.status}**: {r.reason}"])
-    head = ["tool", "MACs", "FLOPs", "params", "vs fxflops", "time (best)", "peak mem", "notes"]
-    return markdown_table(head, body, right=(1, 2, 3, 4, 5, 6))
+            body.append([r.tool, "—", "—", "—", "—", "—", "—", "—", f"**{r.status}**: {r.reason}"])
+    head = ["tool", "MACs", "FLOPs", "params", "vs fxflops", "time (best)", "CPU time", "peak mem", "notes"]
+    return markdown_table(head, body, right=(1, 2, 3, 4, 5, 6, 7))
 
 
 def summary_table(results: dict[str, list[Row]], tools: list[str]) -> str:
@@ -407,7 +407,10 @@ def markdown(results: dict[str, list[Row]], tools: list[str], args: argparse.Nam
         "read just after. Unlike `tracemalloc` this sees the C++ allocations (activations, weights copies) "
         "that dominate here; unlike an RSS delta in a later call it is not hidden by memory the allocator "
         "kept from an earlier call.",
-        f"- **time** is the best of {args.repeat} calls after that first (warm-up) call.",
+        f"- **time** is the best wall-clock time of {args.repeat} calls after that first (warm-up) call; "
+        "**CPU time** the best CPU time of the process over the same calls (all threads: the peers' "
+        "forward passes use every core, fxflops one). CPU time does not count the time other jobs held "
+        "the cores, so it is the steadier figure on a shared machine.",
         "- **MACs** is what each tool reports as MACs (fvcore calls it \"flops\"; it counts one per "
         "multiply-add). † = the tool reports FLOPs only, shown divided by 2. **vs fxflops** compares "
         "MACs with fxflops' MACs, or FLOPs with fxflops' FLOPs for tools that only give FLOPs.",
