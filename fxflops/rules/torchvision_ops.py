@@ -89,3 +89,14 @@ if tv_ops is not None:
         return roi_align_cost(call.arg(0, "input"), boxes, out, float(call.arg(3, "spatial_scale", 1.0)),
                               int(call.arg(4, "sampling_ratio", -1)), bool(call.arg(5, "aligned", False)))
 
+
+    # NMS per candidate pair: 4 max/min for the intersection box, 2 subtractions and 2 clamps for its sides, 1 multiply,
+    # 2 for the union (add, subtract), 1 division, 1 comparison with the threshold.
+    NMS_PER_PAIR = 13
+
+    @rule(tv_ops.nms, torch.ops.torchvision.nms, torch.ops.torchvision.nms.default, op="nms", family="detection")
+    def nms(call: Call) -> Cost:
+        """nms(boxes (N, 4), scores (N,), iou_threshold): 3·N FLOPs for the box areas + 13 per IoU of a pair, for the
+        worst case of N·(N − 1)/2 pairs (which pairs run depends on the scores: a suppressed box is skipped)."""
+        n = call.arg(0, "boxes").shape[0]
+        return elementwise(3 * n + NMS_PER_PAIR * n * (n - 1) // 2)
