@@ -23,7 +23,9 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import logging
 import re
+import warnings
 from collections import Counter
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Iterator
@@ -144,11 +146,28 @@ def _scope(root: torch.nn.Module | None, mode: str) -> Iterator[None]:
     # read from the real run) rather than run eagerly between graphs, where nothing would see them.
     real = dict(capture_dynamic_output_shape_ops=True, capture_scalar_outputs=True) if mode == "real" else {}
     try:
-        with torch._dynamo.config.patch(**{**DYNAMO_CONFIG, **real}), torch.no_grad(), _kept_state(root), weights:
+        with torch._dynamo.config.patch(**{**DYNAMO_CONFIG, **real}), torch.no_grad(), _kept_state(root), weights, \
+                _quiet():
             yield
     finally:
         fake_tensor_tls.allow_non_fake_inputs_override = old
         torch._dynamo.reset()
+
+
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    """Dynamo logs every graph break as a warning and torch's meta kernels warn about their own internals;
+    the report's notes say what matters (how many graphs, why meta failed), so both are muted here."""
+    log = logging.getLogger("torch._dynamo")
+    level = log.level
+    log.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", category=FutureWarning, module=r"torch")
+            warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"torch")
+            yield
+    finally:
+        log.setLevel(level)
 
 
 @contextlib.contextmanager

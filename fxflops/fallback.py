@@ -169,7 +169,7 @@ def _check_uncounted(nodes: list[NodeRecord], strict: bool) -> None:
     )
     if strict:
         raise UncountedOpError(msg)
-    warnings.warn(msg, stacklevel=4)
+    warnings.warn(msg, stacklevel=6)  # the caller of trace_flops
 
 
 def choose_capture(capture: str, fx_job: Callable[[], Report], dynamo_job: Callable[[], Report], name: str) -> Report:
