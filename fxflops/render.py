@@ -238,7 +238,8 @@ def _legend(dot: graphviz.Digraph, max_share: float, view: View, top: int) -> No
 
 def _graph_title(g: nx.DiGraph, view: View) -> str:
     e = html.escape
-    shown = ["every module expanded" if view.depth is None else f"modules collapsed at depth {view.depth}"]
+    collapsed = view.depth is not None and any(vn.kind == "module" for vn in view.nodes.values())
+    shown = [f"modules collapsed at depth {view.depth}" if collapsed else "every module expanded"]
     if view.rolled:
         shown.append("identical consecutive blocks rolled (×k)")
     if view.hidden_scalars:

@@ -1,0 +1,103 @@
+"""Regenerate the pictures of docs/graph.md: render SVGs with fxflops, screenshot them in headless
+Chromium as a reader's browser shows them, crop where a picture is too tall to show whole, and save
+palette PNGs next to this script.
+
+    python docs/images/make_images.py [--only NAME]
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import warnings
+
+import torch
+import torchvision
+from PIL import Image
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "tests"))
+from tiny_transformer import TinyEncoder  # noqa: E402
+
+import fxflops  # noqa: E402
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+MAX_BYTES = 500_000
+
+
+def vision(name: str) -> fxflops.Report:
+    with torch.device("meta"):
+        model = torchvision.models.get_model(name, weights=None).eval()
+    return fxflops.trace_flops(model, torch.empty(1, 3, 224, 224, device="meta"))
+
+
+def bert_base() -> fxflops.Report:
+    """A BERT-base-sized encoder (12 layers, hidden 768, 12 heads, 128 tokens) written op by op."""
+    try:
+        from transformers import BertConfig, BertModel
+
+        with torch.device("meta"):
+            model = BertModel(BertConfig()).eval()
+        ids = torch.zeros(1, 128, dtype=torch.long, device="meta")
+        return fxflops.trace_flops(model, {"input_ids": ids})
+    except Exception as exc:  # noqa: BLE001 - fall back to the op-level stand-in
+        print(f"BertModel: {str(exc).splitlines()[0]}; drawing the BERT-base-sized TinyEncoder instead")
+        with torch.device("meta"):
+            model = TinyEncoder(vocab=30522, dim=768, heads=12, layers=12, seq=128).eval()
+        return fxflops.trace_flops(model, torch.zeros(1, 128, dtype=torch.long, device="meta"))
+
+
+MODELS = {"resnet50": lambda: vision("resnet50"), "vit_b_16": lambda: vision("vit_b_16"), "bert": bert_base}
+
+# picture -> (model, render options, crop height in CSS pixels or None)
+PICTURES = {
+    "resnet50_depth2": ("resnet50", dict(depth=2, top=3), None),
+    "resnet50_depth2_rolled": ("resnet50", dict(depth=2, roll=True), None),
+    "resnet50_full": ("resnet50", dict(top=5), 2600),
+    "vit_b_16_rolled": ("vit_b_16", dict(roll=True, top=3), None),
+    "bert_base_rolled": ("bert", dict(roll=True, top=3), None),
+}
+
+
+def screenshot(svg: str, png: str) -> None:
+    head = open(svg, encoding="utf-8").read(4000)
+    w, h = (float(re.search(rf'{k}="([\d.]+)pt"', head).group(1)) * 4 / 3 for k in ("width", "height"))
+    subprocess.run(["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
+                    f"--screenshot={png}", f"--window-size={int(w) + 16},{int(h) + 16}", svg],
+                   check=True, capture_output=True, timeout=180)
+
+
+def save(png: str, out: str, crop: int | None) -> None:
+    im = Image.open(png).convert("RGB")
+    if crop and im.height > crop:
+        im = im.crop((0, 0, im.width, crop))
+    for colours in (256, 128, 64):
+        im.quantize(colours, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE).save(out, optimize=True)
+        if os.path.getsize(out) <= MAX_BYTES:
+            break
+    print(f"{os.path.relpath(out)}: {im.width}x{im.height}, {os.path.getsize(out) / 1000:.0f} KB")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--only", choices=sorted(PICTURES))
+    args = ap.parse_args()
+    warnings.simplefilter("ignore")
+    reports: dict = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, (model, options, crop) in PICTURES.items():
+            if args.only and name != args.only:
+                continue
+            if model not in reports:
+                reports[model] = MODELS[model]()
+            report = reports[model]
+            svg = os.path.join(tmp, name + ".svg")
+            report.render(svg, **options)
+            screenshot(svg, os.path.join(tmp, name + ".png"))
+            save(os.path.join(tmp, name + ".png"), os.path.join(HERE, name + ".png"), crop)
+
+
+if __name__ == "__main__":
+    main()
