@@ -49,7 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="op name, method or module class name counted as 0 (repeatable), e.g. dropout, add, ReLU")
     g = p.add_argument_group("annotated graph")
     g.add_argument("--svg", metavar="PATH", help="draw the annotated graph into PATH (.svg, .png or .pdf); "
-                   "--depth collapses modules below that depth (a large depth draws every op), --top marks the K costliest")
+                   "each module at --depth becomes one node (a large depth draws every op), --top marks the K costliest")
     g.add_argument("--roll", action="store_true", help="roll identical consecutive blocks into one (×k)")
     g.add_argument("--max-nodes", type=int, default=1500, metavar="N",
                    help="roll and collapse bigger graphs until at most N nodes are drawn (0: no limit; default 1500)")

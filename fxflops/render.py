@@ -111,71 +111,81 @@ def _span(path: str, rolled: list[str]) -> str:
 
 
 def _node_attrs(vn: ViewNode, view: View, max_share: float) -> dict[str, str]:
-    e = html.escape
-    total = view.total_flops
-    share = vn.flops / total if total else 0.0
-    shape = _shape_text(vn.shape)
-    cost = f"{st.flops_text(vn.flops)} · {st.pct(share)}"
-    badge = f"#{vn.rank} " if vn.rank else ""
-    times = _times(vn.repeat)
-    d = vn.detail
-    attrs: dict[str, str] = {"fontname": st.FONT}
-
+    """Shape, colours, label and tooltip of one drawn node, then the audit and top-K markings."""
+    share = vn.flops / view.total_flops if view.total_flops else 0.0
     if vn.kind in ("input", "output"):
-        name = d.get("name", "") if vn.kind == "input" else ""
-        attrs.update(shape="box", style="rounded,filled", fillcolor="white", color="#333333", fontsize="11",
-                     label=f"<<b>{vn.kind}</b>&#160;{e(name)}<br/>{e(shape)}>",
-                     tooltip=_lines(f"{vn.kind} {name}", f"shape {shape}", f"dtype {d.get('dtype', '')}"))
-        return attrs
-
-    if vn.kind == "module":
-        name = _span(_short_path(vn.path, vn.home), vn.rolled_paths) if vn.path else "model"
-        fill = st.heat(st.heat_position(share, max_share)) if vn.flops else st.ZERO_FILL
-        label = (f"<<b>{e(badge + name)}{times}</b><br/>{e(vn.type)}<br/><font point-size='10'>{e(shape)}</font>"
-                 f"<br/>{e(cost)}>")
-        rolled = f"rolled: {', '.join(vn.rolled_paths)} (costs summed)" if vn.repeat > 1 else ""
-        attrs.update(shape="box3d", style="filled", fillcolor=fill, fontcolor=st.text_colour(fill), fontsize="12",
-                     label=label.replace("'", '"'),
-                     tooltip=_lines(f"{vn.path or 'model'} ({vn.type})", rolled,
-                                    f"{len(vn.members)} nodes collapsed", f"output {shape}",
-                                    f"MACs {human(vn.macs)}", f"FLOPs {human(vn.flops)} ({st.pct(share)})",
-                                    f"params {human(vn.params)}"))
-    else:
-        if vn.kind == "const":
-            op = str(d.get("target", vn.type)).rsplit(".", 1)[-1]
-        elif vn.status in ("uncounted", "ignored"):
-            op = str(d.get("target", vn.type))
-        else:
-            op = vn.type
-        where = f"{vn.path} ({d.get('module_type', '')})" if vn.path else "(top level)"
-        tip = _lines(where, f"node {d.get('name', '')}: {d.get('kind', '')} {d.get('target', '')}",
-                     f"op {vn.type}, rule: {d.get('rule', '') or '-'} [{vn.status or '-'}]",
-                     "in " + ", ".join(_shape_text(s) for s in d.get("input_shapes", [])),
-                     f"out {shape} {d.get('dtype', '')}",
-                     f"rolled: {', '.join(vn.rolled_paths)} (costs summed)" if vn.repeat > 1 else "",
-                     f"MACs {human(vn.macs)}", f"FLOPs {human(vn.flops)} ({st.pct(share)})",
-                     f"params {human(vn.params)}")
-        if vn.flops or vn.status in ("uncounted", "partial"):
-            fill = st.heat(st.heat_position(share, max_share)) if vn.flops else st.UNCOUNTED_FILL
-            attrs.update(shape="box", style="rounded,filled", fillcolor=fill, fontcolor=st.text_colour(fill),
-                         fontsize="11", color="#555555",
-                         label=f"<<b>{e(badge + op)}{times}</b><br/>{e(shape)}<br/>{e(cost)}>", tooltip=tip)
-        else:
-            attrs.update(shape="box", style="rounded,filled", fillcolor=st.ZERO_FILL, color=st.ZERO_LINE,
-                         fontcolor=st.ZERO_TEXT, fontsize="8", height="0.2", margin="0.05,0.01",
-                         label=f"<{e(op)}{times}" + (f" <font point-size='7'>{e(shape)}</font>>" if shape else ">")
-                         .replace("'", '"'),
-                         tooltip=tip)
+        return _io_attrs(vn)
+    attrs = _module_attrs(vn, share, max_share) if vn.kind == "module" else _op_attrs(vn, share, max_share)
+    attrs["fontname"] = st.FONT
     if vn.status in ("uncounted", "partial"):
         note = "no rule: counted as 0" if vn.status == "uncounted" else "partly uncounted"
         attrs.update(color=st.UNCOUNTED_LINE, penwidth="3",
-                     label=attrs["label"][:-1] + f"<br/><font color='{st.UNCOUNTED_LINE}'>{note}</font>>"
-                     .replace("'", '"'))
+                     label=attrs["label"][:-1] + f'<br/><font color="{st.UNCOUNTED_LINE}">{note}</font>>')
         if vn.status == "partial":
             attrs["style"] += ",dashed"
     elif vn.rank:
         attrs.update(color=st.TOP_LINE, penwidth="3.5")
     return attrs
+
+
+def _io_attrs(vn: ViewNode) -> dict[str, str]:
+    name = vn.detail.get("name", "") if vn.kind == "input" else ""
+    shape = _shape_text(vn.shape)
+    return dict(shape="box", style="rounded,filled", fillcolor="white", color="#333333", fontsize="11",
+                fontname=st.FONT, label=f"<<b>{vn.kind}</b>&#160;{html.escape(name)}<br/>{html.escape(shape)}>",
+                tooltip=_lines(f"{vn.kind} {name}", f"shape {shape}", f"dtype {vn.detail.get('dtype', '')}"))
+
+
+def _cost_line(vn: ViewNode, share: float) -> str:
+    return f"{st.flops_text(vn.flops)} · {st.pct(share)}"
+
+
+def _rolled_line(vn: ViewNode) -> str:
+    return f"rolled: {', '.join(vn.rolled_paths)} (costs summed)" if vn.repeat > 1 else ""
+
+
+def _module_attrs(vn: ViewNode, share: float, max_share: float) -> dict[str, str]:
+    e = html.escape
+    name = _span(_short_path(vn.path, vn.home), vn.rolled_paths) if vn.path else "model"
+    badge = f"#{vn.rank} " if vn.rank else ""
+    shape = _shape_text(vn.shape)
+    fill = st.heat(st.heat_position(share, max_share)) if vn.flops else st.ZERO_FILL
+    label = (f"<<b>{e(badge + name)}{_times(vn.repeat)}</b><br/>{e(vn.type)}<br/>"
+             f'<font point-size="10">{e(shape)}</font><br/>{e(_cost_line(vn, share))}>')
+    tip = _lines(f"{vn.path or 'model'} ({vn.type})", _rolled_line(vn), f"{len(vn.members)} nodes collapsed",
+                 f"output {shape}", f"MACs {human(vn.macs)}", f"FLOPs {human(vn.flops)} ({st.pct(share)})",
+                 f"params {human(vn.params)}")
+    return dict(shape="box3d", style="filled", fillcolor=fill, fontcolor=st.text_colour(fill), fontsize="12",
+                label=label, tooltip=tip)
+
+
+def _op_attrs(vn: ViewNode, share: float, max_share: float) -> dict[str, str]:
+    e = html.escape
+    d = vn.detail
+    if vn.kind == "const":
+        op = str(d.get("target", vn.type)).rsplit(".", 1)[-1]
+    elif vn.status in ("uncounted", "ignored"):
+        op = str(d.get("target", vn.type))
+    else:
+        op = vn.type
+    shape = _shape_text(vn.shape)
+    where = f"{vn.path} ({d.get('module_type', '')})" if vn.path else "(top level)"
+    tip = _lines(where, f"node {d.get('name', '')}: {d.get('kind', '')} {d.get('target', '')}",
+                 f"op {vn.type}, rule: {d.get('rule', '') or '-'} [{vn.status or '-'}]",
+                 "in " + ", ".join(_shape_text(x) for x in d.get("input_shapes", [])),
+                 f"out {shape} {d.get('dtype', '')}", _rolled_line(vn),
+                 f"MACs {human(vn.macs)}", f"FLOPs {human(vn.flops)} ({st.pct(share)})", f"params {human(vn.params)}")
+    if vn.flops or vn.status in ("uncounted", "partial"):
+        fill = st.heat(st.heat_position(share, max_share)) if vn.flops else st.UNCOUNTED_FILL
+        badge = f"#{vn.rank} " if vn.rank else ""
+        label = f"<<b>{e(badge + op)}{_times(vn.repeat)}</b><br/>{e(shape)}<br/>{e(_cost_line(vn, share))}>"
+        return dict(shape="box", style="rounded,filled", fillcolor=fill, fontcolor=st.text_colour(fill),
+                    fontsize="11", color="#555555", label=label, tooltip=tip)
+    # Costs nothing: small and grey, so the costly path stands out.
+    small = f' <font point-size="7">{e(shape)}</font>' if shape else ""
+    return dict(shape="box", style="rounded,filled", fillcolor=st.ZERO_FILL, color=st.ZERO_LINE,
+                fontcolor=st.ZERO_TEXT, fontsize="8", height="0.2", margin="0.05,0.01",
+                label=f"<{e(op)}{_times(vn.repeat)}{small}>", tooltip=tip)
 
 
 def _cluster_attrs(cl: ViewCluster, view: View) -> dict[str, str]:

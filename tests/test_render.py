@@ -3,7 +3,6 @@ collapsed and rolled nodes, markings and the legend. Expected numbers come from 
 per-module table or from hand counts, never from the renderer."""
 from __future__ import annotations
 
-import re
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 
