@@ -304,6 +304,9 @@ def view_to_dot(g: nx.DiGraph, view: View, top: int = 0) -> str:
     fill(dot, "")
     for (u, v), shape in view.edges.items():
         dot.edge(_dot_id(u), _dot_id(v), tooltip=_shape_text(shape))
+    for u, v in view.breaks:
+        dot.edge(_dot_id(u), _dot_id(v), style="dashed", color=st.ZERO_LINE, label="graph break", fontsize="9",
+                 fontname=st.FONT, fontcolor=st.ZERO_TEXT, tooltip="graph break: Python runs between these graphs")
     return dot.source
 
 

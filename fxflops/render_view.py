@@ -69,6 +69,7 @@ class View:
     rolled: bool
     hidden_scalars: int
     folded_params: int = 0
+    breaks: list[tuple[str, str]] = field(default_factory=list)  # graph i's output -> graph i+1's inputs
     notes: list[str] = field(default_factory=list)
 
 
@@ -316,12 +317,28 @@ def build_view(g: nx.DiGraph, depth: int | None = None, roll: bool = False, hide
             vn.repeat, vn.rolled_paths = len(run_of[key]), run_of[key]
 
     clusters = _clusters(nodes, modules, run_of)
+    breaks = _graph_breaks(g, view_of)
     ranked = sorted((vn for vn in nodes.values() if vn.flops > 0), key=lambda v: (-v.flops, v.order))
     for i, vn in enumerate(ranked[:top]):
         vn.rank = i + 1
     return View(nodes, edges, clusters, g.graph.get("total_flops", sum(v.flops for v in nodes.values())),
                 g.graph.get("total_macs", sum(v.macs for v in nodes.values())), depth, bool(roll), len(hidden),
-                len(folded - hidden))
+                len(folded - hidden), breaks)
+
+
+def _graph_breaks(g: nx.DiGraph, view_of: dict[str, str]) -> list[tuple[str, str]]:
+    """Where one captured graph hands over to the next (Python runs in between, so this is order,
+    not a data-flow edge): each graph's output to the next graph's inputs."""
+    outputs: dict[int, str] = {}
+    inputs: dict[int, list[str]] = {}
+    for n, a in g.nodes(data=True):
+        if n not in view_of or a.get("graph", -1) < 0:
+            continue
+        if a["kind"] == "output":
+            outputs[a["graph"]] = view_of[n]
+        elif a["kind"] == "placeholder" and not is_const(a):
+            inputs.setdefault(a["graph"], []).append(view_of[n])
+    return [(outputs[i], v) for i in sorted(outputs) for v in inputs.get(i + 1, [])]
 
 
 def _new_node(g: nx.DiGraph, vid: str, r: str, mod: str | None, own: dict[str, str], modules: dict,

@@ -312,3 +312,33 @@ def test_both_capture_paths_look_the_same(tiny_both, options, tmp_path):
         costly = sorted(d.text for d in _drawn_ops(nodes).values() if "FLOPs ·" in d.text)
         drawn[capture] = (sorted(c.text for c in clusters.values()), ops, costly)
     assert drawn["fx"] == drawn["dynamo"]
+
+
+def test_graph_breaks_are_drawn_in_order(tmp_path):
+    """A data-dependent branch splits the dynamo capture in two graphs; the picture links them."""
+    class Branchy(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a, self.b = nn.Linear(8, 8), nn.Linear(8, 8)
+
+        def forward(self, x):
+            y = self.a(x)
+            if y.sum().item() > 0:
+                y = y * 2
+            return self.b(y)
+
+    report = fxflops.trace_flops(Branchy(), torch.randn(4, 8), capture="dynamo")
+    assert len(report.graph_modules) == 2
+    g = report.to_networkx()
+    assert {a["graph"] for _, a in g.nodes(data=True)} == {0, 1}
+    assert not any(g.nodes[u]["graph"] != g.nodes[v]["graph"] for u, v in g.edges)  # no data flows between them
+    report.render(tmp_path / "b.svg")
+    root = ET.parse(tmp_path / "b.svg").getroot()
+    breaks = [e.find("svg:title", NS).text for e in root.iter("{%s}g" % NS["svg"])
+              if e.get("class") == "edge" and "graph break" in "".join(t.text or "" for t in e.iter("{%s}text" % NS["svg"]))]
+    g1_inputs = [n for n, a in g.nodes(data=True) if a["kind"] == "placeholder" and a["graph"] == 1]
+    assert len(g1_inputs) == 1 and breaks == [f"g0.output->{g1_inputs[0]}"]
+    drawn = _drawn_ops(_read(tmp_path / "b.svg")[0])
+    by_hand = 2 * (2 * 4 * 8 * 8 + 4 * 8)  # two linears: 2·B·in·out + bias
+    assert sum(n.flops for n in report.nodes if n.op == "linear") == by_hand
+    assert all(n.name in drawn for n in report.nodes if n.flops)
