@@ -1,6 +1,7 @@
 """Recurrent layers: RNN, LSTM, GRU (every layer and direction, projections, biases, gate arithmetic) and their cells."""
 from __future__ import annotations
 
+import torch
 import torch.nn as nn
 from torch.nn.utils.rnn import PackedSequence
 
@@ -58,3 +59,38 @@ def rnn_cell(call: Call) -> Cost:
     return cell_step(mode, m.input_size, m.hidden_size, 0, m.bias) * samples
 
 
+
+
+# What nn.LSTM/GRU/RNN and their cells call; dynamo records these builtins instead of the module.
+_FUNCTIONAL = {torch.lstm: "LSTM", torch.gru: "GRU", torch.rnn_tanh: "RNN_TANH", torch.rnn_relu: "RNN_RELU"}
+_CELLS = {torch.lstm_cell: "LSTM", torch.gru_cell: "GRU", torch.rnn_tanh_cell: "RNN_TANH", torch.rnn_relu_cell: "RNN_RELU"}
+
+
+@rule(*_FUNCTIONAL, op="rnn", family="rnn")
+def functional_rnn(call: Call) -> Cost:
+    """torch.lstm/gru/rnn_tanh/rnn_relu(input, hx, params, has_biases, num_layers, dropout, train, bidirectional, ...)
+    (or (data, batch_sizes, hx, params, ...) for a packed sequence): the nn.LSTM/GRU/RNN formula, with sizes read from
+    the flat weight list [w_ih, w_hh, (b_ih, b_hh,) (w_hr,)] of each layer and direction."""
+    mode, a = _FUNCTIONAL[call.target], call.args
+    packed = isinstance(a[1], torch.Tensor) and a[1].dim() == 1 and not a[1].is_floating_point()
+    params, has_biases, num_layers, _, _, bidirectional = a[3:9] if packed else a[2:8]
+    steps = a[0].shape[0] if packed else a[0].numel() // a[0].shape[-1]
+    dirs = 2 if bidirectional else 1
+    per = len(params) // (num_layers * dirs)
+    total = Cost()
+    for layer in range(num_layers):
+        w_ih, w_hh = params[layer * dirs * per], params[layer * dirs * per + 1]
+        hidden = w_ih.shape[0] // GATES[mode]
+        proj = w_hh.shape[1] if per in (3, 5) else 0  # a projection adds w_hr to the layer's weights
+        total = total + cell_step(mode, w_ih.shape[1], hidden, proj, bool(has_biases)) * (steps * dirs)
+    return total
+
+
+@rule(*_CELLS, op="rnn_cell", family="rnn")
+def functional_rnn_cell(call: Call) -> Cost:
+    """torch.lstm_cell/gru_cell/rnn_tanh_cell/rnn_relu_cell(input, hx, w_ih, w_hh, b_ih, b_hh): one step of the cell
+    formula per sample."""
+    mode, x, w_ih = _CELLS[call.target], call.args[0], call.args[2]
+    bias = len(call.args) > 4 and call.args[4] is not None
+    samples = x.shape[0] if x.dim() == 2 else 1
+    return cell_step(mode, w_ih.shape[1], w_ih.shape[0] // GATES[mode], 0, bias) * samples
