@@ -36,6 +36,7 @@ from torch._subclasses.fake_tensor import fake_tensor_tls
 from torch.fx.graph_module import _assign_attr
 from torch.utils._pytree import tree_flatten, tree_unflatten
 from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils.flop_counter import FlopCounterMode
 
 from .errors import CaptureError, first_line, user_frame
 from .report import NodeRecord
@@ -53,6 +54,7 @@ DYNAMO_CONFIG = dict(
     assume_static_by_default=True,
     capture_scalar_outputs=False,
     suppress_errors=False,
+    allow_rnn=True,  # otherwise nn.LSTM/GRU/RNN run eagerly, outside every graph
 )
 
 
@@ -72,6 +74,9 @@ class DynamoCapture:
     reused: list[Reuse] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     runs: list[int] = field(default_factory=list)  # times each graph ran; each run is counted
+    # MACs FlopCounterMode saw in the eager probe, by module path ("" = all): a capture that counts fewer
+    # ran code outside its graphs (see fxflops.fallback.outside_graphs)
+    eager_macs: dict[str, int] | None = None
 
 
 def capture_dynamo(
@@ -108,13 +113,12 @@ def _capture(target, root, args: tuple, kwargs: dict, mode: str, reuse_blocks: b
         if root is not None:
             for name, t in [*root.named_parameters(remove_duplicate=False), *root.named_buffers(remove_duplicate=False)]:
                 tensors.setdefault(id(t), name)
-        stubs, reused = {}, []
-        if mode == "meta":
-            try:
-                stubs, reused = _probe(target, root, *_example(args, kwargs, mode), reuse_blocks)
-            except Exception:  # noqa: BLE001
-                if probe_failure_is_final:
-                    raise
+        stubs, reused, eager = {}, [], None
+        try:
+            stubs, reused, eager = _probe(target, root, *_example(args, kwargs, mode), reuse_blocks and mode == "meta")
+        except Exception:  # noqa: BLE001
+            if probe_failure_is_final or mode == "real":
+                raise
         recorder = _Recorder(tensors, real=mode == "real")
         run_args, run_kwargs = _example(args, kwargs, mode)
         with _forwards({root.get_submodule(p): fn for p, fn in stubs.items()} if stubs else {}):
@@ -128,7 +132,7 @@ def _capture(target, root, args: tuple, kwargs: dict, mode: str, reuse_blocks: b
         notes.append(f"{sum(r > 1 for r in runs)} graph(s) ran more than once (a frame called again); "
                      "each run is counted")
     notes += _reuse_notes(reused)
-    return DynamoCapture(graphs, mode, reused, notes, runs)
+    return DynamoCapture(graphs, mode, reused, notes, runs, eager)
 
 
 @contextlib.contextmanager
@@ -381,10 +385,12 @@ class _Call:
     out: Any
 
 
-def _probe(target, root: torch.nn.Module | None, args: tuple, kwargs: dict, reuse: bool) -> tuple[dict[str, Callable], list[Reuse]]:
-    """One eager run on meta tensors, taking the branches dynamo will take. It fails fast where the
-    capture would (an op that needs real values), and it finds the blocks an identical earlier
-    block can stand for: their stubs and the reuse records."""
+def _probe(target, root: torch.nn.Module | None, args: tuple, kwargs: dict,
+           reuse: bool) -> tuple[dict[str, Callable], list[Reuse], dict[str, int]]:
+    """One eager run, taking the branches dynamo will take. On meta it fails fast where the capture
+    would (an op that needs real values). It finds the blocks an identical earlier block can stand
+    for (their stubs and the reuse records), and FlopCounterMode's MACs by module, against which
+    the capture is checked: what dynamo runs outside its graphs is counted by nothing else."""
     blocks = _candidates(root) if reuse and root is not None else {}
     log = _OpLog()
     calls: list[_Call] = []
@@ -409,9 +415,11 @@ def _probe(target, root: torch.nn.Module | None, args: tuple, kwargs: dict, reus
         return forward_logged
 
     logging = log if len(blocks) > 1 else contextlib.nullcontext()
+    counter = FlopCounterMode(display=False)
     with _forwards({b: recording(p, b) for p, b in blocks.items()} if len(blocks) > 1 else {}), \
-            _as_if_compiling(), logging:
+            _as_if_compiling(), logging, counter:
         target(*args, **kwargs)
+    eager = _macs_by_module(counter, root)
 
     first: dict[Any, str] = {}
     stubs: dict[str, Callable] = {}
@@ -425,7 +433,17 @@ def _probe(target, root: torch.nn.Module | None, args: tuple, kwargs: dict, reus
         if stub is not None:
             stubs[call.path] = stub
             reused.append(Reuse(call.path, source, type(blocks[call.path]).__name__))
-    return stubs, reused
+    return stubs, reused, eager
+
+
+def _macs_by_module(counter: FlopCounterMode, root: torch.nn.Module | None) -> dict[str, int]:
+    """FlopCounterMode's totals (2 FLOPs per MAC) keyed by module path; it names modules ``Root.a.b``."""
+    out = {"": counter.get_total_flops() // 2}
+    head = type(root).__name__ + "." if root is not None else None
+    for name, ops in counter.get_flop_counts().items():
+        if head and name.startswith(head):
+            out[name[len(head):]] = sum(ops.values()) // 2
+    return out
 
 
 @contextlib.contextmanager

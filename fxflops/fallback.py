@@ -43,6 +43,23 @@ def count_capture(cap: DynamoCapture, registry: Registry, ignore: Iterable[Any] 
     return reused_nodes(records, cap.reused)
 
 
+def outside_graphs(cap: DynamoCapture, nodes: list[NodeRecord]) -> str | None:
+    """A note when the capture counts fewer MACs than FlopCounterMode saw in the eager probe: dynamo ran some
+    code outside its graphs (a frame it does not trace), which no rule could see. Names the deepest module short."""
+    if not cap.eager_macs or sum(n.macs for n in nodes) >= cap.eager_macs[""]:
+        return None
+    ours: dict[str, int] = {}
+    for n in nodes:
+        parts = n.module_path.split(".") if n.module_path else []
+        for i in range(len(parts) + 1):
+            key = ".".join(parts[:i])
+            ours[key] = ours.get(key, 0) + n.macs
+    short = {p: m - ours.get(p, 0) for p, m in cap.eager_macs.items() if m > ours.get(p, 0)}
+    where = max(short, key=lambda p: (p.count(".") if p else -1, short[p]))
+    return (f"{short['']:,} MACs ran outside dynamo's graphs (code dynamo does not trace) and are missing from "
+            f"this report" + (f", in {where}" if where else ""))
+
+
 def subgraph_fallback(gm: fx.GraphModule, registry: Registry, ignore: Iterable[Any]) -> Callable:
     """Prices a higher-order op node (``invoke_subgraph``, ``wrap``, checkpointing...) by its first subgraph:
     the graph it runs forward. Its inner nodes already hold dynamo's fake values."""
@@ -111,6 +128,8 @@ class DynamoFallback:
         total = Cost(sum(r.macs for r in records), sum(r.flops for r in records))
         ops = [r for r in records if r.status == COUNTED]
         left = sorted({r.target for r in records if r.status == UNCOUNTED})
+        if not self.ignore and outside_graphs(cap, records):
+            left.append(f"{cap.eager_macs[''] - total.macs:,} MACs that ran outside dynamo's graphs")
         how = f"counted through dynamo ({len(ops)} ops)"
         if left:
             how += f"; uncounted inside: {', '.join(left)}"
@@ -140,11 +159,13 @@ def fallback_notes(gm: fx.GraphModule, untraceable: list, fallback: DynamoFallba
 
 
 def dynamo_report(model: torch.nn.Module, args: tuple, kwargs: dict, registry: Registry, ignore: Iterable[Any],
-                  strict: bool, input_shapes: list) -> Report:
-    """Capture ``model`` with dynamo and build its report."""
+                  strict: bool, input_shapes: list, check_missing: bool = True) -> Report:
+    """Capture ``model`` with dynamo and build its report. ``check_missing`` compares the total with
+    FlopCounterMode's (off when the user ignores ops or prices them with custom rules)."""
     cap = capture_dynamo(model, args, kwargs)
     nodes = count_capture(cap, registry, ignore)
-    _check_uncounted(nodes, strict)
+    missing = outside_graphs(cap, nodes) if check_missing else None
+    _check_uncounted(nodes, strict, missing)
     return Report(
         model_name=type(model).__name__,
         nodes=nodes,
@@ -152,21 +173,22 @@ def dynamo_report(model: torch.nn.Module, args: tuple, kwargs: dict, registry: R
         input_shapes=input_shapes,
         capture="dynamo",
         shape_mode=cap.shape_mode,
-        notes=list(cap.notes),
+        notes=list(cap.notes) + ([missing] if missing else []),
         graph_module=cap.graph_modules[0] if cap.graph_modules else None,
         graph_modules=cap.graph_modules,
     )
 
 
-def _check_uncounted(nodes: list[NodeRecord], strict: bool) -> None:
+def _check_uncounted(nodes: list[NodeRecord], strict: bool, missing: str | None = None) -> None:
     left = [n for n in nodes if n.status == UNCOUNTED]
-    if not left:
+    if not left and not missing:
         return
     names = sorted({n.target for n in left})
-    msg = (
+    msg = "; ".join(filter(None, [
         f"{len(left)} node(s) have no FLOPs rule and were counted as 0: {', '.join(names)}. "
-        "Add one with custom_rules={target: fn} or @fxflops.rule(target); report.audit() lists them."
-    )
+        "Add one with custom_rules={target: fn} or @fxflops.rule(target); report.audit() lists them" if left else "",
+        missing,
+    ])) + "."
     if strict:
         raise UncountedOpError(msg)
     warnings.warn(msg, stacklevel=6)  # the caller of trace_flops

@@ -270,3 +270,52 @@ def test_timm_model_with_shape_dependent_control_flow() -> None:
     with FlopCounterMode(display=False) as fc, torch.no_grad():
         model(x)
     assert r.total_macs == fc.get_total_flops() // 2
+
+
+class Recurrent(nn.Module):
+    def __init__(self, rnn: nn.Module):
+        super().__init__()
+        self.rnn = rnn
+
+    def forward(self, x):
+        return self.rnn(x)
+
+
+@pytest.mark.parametrize("rnn, x", [
+    (nn.LSTM(8, 16, num_layers=2, batch_first=True, bidirectional=True, proj_size=4), torch.randn(2, 5, 8)),
+    (nn.GRU(8, 16, bias=False), torch.randn(5, 2, 8)),
+    (nn.RNN(8, 16, nonlinearity="relu", num_layers=3), torch.randn(5, 8)),
+    (nn.LSTMCell(8, 16), torch.randn(3, 8)),
+], ids=["lstm", "gru", "rnn", "lstm_cell"])
+def test_recurrent_layers_cost_the_same_on_both_paths(rnn: nn.Module, x: torch.Tensor) -> None:
+    """fx keeps nn.LSTM whole and prices it by its module rule; dynamo records torch.lstm & co. with the flat weights."""
+    model = Recurrent(rnn).eval()
+    fx_r = trace_flops(model, x, capture="fx", strict=True)
+    dy_r = trace_flops(model, x, capture="dynamo", strict=True)
+    assert (dy_r.total_macs, dy_r.total_flops) == (fx_r.total_macs, fx_r.total_flops) and fx_r.total_macs > 0
+    with FlopCounterMode(display=False) as fc:
+        model(x)
+    assert dy_r.total_macs == fc.get_total_flops() // 2
+
+
+class Packed(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.lstm = nn.LSTM(8, 16, batch_first=True)
+
+    def forward(self, x):
+        packed = nn.utils.rnn.pack_padded_sequence(x, torch.tensor([5, 3]), batch_first=True)
+        return self.lstm(packed)[1][0]
+
+
+def test_work_dynamo_runs_outside_its_graphs_is_reported_not_hidden() -> None:
+    """Dynamo does not trace packed sequences: the LSTM runs eagerly between graphs, where no rule sees it.
+    The eager probe's FlopCounterMode total exposes the gap instead of a silent zero."""
+    model, x = Packed().eval(), torch.randn(2, 5, 8)
+    with FlopCounterMode(display=False) as fc:
+        model(x)
+    missing = fc.get_total_flops() // 2
+    with pytest.warns(UserWarning, match=f"{missing:,} MACs ran outside dynamo's graphs"):
+        r = trace_flops(model, x, capture="dynamo")
+    assert r.total_macs + missing == fc.get_total_flops() // 2
+    assert r.notes[-1].endswith("in lstm")
