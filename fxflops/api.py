@@ -59,7 +59,7 @@ def trace_flops(
         return _fx_report(model, args, kwargs, reg, leaf_types, concrete_args, ignore, strict)
 
     def dynamo() -> Report:
-        return dynamo_report(model, args, kwargs, reg, ignore, strict, _input_shapes(args, kwargs),
+        return dynamo_report(model, args, kwargs, reg, ignore, strict, _input_shapes(args, kwargs), leaf_types,
                              check_missing=not ignore and not custom_rules)
 
     report = choose_capture(capture, fx, dynamo, type(model).__name__)

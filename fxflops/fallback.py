@@ -19,9 +19,11 @@ from typing import Any, Callable, Iterable
 
 import torch
 import torch.fx as fx
+from torch.utils._pytree import tree_flatten
 
-from .capture_dynamo import DynamoCapture, _signature, capture_dynamo, reused_nodes
-from .counting import COUNTED, UNCOUNTED, count_graph
+from .capture_dynamo import DynamoCapture, capture_dynamo
+from .dynamo_probe import LeafCall, reused_nodes, signature
+from .counting import COUNTED, UNCOUNTED, _as_cost, count_graph
 from .errors import CaptureError, FxFlopsError, UncountedOpError
 from .registry import Call, Cost, Registry
 from .report import NodeRecord, Report, module_rows, node_records
@@ -40,7 +42,23 @@ def count_capture(cap: DynamoCapture, registry: Registry, ignore: Iterable[Any] 
         records += once
         for run in range(2, (cap.runs[i] if i < len(cap.runs) else 1) + 1):  # the graph ran again
             records += [replace(r, name=f"{r.name}#{run}", params=0) for r in once]
+    records += [leaf_record(call, registry) for call in cap.leaves]
     return reused_nodes(records, cap.reused)
+
+
+def leaf_record(call: LeafCall, registry: Registry) -> NodeRecord:
+    """The record of a module kept whole, priced by its rule on the values the probe saw, like fx's call_module."""
+    m = call.module
+    rule = registry.for_module(m)
+    cost = _as_cost(rule(Call(type(m), call.args, call.kwargs, call.out, m)), type(m).__name__)
+    ins = [t for t in tree_flatten((call.args, call.kwargs))[0] if isinstance(t, torch.Tensor)]
+    outs = [t for t in tree_flatten(call.out)[0] if isinstance(t, torch.Tensor)]
+    return NodeRecord(
+        name=call.path.replace(".", "_"), kind="call_module", target=type(m).__name__, op=rule.op,
+        module_path=call.path, module_type=type(m).__name__, input_shapes=[tuple(t.shape) for t in ins],
+        output_shapes=[tuple(t.shape) for t in outs], dtypes=sorted({str(t.dtype).replace("torch.", "") for t in outs}),
+        macs=cost.macs, flops=cost.flops, params=sum(p.numel() for p in m.parameters()), rule=rule.op, status=COUNTED,
+    )
 
 
 def outside_graphs(cap: DynamoCapture, nodes: list[NodeRecord]) -> str | None:
@@ -113,7 +131,7 @@ class DynamoFallback:
             target = key = node.target  # Python code fx did not enter (torch.fx.wrap); an aten op has no inside
         else:
             return None
-        key = (key, _signature((call.args, dict(call.kwargs))))
+        key = (key, signature((call.args, dict(call.kwargs))))
         if key not in self.memo:
             self.memo[key] = self._count(target, call)
         return self.memo[key]
@@ -159,10 +177,15 @@ def fallback_notes(gm: fx.GraphModule, untraceable: list, fallback: DynamoFallba
 
 
 def dynamo_report(model: torch.nn.Module, args: tuple, kwargs: dict, registry: Registry, ignore: Iterable[Any],
-                  strict: bool, input_shapes: list, check_missing: bool = True) -> Report:
-    """Capture ``model`` with dynamo and build its report. ``check_missing`` compares the total with
-    FlopCounterMode's (off when the user ignores ops or prices them with custom rules)."""
-    cap = capture_dynamo(model, args, kwargs)
+                  strict: bool, input_shapes: list, leaf_types: tuple[type, ...] = (),
+                  check_missing: bool = True) -> Report:
+    """Capture ``model`` with dynamo and build its report. Submodules of ``leaf_types`` that have a rule are
+    kept whole, as fx keeps them. ``check_missing`` compares the total with FlopCounterMode's (off when
+    the user ignores ops or prices them with custom rules)."""
+    def is_leaf(m: torch.nn.Module) -> bool:
+        return isinstance(m, leaf_types) and registry.for_module(m) is not None
+
+    cap = capture_dynamo(model, args, kwargs, is_leaf=is_leaf if leaf_types else None)
     nodes = count_capture(cap, registry, ignore)
     missing = outside_graphs(cap, nodes) if check_missing else None
     _check_uncounted(nodes, strict, missing)

@@ -319,3 +319,44 @@ def test_work_dynamo_runs_outside_its_graphs_is_reported_not_hidden() -> None:
         r = trace_flops(model, x, capture="dynamo")
     assert r.total_macs + missing == fc.get_total_flops() // 2
     assert r.notes[-1].endswith("in lstm")
+
+
+class Attention(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.q = nn.Linear(D, D)
+
+    def forward(self, x):
+        return (self.q(x) @ x.transpose(-2, -1)).softmax(-1) @ x
+
+
+class Blocks(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.blocks = nn.ModuleList(nn.Sequential(Attention(), nn.Linear(D, D)) for _ in range(3))
+
+    def forward(self, x):
+        for b in self.blocks:
+            x = b(x)
+        return x
+
+
+@pytest.mark.parametrize("capture", ["fx", "dynamo"])
+def test_custom_module_rules_are_applied_on_both_paths(capture: str) -> None:
+    """A module class with a custom rule is kept whole on both paths (dynamo stubs it and prices the call it saw)."""
+    from fxflops import Cost
+
+    seen = []
+
+    def attention_rule(call):
+        seen.append(tuple(call.args[0].shape))
+        return Cost(1000, 3000)
+
+    x = torch.randn(2, 4, D)
+    r = trace_flops(Blocks(), x, capture=capture, custom_rules={Attention: attention_rule}, strict=True)
+    linear = 2 * 4 * D * D
+    assert r.total_macs == 3 * (1000 + linear)
+    assert r.total_flops == 3 * (3000 + 2 * linear + 2 * 4 * D)
+    assert [r.modules[f"blocks.{i}.0"].macs for i in range(3)] == [1000] * 3
+    assert set(seen) == {(2, 4, D)}
+    assert sum(n.params for n in r.nodes) == r.total_params == sum(p.numel() for p in Blocks().parameters())
