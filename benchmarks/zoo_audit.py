@@ -241,8 +241,11 @@ def time_limit(seconds: int):
 
 
 def _first_line(exc: BaseException) -> str:
-    lines = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {lines[0] if lines else ''}"[:200]
+    """The error's first line; for a capture that failed on both paths, what dynamo hit too."""
+    lines = [ln.strip() for ln in str(exc).strip().splitlines()]
+    text = f"{type(exc).__name__}: {lines[0] if lines else ''}"
+    text += "".join(f" — {ln}" for ln in lines[1:] if ln.startswith("dynamo:"))
+    return text[:400]
 
 
 def run(entry: Entry, capture: str, timeout: int) -> Result:
