@@ -374,11 +374,10 @@ NOT_APPLICABLE: dict[str, tuple[str, ...]] = {
         "batch_norm_backward_reduce", "batch_norm_elemt", "batch_norm_gather_stats",
         "batch_norm_gather_stats_with_counts", "batch_norm_stats", "batch_norm_update_stats", "grid_sampler",
         "grid_sampler_2d", "grid_sampler_3d", "norm_except_dim"),
-    "aten entry point behind a counted torch.nn.functional op or nn module (F.kl_div, F.ctc_loss, nn.LSTM...): "
+    "aten entry point behind a counted torch.nn.functional op (F.kl_div, F.ctc_loss, F.embedding_bag...): "
     "fx records the public op": (
         "binary_cross_entropy_with_logits", "cosine_embedding_loss", "ctc_loss", "hinge_embedding_loss", "kl_div",
-        "margin_ranking_loss", "poisson_nll_loss", "triplet_margin_loss", "embedding_bag", "gru", "gru_cell", "lstm",
-        "lstm_cell", "rnn_relu", "rnn_relu_cell", "rnn_tanh", "rnn_tanh_cell", "feature_alpha_dropout"),
+        "margin_ranking_loss", "poisson_nll_loss", "triplet_margin_loss", "embedding_bag", "feature_alpha_dropout"),
     "context manager, not an op": ("autocast",),
 }
 _NA_REASON = {name: reason for reason, names in NOT_APPLICABLE.items() for name in names}
