@@ -119,13 +119,17 @@ def _add_copies(report: "Report", g: nx.DiGraph, position: dict[str, int]) -> No
 
 
 def _wire_reused_block(g: nx.DiGraph, path: str, copies: list[str]) -> None:
-    """Connect the copies of a reused block to the graph around the stub that stands for it: the
-    stub's inputs feed the copies whose source took an input from outside its block, and the copies
-    whose source fed something outside feed the stub. The copies are ordered just before the stub."""
+    """Connect the copies of a reused block to the graph around the stub that stands for it.
+
+    The source block's main input (what its first op reads) is replaced by the stub's inputs; its
+    other inputs from outside (rotary tables, masks) are shared, so the copies read the same nodes.
+    The copy of the block's last op feeds the stub, and copies whose source fed the graph's output
+    (a KV cache) feed it too. The copies are ordered just before the stub."""
     suffix = "@" + path
     stubs = [n for n, a in g.nodes(data=True) if a.get("module_path") == path and not n.endswith(suffix)
              and a["kind"].startswith("call")]
-    if not stubs:
+    ops = sorted((c for c in copies if g.nodes[c]["kind"] != "get_attr"), key=lambda c: g.nodes[c]["order"])
+    if not stubs or not ops:
         return
     stub = max(stubs, key=lambda n: g.nodes[n]["order"])
     g.nodes[stub]["stub_of"] = path
@@ -137,16 +141,21 @@ def _wire_reused_block(g: nx.DiGraph, path: str, copies: list[str]) -> None:
         dead = [n for n, a in g.nodes(data=True) if a["order"] < at and a["kind"].startswith("call")
                 and a.get("output_shapes") and g.out_degree(n) == 0]
         inputs = [max(dead, key=lambda n: g.nodes[n]["order"])] if dead else []
-    ops = [c for c in copies if g.nodes[c]["kind"] != "get_attr"]
-    sources = {c: c[: -len(suffix)] for c in ops}
-    inside = set(sources.values()) | {c[: -len(suffix)] for c in copies}
-    last = max(ops, key=lambda c: g.nodes[c]["order"], default=None)
+    source = {c: c[: -len(suffix)] for c in copies}
+    inside = set(source.values())
+
+    def outside(n: str) -> list[str]:
+        return [u for u in g.predecessors(n) if u not in inside and g.nodes[u]["kind"] != "get_attr"]
+
+    main = set(outside(source[ops[0]]))
     for c in ops:
-        s = sources[c]
-        if any(u not in inside and g.nodes[u]["kind"] != "get_attr" for u in g.predecessors(s)):
-            for u in inputs:
-                _edge(g, u, c)
-        if c == last or any(v not in inside for v in g.successors(s)):
-            _edge(g, c, stub)
+        s = source[c]
+        for u in outside(s):
+            for w in (inputs if u in main else [u]):
+                _edge(g, w, c)
+        for v in g.successors(s):
+            if v not in inside and g.nodes[v]["kind"] == "output":
+                _edge(g, c, v)
+    _edge(g, ops[-1], stub)
     for i, c in enumerate(sorted(copies, key=lambda c: g.nodes[c]["order"])):
         g.nodes[c]["order"] = at - 1 + (i + 1) / (len(copies) + 1)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import html
 import os
+from collections import Counter
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -32,6 +33,7 @@ if TYPE_CHECKING:
 MAX_NODES = 1500  # past this, dot with clusters takes more than a few seconds (benchmarks/render_scale.py)
 BIG = 1000  # from here on, a cap on dot's network-simplex iterations
 NS_ITERATIONS = 500
+LONG_EDGE = 60  # edges spanning more drawn nodes than this go to a nearby reference copy
 FORMATS = ("svg", "png", "pdf")
 
 
@@ -246,7 +248,7 @@ def _legend(dot: graphviz.Digraph, max_share: float, view: View, top: int) -> No
             prev = name
 
 
-def _graph_title(g: nx.DiGraph, view: View) -> str:
+def _graph_title(g: nx.DiGraph, view: View, notes: list[str] = ()) -> str:
     e = html.escape
     collapsed = view.depth is not None and any(vn.kind == "module" for vn in view.nodes.values())
     shown = [f"modules collapsed at depth {view.depth}" if collapsed else "every module expanded"]
@@ -262,7 +264,7 @@ def _graph_title(g: nx.DiGraph, view: View) -> str:
         f"{e(st.flops_text(view.total_flops))} · {e(human(g.graph.get('total_params', 0)))} params",
         f"input {e(inputs)} · {e(g.graph.get('capture', ''))} capture · {len(view.nodes):,} nodes drawn: "
         + e(", ".join(shown)),
-    ] + [e(n) for n in view.notes]
+    ] + [e(n) for n in [*view.notes, *notes]]
     lines += [f"<font point-size='10'>{e(n)}</font>".replace("'", '"') for n in g.graph.get("notes", [])]
     return "<" + "<br/>".join(lines) + ">"
 
@@ -279,8 +281,10 @@ def _layout_attrs(n: int) -> dict[str, str]:
 
 
 def view_to_dot(g: nx.DiGraph, view: View, top: int = 0) -> str:
+    edges, refs, note = _short_edges(view)
     dot = graphviz.Digraph(name=g.graph.get("name", "model"))
-    dot.attr("graph", label=_graph_title(g, view), tooltip=g.graph.get("name", "model"), **_layout_attrs(len(view.nodes)))
+    dot.attr("graph", label=_graph_title(g, view, [note] if note else []), tooltip=g.graph.get("name", "model"),
+             **_layout_attrs(len(view.nodes)))
     dot.attr("edge", color=st.EDGE, arrowsize="0.6", penwidth="1.1")
     shares = [vn.flops / view.total_flops for vn in view.nodes.values() if view.total_flops and vn.flops > 0]
     max_share = max(shares, default=1.0)
@@ -296,18 +300,59 @@ def view_to_dot(g: nx.DiGraph, view: View, top: int = 0) -> str:
     def fill(sub: graphviz.Digraph, path: str) -> None:
         for vn in homed.get(path, []):
             sub.node(_dot_id(vn.id), **_node_attrs(vn, view, max_share))
+        for ref, of in refs.get(path, []):
+            sub.node(ref, **_ref_attrs(view.nodes[of]))
         for cl in children.get(path, []):
             with sub.subgraph(name="cluster_" + cl.path) as c:
                 c.attr(**_cluster_attrs(cl, view))
                 fill(c, cl.path)
 
     fill(dot, "")
-    for (u, v), shape in view.edges.items():
-        dot.edge(_dot_id(u), _dot_id(v), tooltip=_shape_text(shape))
+    for u, v, shape in edges:
+        dot.edge(u, v, tooltip=_shape_text(shape))
     for u, v in view.breaks:
         dot.edge(_dot_id(u), _dot_id(v), style="dashed", color=st.ZERO_LINE, label="graph break", fontsize="9",
                  fontname=st.FONT, fontcolor=st.ZERO_TEXT, tooltip="graph break: Python runs between these graphs")
     return dot.source
+
+
+def _short_edges(view: View) -> tuple[list[tuple[str, str, Any]], dict[str, list[tuple[str, str]]], str]:
+    """The edges to draw, with DOT ids. An edge spanning more than ``LONG_EDGE`` nodes (a rotary
+    table or a mask read by every layer, a KV cache written to the output by every layer) is drawn
+    to a reference copy of its far end instead: it would cross most of the picture, and dot spends
+    minutes routing hundreds of such edges. Returns the edges, the references per cluster and a note."""
+    order = {vid: i for i, vid in enumerate(sorted(view.nodes, key=lambda x: view.nodes[x].order))}
+    long = [(u, v) for (u, v) in view.edges if order[v] - order[u] > LONG_EDGE]
+    fan_out, fan_in = Counter(u for u, _ in long), Counter(v for _, v in long)
+    edges, refs, made = [], {}, set()
+
+    def home(vid: str) -> str:
+        h = view.nodes[vid].home
+        return h if h in view.clusters else ""
+
+    for (u, v), shape in view.edges.items():
+        if (u, v) not in long:
+            edges.append((_dot_id(u), _dot_id(v), shape))
+            continue
+        # Copy the end shared by more long edges, next to the other end.
+        of, near = (u, v) if fan_out[u] >= fan_in[v] else (v, u)
+        ref = f"ref/{_dot_id(of)}/{home(near)}"
+        if ref not in made:
+            made.add(ref)
+            refs.setdefault(home(near), []).append((ref, of))
+        edges.append((ref, _dot_id(v), shape) if of == u else (_dot_id(u), ref, shape))
+    note = (f"{len(long)} edges spanning more than {LONG_EDGE} nodes go to a copy of their far end drawn again "
+            f"nearby (↪, {len(made)} copies)") if made else ""
+    return edges, refs, note
+
+
+def _ref_attrs(vn: ViewNode) -> dict[str, str]:
+    name = _span(vn.path, vn.rolled_paths) if vn.kind == "module" else vn.detail.get("name", vn.type)
+    shape = _shape_text(vn.shape)
+    return dict(shape="box", style="rounded,dashed", color=st.ZERO_LINE, fontcolor=st.ZERO_TEXT, fontsize="8",
+                fontname=st.FONT, height="0.2", margin="0.05,0.01",
+                label=f"<↪ {html.escape(name)}" + (f' <font point-size="7">{html.escape(shape)}</font>>' if shape else ">"),
+                tooltip=_lines(f"{name}, drawn again here", "the edge from where it is drawn would cross most of the graph"))
 
 
 def _dot_id(vid: str) -> str:

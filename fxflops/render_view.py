@@ -184,7 +184,7 @@ def _signature(g: nx.DiGraph, members: list[str], block: str, own: dict[str, str
             _rel(str(a.get("target", "")), block) if is_const(a) else "",
         ))
     inner = sorted((idx[u], idx[v]) for u in members for v in g.successors(u) if v in idx)
-    outer_in = sorted(idx[v] for v in members for u in g.predecessors(v) if u not in idx)
+    outer_in = sorted({idx[v] for v in members for u in g.predecessors(v) if u not in idx})
     return (mtype, tuple(items), tuple(inner), tuple(outer_in))
 
 

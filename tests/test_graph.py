@@ -142,3 +142,27 @@ def test_both_capture_paths_export_the_same_costs(tiny_dynamo):
             costs[a["module_path"]] = costs.get(a["module_path"], 0) + a["flops"]
         per_module[report.capture] = {p: f for p, f in costs.items() if f}
     assert per_module["fx"] == per_module["dynamo"]
+
+
+def test_dynamo_reused_blocks_read_shared_inputs():
+    """HF Llama: layer 0 is traced, layers 1-3 reuse it. Each copy reads the rotary tables the
+    model computed once, and the previous layer's output; the rolled picture folds all four."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from fxflops.render import choose_view
+
+    cfg = LlamaConfig(hidden_size=64, intermediate_size=128, num_hidden_layers=4, num_attention_heads=4,
+                      num_key_value_heads=2, vocab_size=100)
+    with torch.device("meta"):
+        model = LlamaForCausalLM(cfg).eval()
+    report = fxflops.trace_flops(model, {"input_ids": torch.zeros(1, 16, dtype=torch.long, device="meta")})
+    g = report.to_networkx()
+    order = nx.get_node_attributes(g, "order")
+    assert nx.is_directed_acyclic_graph(g) and all(order[u] < order[v] for u, v in g.edges)
+    rotary = {n for n, a in g.nodes(data=True) if a["module_path"] == "model.rotary_emb" and a["output_shapes"]}
+    readers = {g.nodes[v]["module_path"].split(".")[2] for u in rotary for v in g.successors(u)
+               if g.nodes[v]["module_path"].startswith("model.layers.")}
+    assert readers == {"0", "1", "2", "3"}
+    view = choose_view(g, roll=True)
+    assert [(c.path, c.repeat) for c in view.clusters.values() if c.repeat > 1] == [("model.layers.0", 4)]
+    assert sum(v.flops for v in view.nodes.values()) == report.total_flops

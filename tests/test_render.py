@@ -342,3 +342,24 @@ def test_graph_breaks_are_drawn_in_order(tmp_path):
     by_hand = 2 * (2 * 4 * 8 * 8 + 4 * 8)  # two linears: 2·B·in·out + bias
     assert sum(n.flops for n in report.nodes if n.op == "linear") == by_hand
     assert all(n.name in drawn for n in report.nodes if n.flops)
+
+
+def test_edges_across_most_of_the_graph_go_to_a_reference(tmp_path):
+    """An input read again 70 layers later is drawn a second time next to its far reader."""
+    class LongSkip(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.body = nn.Sequential(*[nn.Linear(4, 4) for _ in range(70)])
+
+        def forward(self, x):
+            return self.body(x) + x
+
+    report = fxflops.trace_flops(LongSkip(), torch.randn(2, 4))
+    report.render(tmp_path / "l.svg")
+    nodes, _, title = _read(tmp_path / "l.svg")
+    root = ET.parse(tmp_path / "l.svg").getroot()
+    edges = {e.find("svg:title", NS).text for e in root.iter("{%s}g" % NS["svg"]) if e.get("class") == "edge"}
+    assert "x->add" not in edges and "ref/x/->add" in edges and "x->body_0" in edges
+    assert nodes["ref/x/"].text.startswith("↪ x")
+    assert "1 edges spanning more than 60 nodes" in title
+    assert {n.name for n in report.nodes} <= set(nodes)
