@@ -102,12 +102,12 @@ def _capture(target, root, args: tuple, kwargs: dict, mode: str, reuse_blocks: b
                 tensors.setdefault(id(t), name)
         found = Probe()
         try:
-            found = probe(target, root, *_example(args, kwargs, mode), reuse_blocks and mode == "meta", is_leaf)
+            found = probe(target, root, *_example(args, kwargs, mode, root), reuse_blocks and mode == "meta", is_leaf)
         except Exception:  # noqa: BLE001
             if probe_failure_is_final or mode == "real":
                 raise
         recorder = _Recorder(tensors, real=mode == "real")
-        run_args, run_kwargs = _example(args, kwargs, mode)
+        run_args, run_kwargs = _example(args, kwargs, mode, root)
         with forwards({root.get_submodule(p): fn for p, fn in found.stubs.items()}):
             torch.compile(target, backend=recorder, fullgraph=False, dynamic=False)(*run_args, **run_kwargs)
     graphs = [_as_fx(g.gm, g.inputs, root, paths) for g in recorder.graphs]
@@ -180,12 +180,17 @@ def _kept_state(root: torch.nn.Module | None) -> Iterator[None]:
                 obj[:] = items
 
 
-def _example(args: tuple, kwargs: dict, mode: str) -> tuple[tuple, dict]:
+def _example(args: tuple, kwargs: dict, mode: str, root: torch.nn.Module | None) -> tuple[tuple, dict]:
     """A private copy of the example for one run (meta tensors on meta), so a KV cache the user
-    passed in is not appended to, and every run starts from the same state."""
+    passed in is not appended to, and every run starts from the same state. The model's own
+    modules and tensors, should the example hold any, are not copied."""
     value = to_meta((args, kwargs)) if mode == "meta" else (args, kwargs)
+    keep: dict[int, Any] = {}
+    if root is not None:
+        for obj in [*root.modules(), *root.parameters(), *root.buffers()]:
+            keep[id(obj)] = obj
     try:
-        value = copy.deepcopy(value)
+        value = copy.deepcopy(value, keep)
     except Exception:  # noqa: BLE001 - an uncopyable object is passed as is
         pass
     return value
