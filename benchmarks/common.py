@@ -8,6 +8,7 @@ after, which catches C++ allocations (tensors, activations) that ``tracemalloc``
 """
 from __future__ import annotations
 
+import gc
 import math
 import multiprocessing as mp
 import os
@@ -73,15 +74,22 @@ class PeakRSS:
 # ---- time -----------------------------------------------------------------------------------------
 
 
-def best_of(fn: Callable[[], Any], repeat: int) -> tuple[float, float]:
+def best_of(fn: Callable[[], Any], repeat: int, min_total: float = 0.0, max_repeat: int = 20) -> tuple[float, float]:
     """``(wall, cpu)``: the fastest of ``repeat`` calls in wall-clock seconds and in CPU seconds of this
     process (all its threads). On a shared machine CPU time is the steadier of the two: it does not
-    count the time other jobs held the cores."""
+    count the time other jobs held the cores. Calls go on past ``repeat`` (up to ``max_repeat``) until
+    ``min_total`` seconds were spent, so that short calls get more tries; garbage is collected before
+    each call so that no call pays for the previous one's."""
     wall = cpu = math.inf
-    for _ in range(max(1, repeat)):
+    spent, n = 0.0, 0
+    while n < max(1, repeat) or (spent < min_total and n < max_repeat):
+        n += 1
+        gc.collect()
         t, c = time.perf_counter(), time.process_time()
         fn()
-        wall = min(wall, time.perf_counter() - t)
+        elapsed = time.perf_counter() - t
+        spent += elapsed
+        wall = min(wall, elapsed)
         cpu = min(cpu, time.process_time() - c)
     return wall, cpu
 

@@ -7,7 +7,7 @@
 For every (model, tool) pair a fresh child process (forked from a server that already imported
 torch, transformers and the peers) builds the model in eval mode, then, under ``torch.no_grad()``
 as a user would, calls the tool once to measure its peak memory (growth of the resident set during
-the first call) and ``--repeat`` more times to take the best wall time. Peers are optional installs
+the first call) and ``--repeat`` more times to take the best wall and CPU times. Peers are optional installs
 (``pip install -e ".[bench]"``): a missing one is reported as such, not fatal.
 """
 from __future__ import annotations
@@ -116,6 +116,9 @@ def run_fxflops(model: Any, example: Any) -> Result:
         warnings.simplefilter("ignore")
         r = trace_flops(model, example)
     note = f"capture: {r.capture}"
+    dynamo = sum(1 for n in r.nodes if "through dynamo" in n.rule)
+    if dynamo and r.capture != "dynamo":
+        note += f" ({dynamo} opaque nodes priced through dynamo)"
     if r.uncounted:
         note += f"; uncounted: {', '.join(sorted({n.target for n in r.uncounted}))}"
     return Result(r.total_macs, r.total_flops, r.total_params, note)
@@ -348,25 +351,47 @@ def summary_table(results: dict[str, list[Row]], tools: list[str]) -> str:
     return markdown_table(head, body, right=range(1, len(head)))
 
 
-def speed_table(results: dict[str, list[Row]]) -> tuple[str, int, int]:
-    """fxflops' time and memory next to the fastest peer that produced a number."""
-    head = ["model", "fxflops time", "fastest peer", "its time", "speed-up", "fxflops peak mem", "peers' peak mem (min–max)"]
-    body, wins, n = [], 0, 0
+def speed_table(results: dict[str, list[Row]]) -> tuple[str, dict[str, int], int]:
+    """fxflops' time and memory next to the fastest peer that produced a number, by wall and by CPU time.
+    Also returns on how many models fxflops beat every peer, per clock."""
+    head = ["model", "fxflops wall", "fastest peer (wall)", "its wall", "speed-up", "fxflops CPU",
+            "fastest peer (CPU)", "its CPU", "speed-up", "fxflops peak mem", "peers' peak mem"]
+    body, wins, n = [], {"best_s": 0, "cpu_s": 0}, 0
     for m, rows in results.items():
         ref = _ref(rows)
-        peers = [r for r in rows if r.tool != "fxflops" and r.status == "ok"]
+        peers = [r for r in rows if r.tool != "fxflops" and r.status == "ok" and r.value.get("cpu_s") is not None]
         if ref is None or not peers:
-            body.append([m, fmt_seconds(ref["best_s"]) if ref else "fails", "—", "—", "—",
-                         fmt_bytes(ref["peak_bytes"]) if ref else "—", "—"])
+            body.append([m, "fails" if ref is None else fmt_seconds(ref["best_s"])] + ["—"] * 9)
             continue
-        fast = min(peers, key=lambda r: r.value["best_s"])
         n += 1
-        wins += ref["best_s"] < fast.value["best_s"]
+        cells = [m]
+        for clock in ("best_s", "cpu_s"):
+            fast = min(peers, key=lambda r: r.value[clock])
+            wins[clock] += ref[clock] < fast.value[clock]
+            cells += [fmt_seconds(ref[clock]), fast.tool, fmt_seconds(fast.value[clock]),
+                      f"{fast.value[clock] / ref[clock]:.1f}×"]
         mems = [r.value["peak_bytes"] for r in peers]
-        body.append([m, fmt_seconds(ref["best_s"]), fast.tool, fmt_seconds(fast.value["best_s"]),
-                     f"{fast.value['best_s'] / ref['best_s']:.1f}×", fmt_bytes(ref["peak_bytes"]),
-                     f"{fmt_bytes(min(mems))} – {fmt_bytes(max(mems))}"])
-    return markdown_table(head, body, right=(1, 3, 4, 5)), wins, n
+        cells += [fmt_bytes(ref["peak_bytes"]), f"{fmt_bytes(min(mems))} – {fmt_bytes(max(mems))}"]
+        body.append(cells)
+    return markdown_table(head, body, right=(1, 3, 4, 5, 7, 8, 9)), wins, n
+
+
+def slower_text(results: dict[str, list[Row]]) -> str:
+    """Which models fxflops lost on (by CPU time), split by how fxflops captured them."""
+    via_dynamo, via_fx = [], []
+    for m, rows in results.items():
+        ref = _ref(rows)
+        peers = [r.value["cpu_s"] for r in rows if r.tool != "fxflops" and r.status == "ok" and r.value.get("cpu_s")]
+        if ref is None or not peers or ref["cpu_s"] < min(peers):
+            continue
+        (via_dynamo if "dynamo" in ref.get("note", "") else via_fx).append(m)
+    parts = []
+    if via_fx:
+        parts.append(f"{', '.join(via_fx)}: small models whose CPU forward pass costs less than tracing their graph")
+    if via_dynamo:
+        parts.append(f"{', '.join(via_dynamo)}: captured (wholly or in part) through dynamo, which costs about "
+                     "one eager pass of the model")
+    return ("fxflops is slower by CPU time on " + "; on ".join(parts) + ".") if parts else ""
 
 
 def failures(results: dict[str, list[Row]]) -> list[str]:
@@ -430,7 +455,9 @@ def markdown(results: dict[str, list[Row]], tools: list[str], args: argparse.Nam
         "",
         "## Speed and memory: fxflops against the fastest peer",
         "",
-        f"fxflops was faster than every peer that produced a number on {wins} of {n} models.",
+        f"fxflops was faster than every peer that produced a number on {wins['best_s']} of {n} models by "
+        f"wall-clock time and on {wins['cpu_s']} of {n} by CPU time. A speed-up below 1× means the fastest "
+        "peer was faster. " + slower_text(results),
         "",
         speed,
         "",
@@ -455,6 +482,12 @@ def markdown(results: dict[str, list[Row]], tools: list[str], args: argparse.Nam
     return "\n".join(lines)
 
 
+def load_raw(path: str) -> tuple[dict[str, list[Row]], float]:
+    with open(path, encoding="utf-8") as fh:
+        data = json.load(fh)
+    return {m: [Row(**r) for r in rows] for m, rows in data["results"].items()}, data.get("elapsed_s", 0.0)
+
+
 RAW = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results", "peers.json")
 
 
@@ -467,16 +500,15 @@ def save(path: str, results: dict[str, list[Row]], elapsed: float) -> None:
 
 def merged(path: str, fresh: dict[str, list[Row]], elapsed: float) -> tuple[dict[str, list[Row]], float]:
     """The raw file's results with the freshly measured (model, tool) pairs replaced, in zoo and tool order."""
-    with open(path, encoding="utf-8") as fh:
-        data = json.load(fh)
-    rows = {(m, r["tool"]): Row(**r) for m, rs in data["results"].items() for r in rs}
+    old, old_elapsed = load_raw(path)
+    rows = {(m, r.tool): r for m, rs in old.items() for r in rs}
     rows.update({(m, r.tool): r for m, rs in fresh.items() for r in rs})
     out: dict[str, list[Row]] = {}
     for m in ZOO:
         got = [rows[(m, t)] for t in TOOLS if (m, t) in rows]
         if got:
             out[m] = got
-    return out, data.get("elapsed_s", 0.0) + elapsed
+    return out, old_elapsed + elapsed
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -489,6 +521,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--write", metavar="FILE", help="write the Markdown report to FILE")
     p.add_argument("--raw", metavar="JSON", default=RAW,
                    help=f"where the raw measurements are kept next to --write (default {os.path.relpath(RAW)})")
+    p.add_argument("--from-raw", action="store_true", help="measure nothing: rewrite the report from the raw file")
     p.add_argument("--merge", action="store_true",
                    help="re-measure only the --models/--tools asked for; keep every other result from the raw file")
     args = p.parse_args(argv)
@@ -497,17 +530,21 @@ def main(argv: list[str] | None = None) -> int:
     models = args.models or (QUICK if args.quick else list(ZOO))
     tools = args.tools or list(TOOLS)
 
-    isolation(["torch", "torchvision", "transformers", "fxflops"] + sorted({TOOLS[t].module for t in tools}))
-    start = time.perf_counter()
-    print(f"{len(models)} models × {len(tools)} tools, best of {args.repeat}; {machine()}", flush=True)
-    results = measure_all(models, tools, args.repeat, args.timeout, lambda s: print(s, flush=True))
-    elapsed = time.perf_counter() - start
-    if args.merge:
-        results, elapsed = merged(args.raw, results, elapsed)
+    if args.from_raw:
+        results, elapsed = load_raw(args.raw)
+    else:
+        isolation(["torch", "torchvision", "transformers", "fxflops"] + sorted({TOOLS[t].module for t in tools}))
+        start = time.perf_counter()
+        print(f"{len(models)} models × {len(tools)} tools, best of {args.repeat}; {machine()}", flush=True)
+        results = measure_all(models, tools, args.repeat, args.timeout, lambda s: print(s, flush=True))
+        elapsed = time.perf_counter() - start
+        if args.merge:
+            results, elapsed = merged(args.raw, results, elapsed)
     shown = [t for t in TOOLS if any(r.tool == t for rows in results.values() for r in rows)]
     text = markdown(results, shown, args, elapsed)
     if args.write:
-        save(args.raw, results, elapsed)
+        if not args.from_raw:
+            save(args.raw, results, elapsed)
         with open(args.write, "w", encoding="utf-8") as fh:
             fh.write(text)
         print(f"wrote {args.write}")

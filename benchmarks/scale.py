@@ -157,7 +157,7 @@ def measure(kind: str, size: int, repeat: int) -> dict:
         t, c = time.perf_counter(), time.process_time()
         r = trace_flops(model, x)
         first, first_cpu = time.perf_counter() - t, time.process_time() - c
-    wall, cpu = best_of(lambda: trace_flops(model, x), repeat - 1) if repeat > 1 else (first, first_cpu)
+    wall, cpu = best_of(lambda: trace_flops(model, x), repeat - 1, min_total=1.0) if repeat > 1 else (first, first_cpu)
     best, cpu = min(first, wall), min(first_cpu, cpu)
     nodes = sum(1 for n in r.nodes if n.kind in ("call_module", "call_function", "call_method"))
     return dict(kind=kind, size=size, params=r.total_params, macs=r.total_macs, flops=r.total_flops,
