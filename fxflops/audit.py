@@ -204,13 +204,21 @@ def _from_graphs(graphs: Iterable[fx.GraphModule]) -> list[tuple[str, str, NodeC
     return found
 
 
-def _from_records(nodes: Iterable["NodeRecord"]) -> list[tuple[str, str, NodeCost]]:
+def _from_records(nodes: Iterable["NodeRecord"], graphs: list[fx.GraphModule]) -> list[tuple[str, str, NodeCost]]:
+    """Rows from the report's records. Records keep only a short target name (``linear``); the graphs tell which
+    qualified target it stands for (``F.linear``) wherever that is unambiguous."""
+    spelled: dict[tuple[str, str], set[str]] = {}
+    nested = [m for gm in graphs for m in gm.modules() if isinstance(m, fx.GraphModule)]  # subgraphs of HOPs too
+    for kind, target, cost in _from_graphs(nested):
+        spelled.setdefault((kind, cost.target), set()).add(target)
     found = []
     for n in nodes:
         if n.kind not in OP_NODES:
             continue
-        target = f"Tensor.{n.target}" if n.kind == "call_method" else n.target
-        found.append((KINDS[n.kind], target, NodeCost(n.op, n.status, n.macs, n.flops, n.rule)))
+        kind = KINDS[n.kind]
+        names = spelled.get((kind, n.target), set())
+        target = next(iter(names)) if len(names) == 1 else (f"Tensor.{n.target}" if kind == "method" else n.target)
+        found.append((kind, target, NodeCost(n.op, n.status, n.macs, n.flops, n.rule)))
     return found
 
 
@@ -224,12 +232,13 @@ def _reason(cost: NodeCost) -> str:
 
 def audit(report: "Report") -> "Audit":
     """Group the op nodes of ``report`` by (call target, status); see the module docstring."""
-    found = _from_graphs(_graphs(report))
+    graphs = _graphs(report)
+    found = _from_graphs(graphs)
     # The graphs carry the exact call targets (operator.add vs torch.add); when they do not add up to the
-    # report (a capture that keeps its costs elsewhere), the records are the source of truth.
+    # report (dynamo reuses one captured block for repeated layers), the records are the source of truth.
     if sum(c.flops for _, _, c in found) != report.total_flops or sum(c.macs for _, _, c in found) != report.total_macs \
             or len(found) != sum(1 for n in report.nodes if n.kind in OP_NODES):
-        found = _from_records(report.nodes)
+        found = _from_records(report.nodes, graphs)
     rows: dict[tuple[str, str, str, str], AuditRow] = {}
     for kind, target, cost in found:
         reason = _reason(cost)

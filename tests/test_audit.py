@@ -197,3 +197,25 @@ def test_cli_audit_json(tmp_path, capsys):
     d = json.loads(capsys.readouterr().out)
     assert d["uncounted"] == ["Tensor.matrix_exp"]
     assert d["hook_blind_spot"]["flops"] == 9 and d["hook_blind_spot"]["macs"] == 0
+
+
+def test_audit_and_blind_spot_on_the_dynamo_path():
+    """A Hugging Face BERT goes through dynamo, which records layer 1 as a reuse of layer 0's captured block: the
+    audit still names every target precisely (F.linear, not "linear") and adds up to the report. Forward hooks
+    would see nn.Linear/nn.LayerNorm/nn.Tanh, but not SDPA, the residual adds, nor HF's own GELUActivation."""
+    transformers = pytest.importorskip("transformers")
+    cfg = transformers.BertConfig(hidden_size=64, num_hidden_layers=2, num_attention_heads=2, intermediate_size=128)
+    model = transformers.BertModel(cfg).eval()
+    r = fxflops.trace_flops(model, {"input_ids": torch.randint(0, 100, (1, 16))}, capture="dynamo", strict=True)
+    a = r.audit()
+    assert sum(x.flops for x in a.rows) == r.total_flops and sum(x.macs for x in a.rows) == r.total_macs
+    linear = row(a, "F.linear")
+    assert linear.nodes == 2 * 6 + 1  # q, k, v, out, two MLP projections per layer, and the pooler
+    assert linear.macs == 2 * 16 * (4 * 64 * 64 + 2 * 64 * 128) + 64 * 64
+    sdpa = row(a, "F.scaled_dot_product_attention")
+    assert sdpa.macs == 2 * 2 * 16 * 16 * (32 + 32)  # layers · heads · L · S · (E + Eᵥ)
+    gelu = [n for n in r.nodes if n.op == "gelu"]
+    assert {n.module_type for n in gelu} == {"GELUActivation"}
+    b = a.blind_spot
+    assert b.macs == sdpa.macs
+    assert b.flops == sdpa.flops + row(a, "operator.add").flops + sum(n.flops for n in gelu)
