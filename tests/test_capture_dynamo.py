@@ -360,3 +360,20 @@ def test_custom_module_rules_are_applied_on_both_paths(capture: str) -> None:
     assert [r.modules[f"blocks.{i}.0"].macs for i in range(3)] == [1000] * 3
     assert set(seen) == {(2, 4, D)}
     assert sum(n.params for n in r.nodes) == r.total_params == sum(p.numel() for p in Blocks().parameters())
+
+
+class Checkpointed(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(D, D)
+
+    def forward(self, x):
+        return torch.utils.checkpoint.checkpoint(lambda y: self.fc(y).relu(), x, use_reentrant=False)
+
+
+def test_higher_order_op_is_priced_by_its_subgraph() -> None:
+    """Activation checkpointing becomes one tag_activation_checkpoint node holding the wrapped graph."""
+    r = trace_flops(Checkpointed(), torch.randn(4, D), capture="dynamo", strict=True)
+    hop = next(n for n in r.nodes if n.target == "tag_activation_checkpoint")
+    assert hop.macs == 4 * D * D and hop.flops == 2 * 4 * D * D + 4 * D + 4 * D  # linear, bias, relu
+    assert r.total_macs == hop.macs and r.total_params == D * D + D
