@@ -12,7 +12,7 @@ import sys
 import torch
 import torch.nn as nn
 
-from fxflops import FxFlopsError, trace_flops
+from fxflops import ShapeError, trace_flops
 
 
 class SimpleCNN(nn.Module):
@@ -36,7 +36,7 @@ class SimpleCNN(nn.Module):
 model = SimpleCNN().eval()
 try:
     trace_flops(model, torch.randn(1, 3, 32, 32))
-except FxFlopsError as err:  # a ShapeError, or a CaptureError quoting it once dynamo failed too
+except ShapeError as err:
     print("on 1×3×32×32:", str(err).replace("\n", "\n    "))
     print()
 
