@@ -47,6 +47,9 @@ class ShapeProp(fx.Interpreter):
             module = self.fetch_attr(target)
             if isinstance(module, SHAPE_PRESERVING) and _fits(module, args[0]):
                 return torch.empty_like(args[0])
+            shape = _contraction_shape(module, args[0])
+            if shape is not None:
+                return args[0].new_empty(shape)
         return super().call_module(target, args, kwargs)
 
     def run_node(self, n: fx.Node) -> Any:
@@ -70,6 +73,33 @@ def _fits(module: nn.Module, x: torch.Tensor) -> bool:
     if isinstance(module, nn.GroupNorm):
         return x.dim() >= 2 and x.shape[1] == module.num_channels
     return True
+
+
+_CONVS = {nn.Conv1d: 1, nn.Conv2d: 2, nn.Conv3d: 3}
+
+
+def _contraction_shape(module: nn.Module, x: torch.Tensor) -> tuple[int, ...] | None:
+    """Output shape of a plain nn.Linear/nn.ConvNd from its configuration, or None to run its forward.
+
+    Meta convolutions go through Python wrappers and dominate shape propagation on CNNs. Only the exact
+    classes qualify (a subclass may override forward), and only inputs the forward would accept."""
+    if getattr(module, "weight", None) is None or x.dtype != module.weight.dtype:
+        return None
+    if type(module) is nn.Linear:
+        return (*x.shape[:-1], module.out_features) if x.dim() >= 1 and x.shape[-1] == module.in_features else None
+    dims = _CONVS.get(type(module))
+    if dims is None or x.dim() != dims + 2 or x.shape[1] != module.in_channels:
+        return None
+    if module.padding == "same":
+        return (x.shape[0], module.out_channels, *x.shape[2:])
+    pad = (0,) * dims if module.padding == "valid" else module.padding
+    out = [
+        (size + 2 * p - d * (k - 1) - 1) // s + 1
+        for size, p, d, k, s in zip(x.shape[2:], pad, module.dilation, module.kernel_size, module.stride)
+    ]
+    if min(out) <= 0:
+        return None
+    return (x.shape[0], module.out_channels, *out)
 
 
 def to_meta(value: Any) -> Any:

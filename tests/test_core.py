@@ -335,3 +335,17 @@ def test_lazy_modules_are_initialised_first() -> None:
     assert report.total_params == 4 * 3 * 9 + 4 + 64 * 8 + 8
     with pytest.raises(ShapeError, match="lazy"):
         trace_flops(nn.Sequential(nn.LazyLinear(3)), torch.empty(1, 5, device="meta"))
+
+
+@pytest.mark.parametrize("conv", [
+    nn.Conv1d(3, 5, 4, stride=3, padding=2, dilation=2),
+    nn.Conv2d(3, 5, (3, 5), stride=(2, 1), padding=(1, 2), dilation=(1, 2)),
+    nn.Conv2d(3, 5, 3, padding="same"),
+    nn.Conv2d(3, 5, 3, padding="valid", padding_mode="reflect"),
+    nn.Conv3d(3, 5, 2, stride=2, padding=1),
+])
+def test_conv_output_shapes_computed_from_config_match_torch(conv: nn.Module) -> None:
+    x = torch.randn(2, 3, *([9] * (conv.weight.dim() - 2)))
+    report = trace_flops(nn.Sequential(conv), x)
+    node = next(n for n in report.nodes if n.kind == "call_module")
+    assert node.output_shapes == [tuple(conv(x).shape)]
