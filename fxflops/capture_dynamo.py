@@ -83,7 +83,7 @@ def capture_dynamo(
             raise CaptureError(_advice(target, meta_exc, "on meta tensors")) from meta_exc
         meta_reason = first_line(meta_exc)
     try:
-        cap = _capture(target, root, args, kwargs, "real", False, is_leaf)
+        cap = _capture(target, root, args, kwargs, "real", reuse_blocks, is_leaf)
     except Exception as real_exc:  # noqa: BLE001
         raise CaptureError(_advice(target, real_exc, "on the real example")) from real_exc
     cap.notes.append(f"meta tensors failed ({meta_reason}); dynamo captured from a real run on the example")
@@ -102,7 +102,7 @@ def _capture(target, root, args: tuple, kwargs: dict, mode: str, reuse_blocks: b
                 tensors.setdefault(id(t), name)
         found = Probe()
         try:
-            found = probe(target, root, *_example(args, kwargs, mode, root), reuse_blocks and mode == "meta", is_leaf)
+            found = probe(target, root, *_example(args, kwargs, mode, root), reuse_blocks, is_leaf)
         except Exception:  # noqa: BLE001
             if probe_failure_is_final or mode == "real":
                 raise

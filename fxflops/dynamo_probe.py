@@ -81,9 +81,14 @@ def probe(target: Any, root: torch.nn.Module | None, args: tuple, kwargs: dict, 
     with forwards(wrapped), as_if_compiling(), (log if blocks else contextlib.nullcontext()), counter:
         target(*args, **kwargs)
     result = Probe(eager_macs=_macs_by_module(counter, root))
-    _plan_reuse(calls, blocks, result)
-    _plan_leaves(leaf_calls, result)
+    replay = not _on_meta((args, kwargs))
+    _plan_reuse(calls, blocks, result, replay)
+    _plan_leaves(leaf_calls, result, replay)
     return result
+
+
+def _on_meta(value: Any) -> bool:
+    return any(t.device.type == "meta" for t in tree_flatten(value)[0] if isinstance(t, torch.Tensor))
 
 
 def candidates(root: torch.nn.Module) -> dict[str, torch.nn.Module]:
@@ -167,7 +172,7 @@ def _recorded(path: str, module: torch.nn.Module, calls: list[LeafCall]) -> Call
     return forward_recorded
 
 
-def _plan_reuse(calls: list[_Call], blocks: dict[str, torch.nn.Module], result: Probe) -> None:
+def _plan_reuse(calls: list[_Call], blocks: dict[str, torch.nn.Module], result: Probe, replay: bool) -> None:
     """Stub every block called once whose computation an earlier block already did (outer blocks first)."""
     counts = Counter(c.path for c in calls)
     first: dict[Any, str] = {}
@@ -176,7 +181,7 @@ def _plan_reuse(calls: list[_Call], blocks: dict[str, torch.nn.Module], result: 
         if _within(call.path, result.stubs):
             continue  # an enclosing block is stubbed: this one never runs during capture
         source = first.setdefault(call.key, call.path)
-        stub = _stub(call) if source != call.path else None
+        stub = _stub(call, replay) if source != call.path else None
         if stub is not None:
             result.stubs[call.path] = stub
             result.reused.append(Reuse(call.path, source, type(blocks[call.path]).__name__))
@@ -185,14 +190,14 @@ def _plan_reuse(calls: list[_Call], blocks: dict[str, torch.nn.Module], result: 
                      for (src, cls), n in groups.items()]
 
 
-def _plan_leaves(calls: list[LeafCall], result: Probe) -> None:
+def _plan_leaves(calls: list[LeafCall], result: Probe, replay: bool) -> None:
     """Stub the leaf modules that run during capture (not inside a stubbed block), if each is called once."""
     counts = Counter(c.path for c in calls)
     kept = []
     for call in calls:
         if _within(call.path, result.stubs):
             continue  # its block is reused: the copied nodes include this leaf's record
-        stub = _stub(_Call(call.path, None, tree_flatten((call.args, call.kwargs))[0], call.out)) \
+        stub = _stub(_Call(call.path, None, tree_flatten((call.args, call.kwargs))[0], call.out), replay) \
             if counts[call.path] == 1 else None
         if stub is None:
             result.notes.append(f"{call.path} ({type(call.module).__name__}) has a custom rule but dynamo traced it "
@@ -235,14 +240,16 @@ def as_if_compiling() -> Iterator[None]:
         torch.compiler._is_compiling_flag = old
 
 
-def _stub(call: _Call) -> Callable | None:
+def _stub(call: _Call, replay: bool) -> Callable | None:
     """A forward returning outputs like the call's (new empty tensors, the same passed-through inputs)
-    without computing them; None when an output is an object made inside the module."""
+    without computing them; None when an output is an object made inside the module. With ``replay``
+    (real data) it returns the tensors the probe computed, so that values downstream are the real
+    ones: later data-dependent ops (proposal filtering, nms) then take the sizes they take eagerly."""
     flat, spec = tree_flatten(call.out)
     plan: list[tuple[str, Any]] = []
     for leaf in flat:
         if isinstance(leaf, torch.Tensor):
-            plan.append(("tensor", (tuple(leaf.shape), leaf.dtype, leaf.device)))
+            plan.append(("value", leaf) if replay else ("tensor", (tuple(leaf.shape), leaf.dtype, leaf.device)))
         elif any(leaf is x for x in call.inputs):
             plan.append(("input", next(i for i, x in enumerate(call.inputs) if leaf is x)))
         elif leaf is None or isinstance(leaf, (int, float, bool, str)):
@@ -253,6 +260,9 @@ def _stub(call: _Call) -> Callable | None:
     if spec.is_leaf() and plan[0][0] == "tensor":  # the common case, a block returning one tensor
         shape, dtype, device = plan[0][1]
         return lambda *args, **kwargs: torch.empty(shape, dtype=dtype, device=device)
+    if spec.is_leaf() and plan[0][0] == "value":
+        value = plan[0][1]
+        return lambda *args, **kwargs: value
     passes_inputs = any(kind == "input" for kind, _ in plan)
 
     def forward(*args, **kwargs):
@@ -263,7 +273,7 @@ def _stub(call: _Call) -> Callable | None:
                 out.append(torch.empty(v[0], dtype=v[1], device=v[2]))
             elif kind == "input":
                 out.append(inputs[v])
-            else:
+            else:  # a recorded value or constant
                 out.append(v)
         return tree_unflatten(out, spec)
 
