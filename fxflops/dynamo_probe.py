@@ -6,8 +6,9 @@ One eager run of the model on the capture's tensors (meta where possible), with
 * fails fast where the capture would (an op that needs real values, on meta);
 * finds repeated blocks: children of a ModuleList/Sequential/ModuleDict whose class, dispatched aten
   ops (with shapes) and outputs match an earlier block's. Each gets a *stub* forward for the capture,
-  which returns outputs shaped like the block's without running it, so dynamo traces one block of 80
-  and the report copies its counted nodes to the others (:func:`reused_nodes`);
+  which returns outputs shaped like the block's without running it (on real data, the very tensors
+  the probe computed), so dynamo traces one block of 80 and the report copies its counted nodes to
+  the others (:func:`reused_nodes`);
 * records the calls of *leaf* modules, those the user prices with a custom rule: they are stubbed
   too and priced by their rule, as fx keeps them whole;
 * counts MACs by module with FlopCounterMode, to check the capture against: work dynamo runs
