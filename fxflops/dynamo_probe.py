@@ -298,16 +298,33 @@ def forwards(patches: dict[torch.nn.Module, Callable]) -> Iterator[None]:
                 module.forward = old
 
 
-def reused_nodes(records: list[NodeRecord], reused: list[Reuse]) -> list[NodeRecord]:
-    """``records`` plus, for every reused block, a copy of its source block's op nodes under its own path.
-    Inner blocks are filled in first, so a reused stage copies a source stage that is already complete."""
+def reused_nodes(records: list[NodeRecord], reused: list[Reuse], stacks: dict[str, tuple[str, ...]]) -> list[NodeRecord]:
+    """``records`` plus, for every reused block, a copy of each node its source block ran, under the block's own
+    path. A node belongs to a block when the block is on its module stack (``stacks``: record name -> module
+    paths, outermost first), so the work of a module shared between blocks, defined outside them, is copied
+    too. Inner blocks are filled in first, so a reused stage copies a source stage that is already complete."""
     out = list(records)
+    stacks = dict(stacks)
     for r in sorted(reused, key=lambda r: -r.path.count(".")):
-        prefix = r.source + "."
         for rec in list(out):
-            if rec.status and (rec.module_path == r.source or rec.module_path.startswith(prefix)):
-                path = r.path + rec.module_path[len(r.source):]
-                out.append(replace(rec, name=f"{rec.name}@{r.path}", module_path=path))
-            elif rec.kind == "get_attr" and rec.target.startswith(prefix):  # the block's weights
-                out.append(replace(rec, name=f"{rec.name}@{r.path}", target=r.path + rec.target[len(r.source):]))
+            stack = stacks.get(rec.name) or _ancestors(rec.module_path)
+            if rec.status and any(_under(p, r.source) for p in stack):
+                name = f"{rec.name}@{r.path}"
+                out.append(replace(rec, name=name, module_path=_moved(rec.module_path, r.source, r.path)))
+                stacks[name] = tuple(_moved(p, r.source, r.path) for p in stack)
+            elif rec.kind == "get_attr" and _under(rec.target, r.source):  # the block's own weights
+                out.append(replace(rec, name=f"{rec.name}@{r.path}", target=_moved(rec.target, r.source, r.path)))
     return out
+
+
+def _under(path: str, block: str) -> bool:
+    return path == block or path.startswith(block + ".")
+
+
+def _moved(path: str, source: str, dest: str) -> str:
+    return dest + path[len(source):] if _under(path, source) else path
+
+
+def _ancestors(path: str) -> tuple[str, ...]:
+    parts = path.split(".") if path else []
+    return tuple(".".join(parts[: i + 1]) for i in range(len(parts)))

@@ -23,7 +23,7 @@ from torch.utils._pytree import tree_flatten
 
 from .capture_dynamo import DynamoCapture, capture_dynamo
 from .dynamo_probe import LeafCall, reused_nodes, signature
-from .counting import COUNTED, UNCOUNTED, _as_cost, count_graph
+from .counting import COUNTED, UNCOUNTED, _as_cost, count_graph, module_stack
 from .errors import CaptureError, FxFlopsError, UncountedOpError
 from .registry import Call, Cost, Registry
 from .report import NodeRecord, Report, module_rows, node_records
@@ -33,17 +33,22 @@ def count_capture(cap: DynamoCapture, registry: Registry, ignore: Iterable[Any] 
     """Price every graph of ``cap`` in place and return the records of all their nodes."""
     seen: set[int] = set()
     records: list[NodeRecord] = []
+    stacks: dict[str, tuple[str, ...]] = {}  # record name -> module paths on its stack, for block reuse
     many = len(cap.graph_modules) > 1
     for i, gm in enumerate(cap.graph_modules):
         with warnings.catch_warnings():  # one message for the whole model, from the caller
             warnings.simplefilter("ignore")
             count_graph(gm, registry, ignore, strict=False, fallback=subgraph_fallback(gm, registry, ignore))
-        once = node_records(gm, seen, prefix=f"g{i}." if many else "")
+        prefix = f"g{i}." if many else ""
+        once = node_records(gm, seen, prefix=prefix)
+        stacks.update({prefix + n.name: tuple(p for p, _ in module_stack(n)) for n in gm.graph.nodes})
         records += once
         for run in range(2, (cap.runs[i] if i < len(cap.runs) else 1) + 1):  # the graph ran again
-            records += [replace(r, name=f"{r.name}#{run}", params=0) for r in once]
+            again = [replace(r, name=f"{r.name}#{run}", params=0) for r in once]
+            stacks.update({a.name: stacks[r.name] for a, r in zip(again, once)})
+            records += again
     records += [leaf_record(call, registry) for call in cap.leaves]
-    return reused_nodes(records, cap.reused)
+    return reused_nodes(records, cap.reused, stacks)
 
 
 def leaf_record(call: LeafCall, registry: Registry) -> NodeRecord:
@@ -74,8 +79,8 @@ def outside_graphs(cap: DynamoCapture, nodes: list[NodeRecord]) -> str | None:
             ours[key] = ours.get(key, 0) + n.macs
     short = {p: m - ours.get(p, 0) for p, m in cap.eager_macs.items() if m > ours.get(p, 0)}
     where = max(short, key=lambda p: (p.count(".") if p else -1, short[p]))
-    return (f"{short['']:,} MACs ran outside dynamo's graphs (code dynamo does not trace) and are missing from "
-            f"this report" + (f", in {where}" if where else ""))
+    return (f"{short['']:,} MACs that FlopCounterMode counts in an eager run are missing from this report (most "
+            f"likely code dynamo ran outside its graphs)" + (f", in {where}" if where else ""))
 
 
 def subgraph_fallback(gm: fx.GraphModule, registry: Registry, ignore: Iterable[Any]) -> Callable:
@@ -147,7 +152,7 @@ class DynamoFallback:
         ops = [r for r in records if r.status == COUNTED]
         left = sorted({r.target for r in records if r.status == UNCOUNTED})
         if not self.ignore and outside_graphs(cap, records):
-            left.append(f"{cap.eager_macs[''] - total.macs:,} MACs that ran outside dynamo's graphs")
+            left.append(f"{cap.eager_macs[''] - total.macs:,} MACs FlopCounterMode sees (run outside dynamo's graphs)")
         how = f"counted through dynamo ({len(ops)} ops)"
         if left:
             how += f"; uncounted inside: {', '.join(left)}"

@@ -315,7 +315,7 @@ def test_work_dynamo_runs_outside_its_graphs_is_reported_not_hidden() -> None:
     with FlopCounterMode(display=False) as fc:
         model(x)
     missing = fc.get_total_flops() // 2
-    with pytest.warns(UserWarning, match=f"{missing:,} MACs ran outside dynamo's graphs"):
+    with pytest.warns(UserWarning, match=f"{missing:,} MACs that FlopCounterMode counts in an eager run are missing"):
         r = trace_flops(model, x, capture="dynamo")
     assert r.total_macs + missing == fc.get_total_flops() // 2
     assert r.notes[-1].endswith("in lstm")
@@ -377,3 +377,34 @@ def test_higher_order_op_is_priced_by_its_subgraph() -> None:
     hop = next(n for n in r.nodes if n.target == "tag_activation_checkpoint")
     assert hop.macs == 4 * D * D and hop.flops == 2 * 4 * D * D + 4 * D + 4 * D  # linear, bias, relu
     assert r.total_macs == hop.macs and r.total_params == D * D + D
+
+
+class UsesShared(nn.Module):
+    def __init__(self, shared: nn.Module):
+        super().__init__()
+        self.fc = nn.Linear(D, D, bias=False)
+        self.shared = shared  # the same module in every block (as CoaT shares its conv position encoding)
+
+    def forward(self, x):
+        return self.shared(self.fc(x))
+
+
+class SharedStack(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.shared = nn.Linear(D, D, bias=False)
+        self.blocks = nn.ModuleList(UsesShared(self.shared) for _ in range(3))
+
+    def forward(self, x):
+        for b in self.blocks:
+            x = b(x)
+        return x
+
+
+def test_reused_blocks_copy_the_work_of_a_module_they_share() -> None:
+    x = torch.randn(5, D)
+    r = trace_flops(SharedStack(), x, capture="dynamo", strict=True)
+    assert any("reused its counted graph for 2" in n for n in r.notes)
+    assert r.total_macs == 3 * 2 * 5 * D * D
+    assert r.modules["shared"].macs == 3 * 5 * D * D  # the shared module ran once per block
+    assert r.total_params == 4 * D * D
