@@ -83,11 +83,21 @@ def outside_graphs(cap: DynamoCapture, nodes: list[NodeRecord]) -> str | None:
             f"likely code dynamo ran outside its graphs)" + (f", in {where}" if where else ""))
 
 
+# Custom ops other libraries register around a torch op (so that torch.compile does not trace their Python
+# fallback), by qualified name: they are priced by the rule of the torch op they stand for.
+EQUIVALENT_OPS = {
+    "transformers::grouped_mm_fallback": "_grouped_mm",  # mixture-of-experts GEMM (input, weight, offs)
+}
+
+
 def subgraph_fallback(gm: fx.GraphModule, registry: Registry, ignore: Iterable[Any]) -> Callable:
-    """Prices a higher-order op node (``invoke_subgraph``, ``wrap``, checkpointing...) by its first subgraph:
-    the graph it runs forward. Its inner nodes already hold dynamo's fake values."""
+    """Prices a higher-order op node (``invoke_subgraph``, ``wrap``, checkpointing...) by its first subgraph
+    (the graph it runs forward; its inner nodes already hold dynamo's fake values), and a known custom op
+    by the rule of the torch op it stands for (:data:`EQUIVALENT_OPS`)."""
 
     def fallback(node: fx.Node, call: Call) -> tuple[Cost, str] | None:
+        if isinstance(node.target, (torch._ops.OpOverload, torch._ops.OpOverloadPacket)):
+            return _equivalent(node.target, call, registry)
         if not isinstance(node.target, torch._ops.HigherOrderOperator):
             return None
         sub = next((_attr(gm, a.target) for a in node.args if isinstance(a, fx.Node) and a.op == "get_attr"
@@ -101,6 +111,16 @@ def subgraph_fallback(gm: fx.GraphModule, registry: Registry, ignore: Iterable[A
         return cost, f"{node.target.name()} subgraph" + (f" ({len(left)} op(s) uncounted inside)" if left else "")
 
     return fallback
+
+
+def _equivalent(op: Any, call: Call, registry: Registry) -> tuple[Cost, str] | None:
+    name = op._qualified_op_name if isinstance(op, torch._ops.OpOverloadPacket) else op.name().split(".")[0]
+    torch_op = getattr(torch, EQUIVALENT_OPS.get(name, ""), None)
+    rule = registry.for_function(torch_op) if torch_op is not None else None
+    if rule is None:
+        return None
+    cost = _as_cost(rule(Call(torch_op, call.args, call.kwargs, call.out)), name)
+    return cost, f"{rule.op} (as {name})"
 
 
 def _attr(gm: torch.nn.Module, target: str) -> Any:

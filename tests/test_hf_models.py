@@ -80,3 +80,17 @@ def test_flop_counter_misses_cpu_fused_attention() -> None:
     assert torch_macs(model, example) == r.total_macs - attention
     with sdpa_kernel(SDPBackend.MATH):
         assert torch_macs(model, example) == r.total_macs
+
+
+def test_mixture_of_experts_against_the_closed_form() -> None:
+    """Mixtral routes each token to k of E experts through transformers' grouped_mm_fallback custom op, priced as
+    torch._grouped_mm. FlopCounterMode cannot run it eagerly on CPU (it wants bfloat16), so the check is the formula:
+    per layer the router T·h·E, the routed experts T·k·3·h·i, and attention as in Llama."""
+    t, h, i, experts, k, vocab, layers = 16, 64, 128, 4, 2, 100, 2
+    cfg = T.MixtralConfig(hidden_size=h, num_hidden_layers=layers, num_attention_heads=4, num_key_value_heads=2,
+                          intermediate_size=i, vocab_size=vocab, num_local_experts=experts, num_experts_per_tok=k)
+    with torch.device("meta"):
+        model = T.MixtralForCausalLM(cfg).eval()
+    r = trace_flops(model, {"input_ids": IDS}, strict=True)
+    attention = 2 * t * h * h + 2 * t * h * (h // 2) + 2 * t * t * h  # q/o, k/v with 2 of 4 heads, QKᵀ and AV
+    assert r.total_macs == layers * (attention + t * h * experts + t * k * 3 * h * i) + t * h * vocab
