@@ -1,8 +1,11 @@
-"""Counting what symbolic tracing leaves opaque, through dynamo captures.
+"""Counting through dynamo: the dynamo report, the ``auto`` choice, and what symbolic tracing leaves opaque.
 
-* :func:`count_capture` prices every graph of a :class:`~fxflops.capture_dynamo.DynamoCapture`
-  (higher-order ops such as ``invoke_subgraph`` or ``wrap`` are priced by their subgraph) and
-  returns its node records, reused blocks included.
+* :func:`choose_capture` runs the capture path asked for; ``auto`` falls back from fx to dynamo.
+* :func:`dynamo_report` captures a model with dynamo and builds its :class:`~fxflops.report.Report`;
+  :func:`count_capture` prices every graph of the capture (higher-order ops by their subgraph, known
+  custom ops by the torch op they wrap) and returns its node records: graphs that ran more than once,
+  modules kept whole and reused blocks included. :func:`outside_graphs` checks the total against
+  FlopCounterMode's count in the eager probe.
 * :class:`DynamoFallback` is the ``fallback`` of :func:`fxflops.counting.count_graph` on the fx
   path: a submodule fx could not trace (kept as a leaf) or a function registered with
   ``torch.fx.wrap`` (an opaque ``call_function`` node) is captured with dynamo on the meta inputs
