@@ -162,13 +162,15 @@ def _quiet() -> Iterator[None]:
 
 @contextlib.contextmanager
 def _kept_state(root: torch.nn.Module | None) -> Iterator[None]:
-    """Put back the module attributes a forward reassigns. torchvision's AnchorGenerator, for one,
-    caches its anchors on the device of the last input: a meta run would leave them on meta."""
+    """Put back what a forward changes on the model: attributes it reassigns (torchvision's AnchorGenerator
+    caches its anchors on the device of the last input, so a meta run would leave them on meta) and, on
+    real data, buffers it updates in place (a batch norm's running statistics in training mode)."""
     saved = []
     for m in root.modules() if root is not None else ():
         attrs = {k: v for k, v in vars(m).items() if k not in ("_parameters", "_buffers", "_modules")}
         lists = [(v, list(v)) for v in attrs.values() if type(v) is list]
         saved.append((m, attrs, lists))
+    buffers = [(b, b.clone()) for b in root.buffers() if b.device != META] if root is not None else []
     try:
         yield
     finally:
@@ -178,6 +180,9 @@ def _kept_state(root: torch.nn.Module | None) -> Iterator[None]:
             vars(m).update(attrs)
             for obj, items in lists:
                 obj[:] = items
+        with torch.no_grad():
+            for b, value in buffers:
+                b.copy_(value)
 
 
 def _example(args: tuple, kwargs: dict, mode: str, root: torch.nn.Module | None) -> tuple[tuple, dict]:

@@ -408,3 +408,22 @@ def test_reused_blocks_copy_the_work_of_a_module_they_share() -> None:
     assert r.total_macs == 3 * 2 * 5 * D * D
     assert r.modules["shared"].macs == 3 * 5 * D * D  # the shared module ran once per block
     assert r.total_params == 4 * D * D
+
+
+class GatedNorm(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.bn = nn.BatchNorm1d(4)
+        self.gate = Gate()
+
+    def forward(self, x):
+        return self.gate(self.bn(x))
+
+
+def test_a_real_run_leaves_the_models_buffers_as_they_were() -> None:
+    """A value-dependent branch forces a real run; in training mode it would update the running statistics."""
+    model = GatedNorm().train()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    r = trace_flops(model, torch.randn(6, 4) + 3, capture="dynamo")
+    assert r.shape_mode == "real"
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
