@@ -159,12 +159,15 @@ class Registry:
             )
 
     def for_module(self, module: torch.nn.Module) -> Rule | None:
+        """The rule of the module's class or of its nearest ruled base class, unless a class in between
+        defines its own ``forward``: that subclass computes something else (timm's BatchNormAct2d adds an
+        activation, a LoRA Linear adds matmuls), so it is traced through rather than priced as its base."""
         for cls in type(module).__mro__:
             r = self.modules.get(cls)
             if r is not None:
                 return r
-            if cls is torch.nn.Module:
-                break
+            if cls is torch.nn.Module or "forward" in cls.__dict__:
+                return None
         return None
 
     def for_function(self, fn: Any) -> Rule | None:

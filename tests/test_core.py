@@ -349,3 +349,27 @@ def test_conv_output_shapes_computed_from_config_match_torch(conv: nn.Module) ->
     report = trace_flops(nn.Sequential(conv), x)
     node = next(n for n in report.nodes if n.kind == "call_module")
     assert node.output_shapes == [tuple(conv(x).shape)]
+
+
+class LoRALinear(nn.Linear):
+    """A subclass with its own forward must not be priced as a plain nn.Linear."""
+
+    def __init__(self, d: int, r: int):
+        super().__init__(d, d)
+        self.a = nn.Parameter(torch.zeros(r, d))
+        self.b = nn.Parameter(torch.zeros(d, r))
+
+    def forward(self, x):
+        return super().forward(x) + (x @ self.a.t()) @ self.b.t()
+
+
+class PlainSubclass(nn.Linear):
+    pass
+
+
+def test_subclass_overriding_forward_is_traced_through() -> None:
+    report = trace_flops(nn.Sequential(LoRALinear(16, 2)), torch.randn(3, 16))
+    linear, low_rank = 3 * 16 * 16, 3 * 16 * 2 + 3 * 2 * 16
+    assert report.total_macs == linear + low_rank
+    plain = trace_flops(nn.Sequential(PlainSubclass(16, 16)), torch.randn(3, 16))
+    assert plain.total_macs == linear and plain.nodes[1].kind == "call_module"
