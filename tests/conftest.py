@@ -45,3 +45,14 @@ class Fn(torch.nn.Module):
 
     def forward(self, a, b=None, c=None, d=None):
         return self.fn(*(a, b, c, d)[: self.arity])
+
+
+class One(torch.nn.Module):
+    """Holds one layer as a child, so it becomes a call_module node (fx never makes the root a leaf)."""
+
+    def __init__(self, layer):
+        super().__init__()
+        self.layer = layer
+
+    def forward(self, x):
+        return self.layer(x)

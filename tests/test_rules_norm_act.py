@@ -8,16 +8,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from conftest import Fn, count, only, ops
-
-
-class One(nn.Module):
-    def __init__(self, layer):
-        super().__init__()
-        self.layer = layer
-
-    def forward(self, x):
-        return self.layer(x)
+from conftest import Fn, One, count, only, ops
 
 
 X = (2, 4, 5, 5)

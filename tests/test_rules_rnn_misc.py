@@ -14,7 +14,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from conftest import Fn, count, only, ops, torch_macs
+from conftest import Fn, One, count, only, ops, torch_macs
 
 
 class Seq(nn.Module):
@@ -135,19 +135,10 @@ def test_embedding_is_free_but_has_params():
     assert (r.total_flops, only(r, "embedding").status) == (0, "free")
 
 
-class Drop(nn.Module):
-    def __init__(self, layer):
-        super().__init__()
-        self.layer = layer
-
-    def forward(self, x):
-        return self.layer(x)
-
-
 @pytest.mark.parametrize("layer", [nn.Dropout(0.1), nn.Dropout2d(0.3), nn.AlphaDropout(0.2)])
 def test_dropout_module_train_vs_eval(layer):
     x = torch.randn(2, 3, 4, 5)
-    m = Drop(layer)
+    m = One(layer)
     assert count(m.train(), x).total_flops == 2 * 3 * 4 * 5  # the scaled mask multiply
     assert count(m.eval(), x).total_flops == 0  # identity
     assert only(count(m, x), "dropout").status == "counted"
@@ -211,7 +202,7 @@ def test_shape_only_ops_are_free(op, fn):
 
 
 def test_flatten_module_is_free():
-    r = count(Drop(nn.Flatten()), torch.randn(2, 3, 4))
+    r = count(One(nn.Flatten()), torch.randn(2, 3, 4))
     n = only(r, "view")
     assert (n.status, n.module_type, n.output_shapes) == ("free", "Flatten", [(2, 12)])
 

@@ -37,32 +37,24 @@ def batch_norm_function(call: Call) -> Cost:
     return norm_cost(x.numel(), batch_stats, call.arg(3, "weight", None) is not None, call.arg(4, "bias", None) is not None)
 
 
-@rule(nn.LayerNorm, op="layer_norm", family="norm")
-def layer_norm_module(call: Call) -> Cost:
-    """Per element: 5 FLOPs (mean, subtract, square, sum, scale) + 1 for γ + 1 for β when elementwise_affine."""
+def stats_norm_module(call: Call) -> Cost:
+    """Per element: 5 FLOPs (mean, subtract, square, sum, scale; statistics per sample or group) + 1 for γ + 1 for β
+    when affine."""
     m = call.module
     return norm_cost(call.out.numel(), True, m.weight is not None, m.bias is not None)
 
 
-@rule(F.layer_norm, torch.layer_norm, op="layer_norm", family="norm")
-def layer_norm_function(call: Call) -> Cost:
-    """F.layer_norm(input, normalized_shape, weight, bias): as nn.LayerNorm."""
+def stats_norm_function(call: Call) -> Cost:
+    """F.layer_norm(input, normalized_shape, weight, bias) / F.group_norm(input, num_groups, weight, bias): as the
+    module, 5 FLOPs per element + 1 for γ + 1 for β when given."""
     x = call.arg(0, "input")
     return norm_cost(x.numel(), True, call.arg(2, "weight", None) is not None, call.arg(3, "bias", None) is not None)
 
 
-@rule(nn.GroupNorm, op="group_norm", family="norm")
-def group_norm_module(call: Call) -> Cost:
-    """Per element: 5 FLOPs (statistics per group and normalisation) + 1 for γ + 1 for β when affine."""
-    m = call.module
-    return norm_cost(call.out.numel(), True, m.weight is not None, m.bias is not None)
-
-
-@rule(F.group_norm, torch.group_norm, op="group_norm", family="norm")
-def group_norm_function(call: Call) -> Cost:
-    """F.group_norm(input, num_groups, weight, bias): as nn.GroupNorm."""
-    x = call.arg(0, "input")
-    return norm_cost(x.numel(), True, call.arg(2, "weight", None) is not None, call.arg(3, "bias", None) is not None)
+rule(nn.LayerNorm, op="layer_norm", family="norm")(stats_norm_module)
+rule(nn.GroupNorm, op="group_norm", family="norm")(stats_norm_module)
+rule(F.layer_norm, torch.layer_norm, op="layer_norm", family="norm")(stats_norm_function)
+rule(F.group_norm, torch.group_norm, op="group_norm", family="norm")(stats_norm_function)
 
 
 @rule(nn.InstanceNorm1d, nn.InstanceNorm2d, nn.InstanceNorm3d, nn.modules.instancenorm._InstanceNorm,
