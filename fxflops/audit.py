@@ -260,7 +260,8 @@ def audit(report: "Report") -> "Audit":
 
 def hook_visible_paths(report: "Report", registry: Registry = REGISTRY) -> set[str]:
     """Paths of the modules a forward hook on leaf modules would see and could price: modules without
-    children whose class a rule knows (in an fx graph these are exactly the ``call_module`` nodes)."""
+    children whose class a rule knows by name: in an fx graph the ``call_module`` nodes, plus childless
+    subclasses with their own forward that fx traces through, such as timm's LayerNorm)."""
     known = {cls.__name__ for cls in registry.modules}
     paths = list(report.modules)
     parents = {p.rsplit(".", 1)[0] if "." in p else "" for p in paths if p}

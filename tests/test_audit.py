@@ -134,9 +134,11 @@ def test_hook_blind_spot_vit_against_flop_counter_per_module():
     b = r.hook_blind_spot()
     # The blind MACs are the two matmuls of SDPA: 12 blocks · 3 heads · 197² scores · (64 + 64).
     assert b.macs == 12 * 3 * 197 * 197 * (64 + 64)
-    # FLOPs share by hand from the node records: everything that is not a call_module node.
+    # FLOPs share by hand from the node records: everything that is neither a call_module node nor inside
+    # timm's LayerNorm (a childless nn.LayerNorm subclass with its own forward, so fx traces through it, while a
+    # forward hook still sees it as a LayerNorm).
     ops = [n for n in r.nodes if n.kind.startswith("call_")]
-    outside = sum(n.flops for n in ops if n.kind != "call_module")
+    outside = sum(n.flops for n in ops if n.kind != "call_module" and n.module_type != "LayerNorm")
     assert b.flops == outside and b.flops_share == pytest.approx(outside / sum(n.flops for n in ops))
     assert 0.10 < b.flops_share < 0.20
     leaves = [n.module_path for n in ops if n.kind == "call_module"]
