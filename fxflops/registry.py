@@ -79,7 +79,7 @@ class Call:
         if name in self.kwargs:
             return self.kwargs[name]
         if default is _MISSING:
-            raise TypeError(f"{_target_name(self.target)}: missing argument {name!r}")
+            raise TypeError(f"{target_name(self.target)}: missing argument {name!r}")
         return default
 
     @property
@@ -230,7 +230,7 @@ def rule(*targets: Target, op: str | None = None, family: str = "", registry: Re
 def free(*targets: Target, op: str | None = None, reason: str, family: str = "", registry: Registry | None = None) -> None:
     """Declare targets that do no floating-point work by design (views, copies, indexing...)."""
     reg = registry if registry is not None else REGISTRY
-    r = Rule(op=op or _target_name(targets[0]), fn=lambda call: ZERO, status="free", reason=reason,
+    r = Rule(op=op or target_name(targets[0]), fn=lambda call: ZERO, status="free", reason=reason,
              formula=f"0 — {reason}", family=family)
     for t in targets:
         reg.add(t, r)
@@ -241,15 +241,11 @@ def _family_of(fn: Callable) -> str:
     return mod.rsplit(".", 1)[-1] if mod.startswith("fxflops.rules") else "custom"
 
 
-def _target_name(target: Any) -> str:
+def target_name(target: Any) -> str:
+    """A short human name for a rule target: ``Conv2d``, ``conv2d``, ``add``, ``"add_"``..."""
     if isinstance(target, str):
         return target
     return getattr(target, "__name__", None) or repr(target)
-
-
-def target_name(target: Any) -> str:
-    """A short human name for a rule target: ``Conv2d``, ``conv2d``, ``add``, ``"add_"``..."""
-    return _target_name(target)
 
 
 def as_custom_rules(custom: Mapping[Target, Callable] | None, base: Registry) -> Registry:
@@ -259,5 +255,5 @@ def as_custom_rules(custom: Mapping[Target, Callable] | None, base: Registry) ->
         if isinstance(fn, Rule):
             reg.add(target, fn)
         else:
-            reg.add(target, Rule(op=_target_name(target), fn=fn, formula=_doc(fn), family="custom"))
+            reg.add(target, Rule(op=target_name(target), fn=fn, formula=_doc(fn), family="custom"))
     return reg

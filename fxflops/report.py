@@ -12,6 +12,7 @@ import torch
 import torch.fx as fx
 
 from .counting import OP_NODES, NodeCost
+from .registry import target_name
 from .units import human, percent
 
 if TYPE_CHECKING:
@@ -207,14 +208,6 @@ class Report:
 # ---- building -------------------------------------------------------------------------------------
 
 
-def _shape_of(v: Any) -> Any:
-    if isinstance(v, torch.Tensor):
-        return tuple(v.shape)
-    if isinstance(v, (tuple, list)):
-        return [_shape_of(x) for x in v if isinstance(x, (torch.Tensor, tuple, list))]
-    return None
-
-
 def _tensors(v: Any) -> list[torch.Tensor]:
     if isinstance(v, torch.Tensor):
         return [v]
@@ -223,10 +216,6 @@ def _tensors(v: Any) -> list[torch.Tensor]:
     if isinstance(v, dict):
         return [t for x in v.values() for t in _tensors(x)]
     return []
-
-
-def _short(target: Any) -> str:
-    return target if isinstance(target, str) else getattr(target, "__name__", repr(target))
 
 
 def _fetch_attr(gm: fx.GraphModule, target: str) -> Any:
@@ -266,7 +255,7 @@ def node_records(gm: fx.GraphModule, seen: set[int] | None = None, prefix: str =
             NodeRecord(
                 name=prefix + node.name,
                 kind=node.op,
-                target=cost.target if cost else _short(node.target),
+                target=cost.target if cost else target_name(node.target),
                 op=cost.op if cost else node.op,
                 module_path=cost.module_path if cost else "",
                 module_type=cost.module_type if cost else "",

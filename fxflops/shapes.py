@@ -18,6 +18,7 @@ import torch.nn as nn
 from torch.utils._pytree import tree_map
 
 from .errors import ShapeError, first_line, user_frame
+from .registry import target_name
 
 META = torch.device("meta")
 
@@ -206,11 +207,7 @@ def _node_message(err: _NodeFailure) -> str:
     stack = n.meta.get("nn_module_stack")
     path = list(stack.values())[-1][0] if stack else ""
     mod = f" in module {path!r}" if path else ""
-    return f"node {n.name!r} [{n.op} {_short(n.target)}]{mod} with inputs {', '.join(ins) or 'none'}: {first_line(err.exc)}{at}"
-
-
-def _short(target: Any) -> str:
-    return target if isinstance(target, str) else getattr(target, "__name__", repr(target))
+    return f"node {n.name!r} [{n.op} {target_name(n.target)}]{mod} with inputs {', '.join(ins) or 'none'}: {first_line(err.exc)}{at}"
 
 
 def _shape_advice(err: _NodeFailure, message: str) -> str:
