@@ -19,10 +19,11 @@ import transformers as T
 from torch.utils.flop_counter import FlopCounterMode
 
 from fxflops import trace_flops
-from fxflops.capture_dynamo import capture_dynamo
+from fxflops.capture.dynamo import capture_dynamo
 from fxflops.errors import FxFlopsError
-from fxflops.fallback import count_capture
-from fxflops.registry import REGISTRY
+from fxflops.passes.costs import Counting
+from fxflops.passes.dynamo_costs import count_capture
+from fxflops.rules.registry import REGISTRY
 
 
 def timed(fn: Callable[[], Any]) -> tuple[float, Any]:
@@ -116,7 +117,7 @@ def llama_70b(slow: bool) -> None:
         if slow:
             def plain() -> int:
                 cap = capture_dynamo(model, (), example, reuse_blocks=False)
-                return sum(n.macs for n in count_capture(cap, REGISTRY))
+                return sum(n.macs for n in count_capture(cap, Counting(REGISTRY)))
 
             row("capture=dynamo, every layer traced", *timed(plain), ref)
 

@@ -32,7 +32,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tests"))
 from tiny_transformer import TinyEncoder  # noqa: E402
 
 import fxflops  # noqa: E402
-from fxflops import render as rd  # noqa: E402
+from fxflops.draw import dot as rd  # noqa: E402
 
 NODES_PER_LAYER = 26  # drawn nodes per encoder layer once scalar-only nodes are hidden
 

@@ -4,16 +4,30 @@
 >>> report = trace_flops(model, torch.randn(1, 3, 224, 224))
 >>> report.total_macs, report.total_flops, report.total_params
 """
+from importlib.metadata import PackageNotFoundError, version
+
 from .api import trace_flops
 from .errors import CaptureError, FxFlopsError, ShapeError, UncountedOpError
-from .registry import REGISTRY, Call, Cost, Registry, Rule, contraction, elementwise, free, rule
-from .report import ModuleRow, NodeRecord, Report
+from .report import Audit, AuditRow, BlindSpot, Report
+from .rules.registry import REGISTRY, Call, Registry, Rule, contraction, elementwise, free, rule
+from .types import Capture, Cost, ModuleRow, NodeCost, NodeRecord, Status
+
+try:
+    __version__ = version("fxflops")  # pyproject.toml is the one source
+except PackageNotFoundError:  # run from a source tree that was never installed
+    __version__ = "0+unknown"
 
 __all__ = [
     "trace_flops",
     "Report",
     "NodeRecord",
     "ModuleRow",
+    "NodeCost",
+    "Audit",
+    "AuditRow",
+    "BlindSpot",
+    "Status",
+    "Capture",
     "Cost",
     "Call",
     "Rule",
@@ -28,4 +42,3 @@ __all__ = [
     "ShapeError",
     "UncountedOpError",
 ]
-__version__ = "0.1.0"

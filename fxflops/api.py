@@ -1,4 +1,7 @@
-"""``trace_flops``: capture → shapes → costs → report."""
+"""``trace_flops``, the one orchestrator: choose a capture, run the passes, assemble the report.
+
+capture (:mod:`fxflops.capture`) → passes (:mod:`fxflops.passes`: shapes, costs, records) → :class:`Report`.
+"""
 from __future__ import annotations
 
 import inspect
@@ -8,13 +11,16 @@ import torch
 import torch.fx as fx
 
 from . import rules as _rules  # noqa: F401 - importing fills the registry
-from .capture_fx import capture_fx
-from .counting import count_graph
-from .errors import FxFlopsError
-from .fallback import DynamoFallback, choose_capture, dynamo_report, fallback_notes
-from .registry import REGISTRY, Registry, as_custom_rules
-from .report import Report, module_rows, node_records
-from .shapes import materialize_lazy, propagate_shapes
+from .capture.dynamo import capture_dynamo
+from .capture.fx import capture_fx
+from .errors import CaptureError, FxFlopsError, UncountedOpError, warn_user
+from .passes.costs import Counting, count_graph
+from .passes.dynamo_costs import DynamoFallback, count_capture, fallback_notes, outside_graphs
+from .passes.records import module_rows, node_records
+from .passes.shapes import materialize_lazy, propagate_shapes
+from .report.report import Report
+from .rules.registry import REGISTRY, Registry, as_custom_rules
+from .types import Capture, NodeRecord, Status
 
 Example = torch.Tensor | tuple | list | Mapping[str, Any] | None
 CAPTURES = ("auto", "fx", "dynamo")
@@ -53,37 +59,30 @@ def trace_flops(
     args, kwargs = split_example(example)
     lazy_note = materialize_lazy(model, args, kwargs)
     reg = as_custom_rules(custom_rules, registry if registry is not None else REGISTRY)
+    ctx = Counting(reg, list(ignore))
     leaf_types = tuple(leaf_modules) + tuple(t for t in (custom_rules or {}) if isinstance(t, type))
 
-    def fx() -> Report:
-        return _fx_report(model, args, kwargs, reg, leaf_types, concrete_args, ignore, strict)
+    def fx_job() -> Report:
+        return _fx_report(model, args, kwargs, ctx, leaf_types, concrete_args)
 
-    def dynamo() -> Report:
-        return dynamo_report(model, args, kwargs, reg, ignore, strict, _input_shapes(args, kwargs), leaf_types,
-                             check_missing=not ignore and not custom_rules)
+    def dynamo_job() -> Report:
+        return _dynamo_report(model, args, kwargs, ctx, leaf_types, check_missing=not ignore and not custom_rules)
 
-    report = choose_capture(capture, fx, dynamo, type(model).__name__)
+    report = _choose(capture, fx_job, dynamo_job, type(model).__name__)
     if lazy_note:
         report.notes.insert(0, lazy_note)
+    _check_complete(report.nodes, strict, report.missing)
     return report
 
 
-def _fx_report(
-    model: torch.nn.Module,
-    args: tuple,
-    kwargs: dict,
-    reg: Registry,
-    leaf_types: tuple[type, ...],
-    concrete_args: Mapping[str, Any] | None,
-    ignore: Iterable[Any],
-    strict: bool,
-) -> Report:
+def _fx_report(model: torch.nn.Module, args: tuple, kwargs: dict, ctx: Counting, leaf_types: tuple[type, ...],
+               concrete_args: Mapping[str, Any] | None) -> Report:
     """Symbolic tracing (partial where a submodule resists), meta shapes, costs; opaque leaves through dynamo."""
-    cap = capture_fx(model, reg, leaf_types, concrete_args=_concrete(model, args, kwargs, concrete_args))
+    cap = capture_fx(model, ctx.registry, leaf_types, concrete_args=_concrete(model, args, kwargs, concrete_args))
     gm = cap.graph_module
     shapes = propagate_shapes(gm, _placeholder_values(gm, model, args, kwargs))
-    fallback = DynamoFallback(reg, ignore)
-    count_graph(gm, reg, ignore, strict, fallback=fallback)
+    fallback = DynamoFallback(ctx)
+    count_graph(gm, ctx.nested(fallback))
     notes = fallback_notes(gm, cap.untraceable, fallback)
     if shapes.note:
         notes.append(shapes.note)
@@ -93,12 +92,92 @@ def _fx_report(
         nodes=nodes,
         modules=module_rows(model, nodes),
         input_shapes=_input_shapes(args, kwargs),
-        capture="fx (partial)" if cap.untraceable else "fx",
+        capture=Capture.FX_PARTIAL if cap.untraceable else Capture.FX,
         shape_mode=shapes.mode,
         notes=notes,
-        graph_module=gm,
         graph_modules=[gm],
     )
+
+
+def _dynamo_report(model: torch.nn.Module, args: tuple, kwargs: dict, ctx: Counting, leaf_types: tuple[type, ...],
+                   check_missing: bool) -> Report:
+    """Capture ``model`` with dynamo and build its report. Submodules of ``leaf_types`` that have a rule are
+    kept whole, as fx keeps them. ``check_missing`` compares the total with FlopCounterMode's (off when
+    the user ignores ops or prices them with custom rules)."""
+    def is_leaf(m: torch.nn.Module) -> bool:
+        return isinstance(m, leaf_types) and ctx.registry.for_module(m) is not None
+
+    cap = capture_dynamo(model, args, kwargs, is_leaf=is_leaf if leaf_types else None)
+    nodes = count_capture(cap, ctx)
+    missing = outside_graphs(cap, nodes) if check_missing else None
+    return Report(
+        model_name=type(model).__name__,
+        nodes=nodes,
+        modules=module_rows(model, nodes),
+        input_shapes=_input_shapes(args, kwargs),
+        capture=Capture.DYNAMO,
+        shape_mode=cap.shape_mode,
+        notes=list(cap.notes) + ([missing] if missing else []),
+        graph_modules=cap.graph_modules,
+        missing=missing,
+    )
+
+
+def _choose(capture: str, fx_job: Callable[[], Report], dynamo_job: Callable[[], Report], name: str) -> Report:
+    """Run the capture path asked for. ``auto`` runs fx and, when symbolic tracing fails, dynamo, saying
+    why in one note; if both fail, one error lists what each path hit."""
+    if capture == "fx":
+        return fx_job()
+    if capture == "dynamo":
+        return dynamo_job()
+    try:
+        return fx_job()
+    except CaptureError as fx_err:  # a shape error means the example does not fit: dynamo would not help
+        fx_why = _why(fx_err, name)
+    try:
+        report = dynamo_job()
+    except FxFlopsError as dyn_err:
+        raise CaptureError(
+            f"could not capture {name} with either path.\n"
+            f"  fx: {fx_why}\n"
+            f"  dynamo: {_why(dyn_err, name)}\n"
+            "What to do: check that the model runs eagerly on this example; see the two reasons above."
+        ) from dyn_err
+    report.notes.insert(0, f"fx could not trace {fx_why}; used dynamo")
+    return report
+
+
+def _why(err: BaseException, name: str) -> str:
+    """What a path hit, in one line: ``<module> (<reason>)``."""
+    text = str(err).strip()
+    line = text.splitlines()[0] if text else type(err).__name__
+    for lead in ("torch.fx could not trace ", "torch dynamo could not capture "):
+        if line.startswith(lead):
+            return line[len(lead):].rstrip(".")
+    return f"{name} ({type(err).__name__}: {line.rstrip('.')})"
+
+
+def _check_complete(nodes: list[NodeRecord], strict: bool, missing: str | None) -> None:
+    """One warning (or, with ``strict``, one error) for everything the count could not price, on every path."""
+    left = [n for n in nodes if n.status == Status.UNCOUNTED]
+    partial = [n for n in nodes if n.status == Status.PARTIAL]
+    if not (left or partial or missing):
+        return
+    parts = []
+    if left:
+        parts.append(f"{len(left)} node(s) have no FLOPs rule or could not be priced, and were counted as 0: "
+                     f"{', '.join(sorted({n.target for n in left}))}")
+    if partial:
+        inside = sorted({x for n in partial for x in n.left_out})
+        parts.append(f"{len(partial)} node(s) were priced only in part ({', '.join(sorted({n.target for n in partial}))}"
+                     f"), leaving out {', '.join(inside)}")
+    if missing:
+        parts.append(missing)
+    fix = "Add a rule with custom_rules={target: fn} or @fxflops.rule(target); report.audit() lists them."
+    msg = "; ".join(parts) + ". " + fix
+    if strict:
+        raise UncountedOpError(msg.replace("were counted as 0", "would be counted as 0"))
+    warn_user(msg)
 
 
 def split_example(example: Example) -> tuple[tuple, dict]:

@@ -199,14 +199,8 @@ def build_audit_parser() -> argparse.ArgumentParser:
 def run_audit(args: argparse.Namespace) -> int:
     """``--strict`` makes the exit status 1 when anything is uncounted."""
     if args.api:
-        from .api_audit import api_audit
-
-        result = api_audit()
-        print(result.to_json() if args.json else result.summary())
-        if args.write:
-            with open(args.write, "w", encoding="utf-8") as fh:
-                fh.write(result.markdown())
-        return 1 if args.strict and result.uncounted else 0
+        raise FxFlopsError("the torch API audit is a repository tool since 0.2: run `python -m tools.api_audit` "
+                           "(--json, --write FILE) from a source checkout of fxflops")
     if not args.model:
         raise FxFlopsError("fxflops audit needs a model spec, or --api")
     import warnings

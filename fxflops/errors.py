@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import os
+import sys
 import traceback
+import warnings
 from types import TracebackType
 
 import torch
@@ -44,3 +46,15 @@ def first_line(exc: BaseException) -> str:
     """The first line of an exception's message, prefixed by its type."""
     msg = str(exc).strip().splitlines()
     return f"{type(exc).__name__}: {msg[0] if msg else ''}"
+
+
+def warn_user(message: str, category: type[Warning] = UserWarning) -> None:
+    """Warn with the location of the user's call into fxflops (the first frame outside this package and
+    torch), whatever path the count took to get here."""
+    level, frame = 2, sys._getframe(1)
+    while frame is not None:
+        path = os.path.abspath(frame.f_code.co_filename)
+        if not (path.startswith(_OWN_PKG) or path.startswith(_TORCH_PKG)):
+            break
+        frame, level = frame.f_back, level + 1
+    warnings.warn(message, category, stacklevel=level)

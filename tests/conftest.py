@@ -7,7 +7,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 import fxflops
-from fxflops.counting import OP_NODES
+from fxflops.types import OP_KINDS as OP_NODES
 
 
 def count(model: torch.nn.Module, *inputs, **kw) -> fxflops.Report:

@@ -9,9 +9,10 @@ from torch._subclasses.fake_tensor import fake_tensor_tls
 from torch.utils.flop_counter import FlopCounterMode
 
 from fxflops import CaptureError, ShapeError, trace_flops
-from fxflops.capture_dynamo import capture_dynamo
-from fxflops.fallback import count_capture
-from fxflops.registry import REGISTRY
+from fxflops.capture.dynamo import capture_dynamo
+from fxflops.passes.costs import Counting
+from fxflops.passes.dynamo_costs import count_capture
+from fxflops.rules.registry import REGISTRY
 
 D = 8
 
@@ -70,7 +71,7 @@ def test_parameters_become_model_attributes_and_count_once() -> None:
     attrs = {n.target for n in gm.graph.nodes if n.op == "get_attr"}
     assert "blocks.0.fc.weight" in attrs and "head.weight" in attrs
     assert gm.get_parameter("blocks.0.fc.weight") is model.blocks[0].fc.weight  # the model's own tensor
-    nodes = count_capture(cap, REGISTRY)
+    nodes = count_capture(cap, Counting(REGISTRY))
     assert sum(n.params for n in nodes) == sum(p.numel() for p in model.parameters())
 
 
@@ -82,7 +83,7 @@ def test_repeated_blocks_are_traced_once_and_reused() -> None:
     assert [(r.path, r.source) for r in reused.reused] == [(f"blocks.{i}", "blocks.0") for i in range(1, 6)]
     linears = [n for n in reused.graph_modules[0].graph.nodes if "linear" in str(n.target)]
     assert len(linears) == 2  # blocks.0.fc and the head: blocks 1-5 were never traced
-    a, b = count_capture(reused, REGISTRY), count_capture(plain, REGISTRY)
+    a, b = count_capture(reused, Counting(REGISTRY)), count_capture(plain, Counting(REGISTRY))
     assert sum(n.macs for n in a) == sum(n.macs for n in b) == 6 * 3 * D * D + 3 * D * 3
     assert sum(n.flops for n in a) == sum(n.flops for n in b)
     per_path = lambda ns: sorted((n.module_path, n.op, n.macs, n.flops) for n in ns if n.status == "counted")  # noqa: E731
@@ -186,7 +187,7 @@ class TwoWrapped(nn.Module):
 
 
 def test_fx_wrapped_function_is_counted_through_dynamo_once_per_shape(monkeypatch) -> None:
-    import fxflops.fallback as fallback
+    import fxflops.passes.dynamo_costs as fallback
 
     calls = []
     real = fallback.capture_dynamo

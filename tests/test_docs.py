@@ -2,11 +2,11 @@
 from __future__ import annotations
 
 from fxflops import REGISTRY
-from fxflops.docgen import CONVENTIONS, conventions_markdown
+from tools.docgen import CONVENTIONS, conventions_markdown
 
 
 def test_conventions_doc_is_current() -> None:
-    assert CONVENTIONS.read_text() == conventions_markdown(), "docs/conventions.md is stale: run python -m fxflops.docgen"
+    assert CONVENTIONS.read_text() == conventions_markdown(), "docs/conventions.md is stale: run python -m tools.docgen"
 
 
 def test_every_counted_rule_documents_its_formula() -> None:

@@ -7,7 +7,8 @@ import torch
 import torchvision
 
 import fxflops
-from fxflops.report import Report, node_records
+from fxflops.passes.records import node_records
+from fxflops.report import Report
 from tiny_transformer import TinyEncoder
 
 ATTRS = ("op", "target", "module_path", "input_shapes", "output_shapes", "dtype", "macs", "flops", "params",
@@ -97,7 +98,7 @@ def test_several_graphs_are_exported_side_by_side(resnet18, tiny):
 
 def test_records_out_of_step_with_the_graph_are_refused(resnet18):
     report = resnet18[1]
-    broken = Report("x", report.nodes[1:], report.modules, [], "fx", "meta", graph_module=report.graph_module)
+    broken = Report("x", report.nodes[1:], report.modules, [], "fx", "meta", graph_modules=[report.graph_module])
     with pytest.raises(ValueError, match="a record for every node of graph 0"):
         broken.to_networkx()
 
@@ -149,7 +150,7 @@ def test_dynamo_reused_blocks_read_shared_inputs():
     model computed once, and the previous layer's output; the rolled picture folds all four."""
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    from fxflops.render import choose_view
+    from fxflops.draw.dot import choose_view
 
     cfg = LlamaConfig(hidden_size=64, intermediate_size=128, num_hidden_layers=4, num_attention_heads=4,
                       num_key_value_heads=2, vocab_size=100)

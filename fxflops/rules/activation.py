@@ -11,7 +11,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..registry import Call, Cost, elementwise, rule
+from .registry import Call, Cost, elementwise, rule
 from ._util import is_float
 
 # name: (FLOPs per element, formula, module classes, functions, Tensor methods)

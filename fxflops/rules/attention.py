@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..registry import Call, Cost, contraction, rule
+from .registry import Call, Cost, contraction, rule
 from ._util import prod
 from .reduction import SOFTMAX_PER_ELEMENT
 

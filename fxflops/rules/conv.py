@@ -5,7 +5,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..registry import Call, Cost, contraction, rule
+from .registry import Call, Cost, contraction, rule
 from ._util import prod
 
 

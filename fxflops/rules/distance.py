@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from ..registry import Call, Cost, contraction, elementwise, rule
+from .registry import Call, Cost, contraction, elementwise, rule
 from ._util import prod
 
 

@@ -10,7 +10,7 @@ from typing import Callable
 
 import torch
 
-from ..registry import Call, Cost, elementwise, rule
+from .registry import Call, Cost, elementwise, rule
 from ._util import is_float
 
 

@@ -5,7 +5,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..registry import Call, Cost, elementwise, free, rule
+from .registry import Call, Cost, elementwise, free, rule
 
 free(nn.Embedding, F.embedding, torch.embedding, op="embedding", family="embedding",
      reason="table lookup: rows are gathered, no arithmetic (its parameters are still counted)")

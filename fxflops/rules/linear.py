@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..registry import Call, Cost, contraction, rule
+from .registry import Call, Cost, contraction, rule
 
 
 @rule(nn.Linear, op="linear", family="linear")

@@ -9,14 +9,13 @@ element takes, how many labels a multilabel target holds), the docstring says ho
 from __future__ import annotations
 
 import inspect
-import math
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch.nn import _reduction
 
-from ..registry import Call, Cost, contraction, elementwise, rule
+from .registry import Call, Cost, contraction, elementwise, rule
 from .activation import ACTIVATIONS
 from .reduction import SOFTMAX_PER_ELEMENT
 
@@ -282,22 +281,10 @@ def triplet_margin_loss(call: Call) -> Cost:
     return elementwise(flops + reduction_flops(rows, a["reduction"]))
 
 
-class _Distance(torch.nn.Module):
-    """Holds a distance function (or module: nn.TripletMarginWithDistanceLoss defaults to nn.PairwiseDistance)
-    so that fxflops can trace it."""
-
-    def __init__(self, fn: Any):
-        super().__init__()
-        self.fn = fn
-
-    def forward(self, x, y):
-        return self.fn(x, y)
-
-
 @rule(F.triplet_margin_with_distance_loss, op="triplet_margin_with_distance_loss", family="loss")
 def triplet_margin_with_distance_loss(call: Call) -> Cost:
     """As triplet_margin_loss, with the distance priced by its own rule: pairwise_distance when distance_function is
-    None, else fxflops counts the given function on the same shapes (it must be traceable)."""
+    None, else the given function counted on the same shapes, with the outer count's rules and ignore list."""
     a = bind(call)
     fn = a["distance_function"]
     anchor, positive = a["anchor"], a["positive"]
@@ -305,13 +292,8 @@ def triplet_margin_with_distance_loss(call: Call) -> Cost:
         d, rows = pairwise_distance_flops(anchor, positive)
         dist = elementwise(d)
     else:
-        from ..api import trace_flops  # a rule that counts a user function with fxflops itself
-
-        r = trace_flops(_Distance(fn), (torch.empty_like(anchor, device="meta"), torch.empty_like(positive, device="meta")),
-                        strict=True)
-        dist = Cost(r.total_macs, r.total_flops)
-        out_shapes = r.nodes[-1].input_shapes  # the output node's inputs: the distances
-        rows = math.prod(out_shapes[0]) if out_shapes else 1
+        dist, out = call.price(fn, anchor, positive)
+        rows = out.numel() if isinstance(out, torch.Tensor) else 1
     total = dist * (3 if a["swap"] else 2)
     return total + elementwise(3 * rows + (rows if a["swap"] else 0) + reduction_flops(rows, a["reduction"]))
 
@@ -323,7 +305,8 @@ def triplet_margin_with_distance_module(call: Call) -> Cost:
     m = call.module
     kwargs = dict(distance_function=m.distance_function, margin=m.margin, swap=m.swap, reduction=m.reduction)
     args = tuple(call.arg(i, name) for i, name in enumerate(("anchor", "positive", "negative")))
-    return triplet_margin_with_distance_loss(Call(F.triplet_margin_with_distance_loss, args, kwargs, call.out))
+    return triplet_margin_with_distance_loss(Call(F.triplet_margin_with_distance_loss, args, kwargs, call.out,
+                                                  pricer=call.pricer, left_out=call.left_out))
 
 
 # One step of the CTC forward recursion per (time, sample, extended label): a log-sum-exp of up to three

@@ -7,17 +7,23 @@ import operator
 
 import torch
 
-from ..registry import Call, Cost, contraction, elementwise, rule
+from .registry import Call, Cost, contraction, elementwise, rule
 from ._util import prod
 
 
 @rule(torch.matmul, operator.matmul, torch.mm, torch.bmm, torch.mv, torch.dot, torch.inner, torch.vdot,
-      "matmul", "__matmul__", "mm", "bmm", "mv", "dot", "inner", "vdot", operator.imatmul, "__rmatmul__",
+      "matmul", "__matmul__", "mm", "bmm", "mv", "dot", "inner", "vdot", operator.imatmul,
       op="matmul", family="matmul")
 def matmul(call: Call) -> Cost:
     """MACs = (output elements)·K, K the contracted size (a.shape[-1]); covers broadcast batches, mm, bmm, mv and dot."""
     a = call.arg(0, "input")
     return contraction(max(call.out.numel(), 1) * a.shape[-1])
+
+
+@rule("__rmatmul__", op="matmul", family="matmul")
+def rmatmul(call: Call) -> Cost:
+    """x.__rmatmul__(y) is y @ x: MACs = (output elements)·K, K = y.shape[-1] (the operands arrive reversed)."""
+    return contraction(max(call.out.numel(), 1) * call.args[1].shape[-1])
 
 
 @rule(torch.addmm, torch.baddbmm, torch.addmv, "addmm", "baddbmm", "addmv", "addmm_", "baddbmm_", "addmv_",

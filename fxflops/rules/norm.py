@@ -5,7 +5,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..registry import Call, Cost, elementwise, rule
+from .registry import Call, Cost, elementwise, rule
 
 # Statistics and normalisation from the batch: mean, subtract, square, sum (variance), scale by 1/σ.
 STATS_PER_ELEMENT = 5

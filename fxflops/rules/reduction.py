@@ -5,7 +5,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..registry import Call, Cost, elementwise, rule
+from .registry import Call, Cost, elementwise, rule
 from ._util import is_float
 
 # max (stability shift), subtract, exp, sum, divide: one FLOP each per element.

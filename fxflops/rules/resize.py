@@ -5,7 +5,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..registry import Call, Cost, elementwise, rule
+from .registry import Call, Cost, elementwise, rule
 from .pooling import _adaptive_windows
 
 # FLOPs per output element. A 1-D linear interpolation is a lerp a + t·(b − a) = 3 FLOPs; n-linear

@@ -5,7 +5,7 @@ import torch
 import torch.nn as nn
 from torch.nn.utils.rnn import PackedSequence
 
-from ..registry import Call, Cost, contraction, rule
+from .registry import Call, Cost, contraction, rule
 
 GATES = {"LSTM": 4, "GRU": 3, "RNN_TANH": 1, "RNN_RELU": 1}
 # Per hidden unit and step, after the gate pre-activations are summed:

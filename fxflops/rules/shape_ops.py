@@ -8,7 +8,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..registry import free
+from .registry import free
 
 VIEW = "view or re-layout of the same elements: no arithmetic"
 COPY = "copies, gathers or concatenates elements: memory traffic, no arithmetic"

@@ -1,7 +1,7 @@
 """torchvision.ops functions that torchvision registers with ``torch.fx.wrap``, so fx keeps them as one opaque call."""
 from __future__ import annotations
 
-from ..registry import Call, Cost, elementwise, rule
+from .registry import Call, Cost, elementwise, rule
 
 try:
     import torchvision.ops as tv_ops
@@ -24,7 +24,7 @@ if tv_ops is not None:
     except ImportError:
         _swin = None
     if _swin is not None:
-        from ..registry import free
+        from .registry import free
 
         free(_swin._patch_merging_pad, op="copy", family="shape",
              reason="pads and slices the feature map into 2×2 patches: copies, no arithmetic")

@@ -14,7 +14,7 @@ from typing import Any
 import torch
 import torch.nn as nn
 
-from ..registry import REGISTRY, Call, Cost, elementwise, rule
+from .registry import REGISTRY, Call, Cost, elementwise, rule
 
 
 def _meta(like: torch.Tensor, last: int | None = None) -> torch.Tensor:

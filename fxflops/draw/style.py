@@ -11,7 +11,7 @@ from __future__ import annotations
 import html
 import math
 
-from .units import human
+from ..units import human
 
 # matplotlib's magma at 1.0, 0.9, ..., 0.2 (the three darkest tenths are left out).
 _MAGMA = ("#fcfdbf", "#fecf92", "#fe9f6d", "#f7705c", "#de4968", "#b73779", "#8c2981", "#641a80", "#3b0f70")

@@ -2,10 +2,10 @@
 
 Each drawn node shows a short op name, its output shape and its FLOPs with their share of the total;
 the module path and the details are in the tooltip (the SVG ``<title>``/``xlink:title``), so labels
-stay short. Fill colour is the FLOPs share on a heat scale (see :mod:`fxflops.render_style`), ops
+stay short. Fill colour is the FLOPs share on a heat scale (see :mod:`fxflops.draw.style`), ops
 that cost nothing are small and grey, ops without a rule have a red outline, modules are nested
 clusters titled with their subtotal. What is drawn (rolled, collapsed, scalars hidden) is decided by
-:mod:`fxflops.render_view`.
+:mod:`fxflops.draw.view`.
 
 ``dot`` is slow on big graphs with many clusters (minutes, or it never ends, past a few thousand
 nodes), so a graph with more than ``max_nodes`` drawable nodes is first rolled, then collapsed one
@@ -23,12 +23,12 @@ from typing import TYPE_CHECKING, Any
 import graphviz
 import networkx as nx
 
-from . import render_style as st
-from .render_view import View, ViewCluster, ViewNode, build_view, owners, path_depth, roll_blocks, without_stubs
-from .units import human
+from . import style as st
+from .view import View, ViewCluster, ViewNode, build_view, owners, path_depth, roll_blocks, without_stubs
+from ..units import human
 
 if TYPE_CHECKING:
-    from .report import Report
+    from ..report.report import Report
 
 MAX_NODES = 1500  # past this, dot with clusters takes more than a few seconds (benchmarks/render_scale.py)
 BIG = 1000  # from here on, a cap on dot's network-simplex iterations

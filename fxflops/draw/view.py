@@ -1,6 +1,6 @@
 """What the picture shows: the exported graph reduced to drawable nodes, edges and module clusters.
 
-Three reductions, applied in this order to the DiGraph of :mod:`fxflops.graph`:
+Three reductions, applied in this order to the DiGraph of :mod:`fxflops.draw.graph`:
 
 * **roll** — runs of consecutive sibling modules that are identical (same type, same nodes with the
   same ops, shapes and costs, wired the same way) are folded onto the first of the run, which then
@@ -20,9 +20,7 @@ from typing import Any
 
 import networkx as nx
 
-from .audit import UNCOUNTED_INSIDE
-
-OP_KINDS = ("call_module", "call_function", "call_method")
+from ..types import OP_KINDS, Status
 
 
 @dataclass
@@ -121,12 +119,8 @@ def is_scalar(attrs: dict) -> bool:
 
 
 def node_status(attrs: dict) -> str:
-    """The report status, with ``partial`` for a node priced by a fallback capture that met ops it
-    could not price (its rule says ``uncounted inside``)."""
-    status = attrs.get("status", "")
-    if status == "counted" and UNCOUNTED_INSIDE in str(attrs.get("rule", "")):
-        return "partial"
-    return status
+    """The report status of a drawn node (``partial``: priced, with ops inside it left out)."""
+    return str(attrs.get("status", ""))
 
 
 _SEVERITY = {"uncounted": 3, "partial": 2}
@@ -152,7 +146,7 @@ def owners(g: nx.DiGraph) -> dict[str, str]:
 
 
 def without_stubs(g: nx.DiGraph) -> nx.DiGraph:
-    """``g`` with the stubs of reused blocks (see :mod:`fxflops.graph`) taken out and their inputs
+    """``g`` with the stubs of reused blocks (see :mod:`fxflops.draw.graph`) taken out and their inputs
     wired straight to their users: a reused block then looks like the block it copies."""
     stubs = [n for n, a in g.nodes(data=True) if a.get("stub_of")]
     if not stubs:

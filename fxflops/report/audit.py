@@ -16,24 +16,18 @@ this is the part of the model it cannot count.
 """
 from __future__ import annotations
 
-import builtins
-import operator
 from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING, Any, Iterable
+from typing import TYPE_CHECKING, Any
 
-import torch
-import torch.fx as fx
-import torch.nn.functional as F
-
-from .counting import COUNTED, FREE, IGNORED, OP_NODES, UNCOUNTED, NodeCost
-from .registry import REGISTRY, Registry
-from .units import human, percent
+from ..rules.registry import REGISTRY, Registry
+from ..types import OP_KINDS, NodeRecord, Status
+from ..units import human, percent
+from .tables import grid
 
 if TYPE_CHECKING:
-    from .report import NodeRecord, Report
+    from .report import Report
 
-STATUS_ORDER = (UNCOUNTED, COUNTED, IGNORED, FREE)
-UNCOUNTED_INSIDE = "uncounted inside"  # how the dynamo fallback marks a node it priced only in part
+STATUS_ORDER = (Status.UNCOUNTED, Status.PARTIAL, Status.COUNTED, Status.IGNORED, Status.FREE)
 KINDS = {"call_module": "module", "call_function": "function", "call_method": "method"}
 
 
@@ -43,7 +37,7 @@ class AuditRow:
 
     kind: str  # module | function | method
     target: str  # qualified name: nn.Conv2d, operator.add, F.interpolate, Tensor.softmax...
-    status: str  # counted | free | ignored | uncounted
+    status: Status
     nodes: int
     op: str  # the op type the rule reports ("" when no rule)
     macs: int
@@ -92,13 +86,13 @@ class Audit:
 
     @property
     def uncounted(self) -> list[AuditRow]:
-        return [r for r in self.rows if r.status == UNCOUNTED]
+        return [r for r in self.rows if r.status == Status.UNCOUNTED]
 
     @property
     def incomplete(self) -> list[AuditRow]:
-        """Rows whose price misses something: uncounted nodes, and nodes counted through a fallback capture
-        (an opaque leaf or ``torch.fx.wrap`` function priced through dynamo) with uncounted ops inside."""
-        return [r for r in self.rows if r.status == UNCOUNTED or UNCOUNTED_INSIDE in r.reason]
+        """Rows whose price misses something: uncounted nodes, and partial ones (priced, with something inside
+        left out: an opaque leaf priced through dynamo with uncounted ops, a nested count with gaps)."""
+        return [r for r in self.rows if r.status.incomplete]
 
     def by_status(self) -> dict[str, dict[str, int]]:
         """``{status: {"targets", "nodes", "flops"}}`` for the statuses present."""
@@ -117,22 +111,20 @@ class Audit:
         if self.uncounted:
             lines.append("uncounted (priced as 0, the totals are too low): "
                          + ", ".join(r.target for r in self.uncounted))
-        inside = [r for r in self.incomplete if r.status != UNCOUNTED]
+        inside = [r for r in self.rows if r.status == Status.PARTIAL]
         if inside:
-            lines.append("counted with uncounted ops inside (too low): " + ", ".join(r.target for r in inside))
+            lines.append("priced in part, with uncounted ops inside (too low): " + ", ".join(r.target for r in inside))
         return "\n".join(lines)
 
     def table(self) -> str:
         """The audit as a text table, uncounted targets first, then by FLOPs."""
-        from .report import _render
-
         total = self.blind_spot.total_flops
         rows = [("status", "kind", "target", "nodes", "rule / reason", "MACs", "FLOPs", "% FLOPs")]
         for r in self.rows:
-            why = (r.reason or r.op) if r.status == COUNTED else r.reason
+            why = (r.reason or r.op) if r.status.priced else r.reason
             rows.append((r.status, r.kind, r.target, str(r.nodes), why, human(r.macs), human(r.flops),
                          percent(r.flops, total)))
-        return self.summary() + "\n\n" + _render(rows, align_right=(3, 5, 6, 7))
+        return self.summary() + "\n\n" + grid(rows, align_right=(3, 5, 6, 7))
 
     def __str__(self) -> str:
         return self.table()
@@ -150,106 +142,36 @@ class Audit:
 
 # ---- naming call targets ----------------------------------------------------------------------------
 
-_NAMESPACES = ((F, "F"), (torch, "torch"), (torch.linalg, "torch.linalg"), (torch.special, "torch.special"),
-               (torch.fft, "torch.fft"), (torch._C._nn, "torch._C._nn"), (operator, "operator"),
-               (builtins, "builtins"))
-
-
-def qualified_name(target: Any) -> str:
-    """``nn.Conv2d``, ``F.interpolate``, ``torch.add``, ``operator.add``, ``Tensor.softmax``, or module.qualname."""
-    if isinstance(target, str):
-        return f"Tensor.{target}"
-    if isinstance(target, torch._ops.OpOverloadPacket):  # torch.ops.<namespace>.<op>
-        return "torch.ops." + target._qualified_op_name.replace("::", ".")
-    if isinstance(target, torch._ops.OpOverload):  # name() leaves the default overload out
-        name = target.name()
-        return "torch.ops." + name.replace("::", ".") + ("" if "." in name.split("::")[-1] else ".default")
-    name = getattr(target, "__name__", None)
-    if isinstance(target, type):
-        if getattr(torch.nn, target.__name__, None) is target:
-            return f"nn.{target.__name__}"
-        return f"{target.__module__}.{target.__qualname__}"
-    if name is not None:
-        for ns, label in _NAMESPACES:
-            if getattr(ns, name, None) is target:
-                return f"{label}.{name}"
-        mod = getattr(target, "__module__", None)
-        return f"{mod}.{getattr(target, '__qualname__', name)}" if mod else name
-    return repr(target)
-
-
-def _target_of(gm: fx.GraphModule, node: fx.Node) -> str:
-    if node.op == "call_module":
-        return qualified_name(type(gm.get_submodule(node.target)))
-    return qualified_name(node.target)
-
 
 # ---- the audit -------------------------------------------------------------------------------------
 
 
-def _graphs(report: "Report") -> list[fx.GraphModule]:
-    graphs = list(report.graph_modules or [])
-    if report.graph_module is not None and all(g is not report.graph_module for g in graphs):
-        graphs.insert(0, report.graph_module)
-    return graphs
-
-
-def _from_graphs(graphs: Iterable[fx.GraphModule]) -> list[tuple[str, str, NodeCost]]:
-    found = []
-    for gm in graphs:
-        for node in gm.graph.nodes:
-            cost = node.meta.get("fxflops")
-            if node.op in OP_NODES and isinstance(cost, NodeCost):
-                found.append((KINDS[node.op], _target_of(gm, node), cost))
-    return found
-
-
-def _from_records(nodes: Iterable["NodeRecord"], graphs: list[fx.GraphModule]) -> list[tuple[str, str, NodeCost]]:
-    """Rows from the report's records. Records keep only a short target name (``linear``); the graphs tell which
-    qualified target it stands for (``F.linear``) wherever that is unambiguous."""
-    spelled: dict[tuple[str, str], set[str]] = {}
-    nested = [m for gm in graphs for m in gm.modules() if isinstance(m, fx.GraphModule)]  # subgraphs of HOPs too
-    for kind, target, cost in _from_graphs(nested):
-        spelled.setdefault((kind, cost.target), set()).add(target)
-    found = []
-    for n in nodes:
-        if n.kind not in OP_NODES:
-            continue
-        kind = KINDS[n.kind]
-        names = spelled.get((kind, n.target), set())
-        target = next(iter(names)) if len(names) == 1 else (f"Tensor.{n.target}" if kind == "method" else n.target)
-        found.append((kind, target, NodeCost(n.op, n.status, n.macs, n.flops, n.rule)))
-    return found
-
-
-def _reason(cost: NodeCost) -> str:
-    if cost.status == COUNTED:  # a rule's op name, or how a fallback capture priced it
-        return "" if cost.rule == cost.op else cost.rule
-    if cost.status == UNCOUNTED:
-        return "no rule: priced as 0"
-    return cost.rule
+def _reason(n: NodeRecord) -> str:
+    if n.status.priced:  # a rule's op name, or how a fallback capture priced it
+        why = "" if n.rule == n.op else n.rule
+        if n.left_out:
+            why = (why + "; " if why else "") + "left out: " + ", ".join(n.left_out)
+        return why
+    if n.status == Status.UNCOUNTED:
+        return "no rule: priced as 0" if n.rule == "no rule" else n.rule
+    return n.rule
 
 
 def audit(report: "Report") -> "Audit":
     """Group the op nodes of ``report`` by (call target, status); see the module docstring."""
-    graphs = _graphs(report)
-    found = _from_graphs(graphs)
-    # The graphs carry the exact call targets (operator.add vs torch.add); when they do not add up to the
-    # report (dynamo reuses one captured block for repeated layers), the records are the source of truth.
-    if sum(c.flops for _, _, c in found) != report.total_flops or sum(c.macs for _, _, c in found) != report.total_macs \
-            or len(found) != sum(1 for n in report.nodes if n.kind in OP_NODES):
-        found = _from_records(report.nodes, graphs)
     rows: dict[tuple[str, str, str, str], AuditRow] = {}
-    for kind, target, cost in found:
-        reason = _reason(cost)
-        key = (kind, target, cost.status, reason)
+    for n in report.nodes:
+        if n.kind not in OP_KINDS:
+            continue
+        kind, target, reason = KINDS[n.kind], n.qualname or n.target, _reason(n)
+        key = (kind, target, n.status, reason)
         row = rows.get(key)
         if row is None:
-            op = "" if cost.status == UNCOUNTED else cost.op
-            row = rows[key] = AuditRow(kind, target, cost.status, 0, op, 0, 0, reason)
+            op = "" if n.status == Status.UNCOUNTED else n.op
+            row = rows[key] = AuditRow(kind, target, n.status, 0, op, 0, 0, reason)
         row.nodes += 1
-        row.macs += cost.macs
-        row.flops += cost.flops
+        row.macs += n.macs
+        row.flops += n.flops
     order = {s: i for i, s in enumerate(STATUS_ORDER)}
     ordered = sorted(rows.values(), key=lambda r: (order.get(r.status, 9), -r.flops, -r.nodes, r.target))
     return Audit(report.model_name, ordered, hook_blind_spot(report))
@@ -273,7 +195,7 @@ def hook_blind_spot(report: "Report", registry: Registry = REGISTRY) -> BlindSpo
     visible = hook_visible_paths(report, registry)
     macs = flops = 0
     for n in report.nodes:
-        if n.kind not in OP_NODES or n.kind == "call_module" or n.module_path in visible:
+        if n.kind not in OP_KINDS or n.kind == "call_module" or n.module_path in visible:
             continue
         macs += n.macs
         flops += n.flops

@@ -22,9 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import logging
 import re
-import warnings
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator
 
@@ -33,9 +31,11 @@ import torch.fx as fx
 from torch._subclasses.fake_tensor import fake_tensor_tls
 from torch.fx.graph_module import _assign_attr
 
-from .dynamo_probe import LeafCall, Probe, Reuse, forwards, probe
-from .errors import CaptureError, first_line, user_frame
-from .shapes import META, _leaves, meta_weights, to_meta
+from ..errors import CaptureError, first_line, user_frame
+from ..paths import attr_at
+from ..tensors import META, leaves, to_meta
+from .patching import forwards, kept_state, meta_weights, quiet
+from .probe import LeafCall, ProbePlan, Reuse, probe
 
 # Dynamo settings for one capture, applied with config.patch so they never leak. Recompiling
 # past the limit would silently run the rest of a frame eagerly (uncounted), so it fails instead.
@@ -100,7 +100,7 @@ def _capture(target, root, args: tuple, kwargs: dict, mode: str, reuse_blocks: b
         if root is not None:
             for name, t in [*root.named_parameters(remove_duplicate=False), *root.named_buffers(remove_duplicate=False)]:
                 tensors.setdefault(id(t), name)
-        found = Probe()
+        found = ProbePlan()
         try:
             found = probe(target, root, *_example(args, kwargs, mode, root), reuse_blocks, is_leaf)
         except Exception:  # noqa: BLE001
@@ -136,53 +136,12 @@ def _scope(root: torch.nn.Module | None, mode: str) -> Iterator[None]:
     # read from the real run) rather than run eagerly between graphs, where nothing would see them.
     real = dict(capture_dynamic_output_shape_ops=True, capture_scalar_outputs=True) if mode == "real" else {}
     try:
-        with torch._dynamo.config.patch(**{**DYNAMO_CONFIG, **real}), torch.no_grad(), _kept_state(root), weights, \
-                _quiet():
+        with torch._dynamo.config.patch(**{**DYNAMO_CONFIG, **real}), torch.no_grad(), kept_state(root), weights, \
+                quiet():
             yield
     finally:
         fake_tensor_tls.allow_non_fake_inputs_override = old
         torch._dynamo.reset()
-
-
-@contextlib.contextmanager
-def _quiet() -> Iterator[None]:
-    """Dynamo logs every graph break as a warning and torch's meta kernels warn about their own internals;
-    the report's notes say what matters (how many graphs, why meta failed), so both are muted here."""
-    log = logging.getLogger("torch._dynamo")
-    level = log.level
-    log.setLevel(logging.ERROR)
-    try:
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", category=FutureWarning, module=r"torch")
-            warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"torch")
-            yield
-    finally:
-        log.setLevel(level)
-
-
-@contextlib.contextmanager
-def _kept_state(root: torch.nn.Module | None) -> Iterator[None]:
-    """Put back what a forward changes on the model: attributes it reassigns (torchvision's AnchorGenerator
-    caches its anchors on the device of the last input, so a meta run would leave them on meta) and, on
-    real data, buffers it updates in place (a batch norm's running statistics in training mode)."""
-    saved = []
-    for m in root.modules() if root is not None else ():
-        attrs = {k: v for k, v in vars(m).items() if k not in ("_parameters", "_buffers", "_modules")}
-        lists = [(v, list(v)) for v in attrs.values() if type(v) is list]
-        saved.append((m, attrs, lists))
-    buffers = [(b, b.clone()) for b in root.buffers() if b.device != META] if root is not None else []
-    try:
-        yield
-    finally:
-        for m, attrs, lists in saved:
-            for k in [k for k in vars(m) if k not in attrs and k not in ("_parameters", "_buffers", "_modules")]:
-                delattr(m, k)
-            vars(m).update(attrs)
-            for obj, items in lists:
-                obj[:] = items
-        with torch.no_grad():
-            for b, value in buffers:
-                b.copy_(value)
 
 
 def _example(args: tuple, kwargs: dict, mode: str, root: torch.nn.Module | None) -> tuple[tuple, dict]:
@@ -202,7 +161,7 @@ def _example(args: tuple, kwargs: dict, mode: str, root: torch.nn.Module | None)
 
 
 def _all_real(root: torch.nn.Module | None, args: tuple, kwargs: dict) -> bool:
-    tensors = [t for t in _leaves((args, kwargs)) if isinstance(t, torch.Tensor)]
+    tensors = [t for t in leaves((args, kwargs)) if isinstance(t, torch.Tensor)]
     if root is not None:
         tensors += list(root.parameters()) + list(root.buffers())
     return all(t.device != META for t in tensors)
@@ -291,7 +250,7 @@ def _plain_meta(gm: fx.GraphModule, paths: dict[int, str]) -> None:
         if "val" not in node.meta and "example_value" in node.meta:  # a real run may have set val already
             node.meta["val"] = node.meta["example_value"]
         elif node.op == "get_attr":
-            attr = _fetch(gm, node.target)
+            attr = attr_at(gm, node.target)
             if isinstance(attr, torch.Tensor):
                 node.meta["val"] = attr
         stack = node.meta.get("nn_module_stack")
@@ -300,13 +259,6 @@ def _plain_meta(gm: fx.GraphModule, paths: dict[int, str]) -> None:
     for sub in gm.children():
         if isinstance(sub, fx.GraphModule):
             _plain_meta(sub, paths)
-
-
-def _fetch(gm: torch.nn.Module, target: str) -> Any:
-    obj: Any = gm
-    for part in target.split("."):
-        obj = getattr(obj, part, None)
-    return obj
 
 
 _ROOT = re.compile(r"^[LG]\[['\"][^'\"]*['\"]\]")

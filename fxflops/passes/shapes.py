@@ -8,19 +8,17 @@ and the caller is told why.
 """
 from __future__ import annotations
 
-import contextlib
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import Any
 
 import torch
 import torch.fx as fx
 import torch.nn as nn
-from torch.utils._pytree import tree_map
 
-from .errors import ShapeError, first_line, user_frame
-from .registry import target_name
-
-META = torch.device("meta")
+from ..capture.patching import meta_weights
+from ..errors import ShapeError, first_line, user_frame
+from ..rules.registry import target_name
+from ..tensors import META, leaves, to_meta
 
 
 class _NodeFailure(Exception):
@@ -103,49 +101,13 @@ def _contraction_shape(module: nn.Module, x: torch.Tensor) -> tuple[int, ...] | 
     return (x.shape[0], module.out_channels, *out)
 
 
-def to_meta(value: Any) -> Any:
-    """Meta copies of every tensor in a pytree (other leaves unchanged)."""
-
-    def conv(x: Any) -> Any:
-        if isinstance(x, torch.Tensor) and x.device != META:
-            return torch.empty_like(x, device=META)
-        return x
-
-    return tree_map(conv, value)
-
-
-@contextlib.contextmanager
-def meta_weights(module: torch.nn.Module) -> Iterator[None]:
-    """Temporarily replace every parameter and buffer of ``module`` by a meta copy (ties preserved)."""
-    swapped: list[tuple[dict, str, Any]] = []
-    copies: dict[int, torch.Tensor] = {}
-    try:
-        for m in module.modules():
-            for store in (m._parameters, m._buffers):
-                for name, t in store.items():
-                    if t is None or t.device == META:
-                        continue
-                    copy = copies.get(id(t))
-                    if copy is None:
-                        copy = torch.empty_like(t, device=META)
-                        if isinstance(t, torch.nn.Parameter):
-                            copy = torch.nn.Parameter(copy, requires_grad=t.requires_grad)
-                        copies[id(t)] = copy
-                    swapped.append((store, name, t))
-                    store[name] = copy
-        yield
-    finally:
-        for store, name, t in reversed(swapped):
-            store[name] = t
-
-
 def materialize_lazy(model: nn.Module, args: tuple, kwargs: dict) -> str | None:
     """Run one real forward when the model has uninitialised lazy parameters (nn.LazyLinear...), as a user
     would before inspecting it: their shapes are only known after it. Returns a note, or None."""
     lazy = [name for name, p in model.named_parameters() if isinstance(p, nn.parameter.UninitializedParameter)]
     if not lazy:
         return None
-    if any(t.device == META for t in _leaves((args, kwargs)) if isinstance(t, torch.Tensor)):
+    if any(t.device == META for t in leaves((args, kwargs)) if isinstance(t, torch.Tensor)):
         raise ShapeError(
             f"lazy parameters ({', '.join(lazy[:3])}...) are not initialised and the example is on the meta "
             "device. What to do: run the model once on a real input, or pass a real example."
@@ -180,15 +142,9 @@ def propagate_shapes(gm: fx.GraphModule, args: tuple, allow_real: bool = True) -
 
 
 def _has_real_data(gm: fx.GraphModule, args: tuple) -> bool:
-    tensors = [t for t in _leaves(args) if isinstance(t, torch.Tensor)]
+    tensors = [t for t in leaves(args) if isinstance(t, torch.Tensor)]
     weights = list(gm.parameters()) + list(gm.buffers())
     return all(t.device != META for t in tensors + weights)
-
-
-def _leaves(value: Any) -> list:
-    out: list = []
-    tree_map(out.append, value)
-    return out
 
 
 def _describe_val(v: Any) -> str:

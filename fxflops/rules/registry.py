@@ -6,11 +6,17 @@ documentation cannot drift from the code.
 """
 from __future__ import annotations
 
+import builtins
 import inspect
+import operator
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Iterator, Mapping
+from typing import Any, Callable, Iterable, Mapping
 
 import torch
+import torch.nn.functional as F
+
+from ..tensors import tensors_in
+from ..types import Cost, Status
 
 __all__ = [
     "Cost",
@@ -23,22 +29,6 @@ __all__ = [
     "contraction",
     "elementwise",
 ]
-
-
-@dataclass(frozen=True)
-class Cost:
-    """What one op costs. ``flops`` is the total: ``2 * macs`` plus every other floating-point op."""
-
-    macs: int = 0
-    flops: int = 0
-
-    def __add__(self, other: "Cost") -> "Cost":
-        return Cost(self.macs + other.macs, self.flops + other.flops)
-
-    def __mul__(self, k: int) -> "Cost":
-        return Cost(self.macs * k, self.flops * k)
-
-    __rmul__ = __mul__
 
 
 def contraction(macs: int, extra_flops: int = 0) -> Cost:
@@ -64,6 +54,10 @@ class Call:
     during shape propagation (a meta or fake tensor, a Python scalar, a tuple...). For ``call_method``
     nodes ``args[0]`` is the tensor the method is called on; for ``call_module`` nodes ``module`` is
     the submodule.
+
+    A rule that must price a user callable (a loss's ``distance_function``) asks the call for it with
+    :meth:`price`, which counts it in the same context as the outer model: same registry, custom rules,
+    ``ignore`` and strictness. What it could not price is collected in ``left_out``.
     """
 
     target: Any
@@ -71,6 +65,20 @@ class Call:
     kwargs: Mapping[str, Any] = field(default_factory=dict)
     out: Any = None
     module: torch.nn.Module | None = None
+    # Set by the cost pass: prices ``fn(*args, **kwargs)`` in the outer call's context, returning
+    # (cost, output value, what was left out).
+    pricer: Callable[..., tuple[Cost, Any, list[str]]] | None = field(default=None, repr=False, compare=False)
+    left_out: list[str] = field(default_factory=list, repr=False, compare=False)
+
+    def price(self, fn: Callable, *args: Any, **kwargs: Any) -> tuple[Cost, Any]:
+        """Count ``fn(*args, **kwargs)`` (a function or module, on meta tensors) as the outer model is counted;
+        returns its cost and its output value."""
+        if self.pricer is None:
+            raise RuntimeError(f"{target_name(self.target)}: this Call was made outside a count, so it cannot "
+                               "price a nested function; call the rule through fxflops.trace_flops")
+        cost, out, left = self.pricer(fn, args, kwargs)
+        self.left_out.extend(left)
+        return cost, out
 
     def arg(self, index: int, name: str, default: Any = _MISSING) -> Any:
         """The argument given positionally at ``index`` or by keyword ``name``."""
@@ -89,7 +97,7 @@ class Call:
 
     @property
     def tensor_args(self) -> list[torch.Tensor]:
-        return [a for a in _flatten((self.args, dict(self.kwargs))) if isinstance(a, torch.Tensor)]
+        return tensors_in((self.args, dict(self.kwargs)))
 
 
 def numel(value: Any) -> int:
@@ -103,29 +111,18 @@ def numel(value: Any) -> int:
     return 0
 
 
-def _flatten(value: Any) -> Iterator[Any]:
-    if isinstance(value, (tuple, list)):
-        for v in value:
-            yield from _flatten(v)
-    elif isinstance(value, dict):
-        for v in value.values():
-            yield from _flatten(v)
-    else:
-        yield value
-
-
 @dataclass(frozen=True)
 class Rule:
     """A registered cost formula.
 
-    ``op`` is the op-type name used in reports (``conv2d``, ``add``...). ``status`` is ``"counted"``
-    for rules that compute a cost and ``"free"`` for ops that do no floating-point work by design
+    ``op`` is the op-type name used in reports (``conv2d``, ``add``...). ``status`` is ``Status.COUNTED``
+    for rules that compute a cost and ``Status.FREE`` for ops that do no floating-point work by design
     (the ``reason`` says why). ``formula`` is the rule's docstring.
     """
 
     op: str
     fn: Callable[[Call], Cost]
-    status: str = "counted"
+    status: Status = Status.COUNTED
     formula: str = ""
     reason: str = ""
     family: str = ""
@@ -230,7 +227,7 @@ def rule(*targets: Target, op: str | None = None, family: str = "", registry: Re
 def free(*targets: Target, op: str | None = None, reason: str, family: str = "", registry: Registry | None = None) -> None:
     """Declare targets that do no floating-point work by design (views, copies, indexing...)."""
     reg = registry if registry is not None else REGISTRY
-    r = Rule(op=op or target_name(targets[0]), fn=lambda call: ZERO, status="free", reason=reason,
+    r = Rule(op=op or target_name(targets[0]), fn=lambda call: ZERO, status=Status.FREE, reason=reason,
              formula=f"0 — {reason}", family=family)
     for t in targets:
         reg.add(t, r)
@@ -257,3 +254,31 @@ def as_custom_rules(custom: Mapping[Target, Callable] | None, base: Registry) ->
         else:
             reg.add(target, Rule(op=target_name(target), fn=fn, formula=_doc(fn), family="custom"))
     return reg
+
+
+_NAMESPACES = ((F, "F"), (torch, "torch"), (torch.linalg, "torch.linalg"), (torch.special, "torch.special"),
+               (torch.fft, "torch.fft"), (torch._C._nn, "torch._C._nn"), (operator, "operator"),
+               (builtins, "builtins"))
+
+
+def qualified_name(target: Any) -> str:
+    """``nn.Conv2d``, ``F.interpolate``, ``torch.add``, ``operator.add``, ``Tensor.softmax``, or module.qualname."""
+    if isinstance(target, str):
+        return f"Tensor.{target}"
+    if isinstance(target, torch._ops.OpOverloadPacket):  # torch.ops.<namespace>.<op>
+        return "torch.ops." + target._qualified_op_name.replace("::", ".")
+    if isinstance(target, torch._ops.OpOverload):  # name() leaves the default overload out
+        name = target.name()
+        return "torch.ops." + name.replace("::", ".") + ("" if "." in name.split("::")[-1] else ".default")
+    name = getattr(target, "__name__", None)
+    if isinstance(target, type):
+        if getattr(torch.nn, target.__name__, None) is target:
+            return f"nn.{target.__name__}"
+        return f"{target.__module__}.{target.__qualname__}"
+    if name is not None:
+        for ns, label in _NAMESPACES:
+            if getattr(ns, name, None) is target:
+                return f"{label}.{name}"
+        mod = getattr(target, "__module__", None)
+        return f"{mod}.{getattr(target, '__qualname__', name)}" if mod else name
+    return repr(target)

@@ -14,8 +14,8 @@ from typing import Any, Iterable
 import torch
 import torch.fx as fx
 
-from .errors import CaptureError, first_line, user_frame
-from .registry import Registry
+from ..errors import CaptureError, first_line, user_frame
+from ..rules.registry import Registry
 
 # Partial tracing gives up after this many leaf promotions: past it the model is not "mostly traceable".
 MAX_UNTRACEABLE = 64

@@ -23,16 +23,15 @@ import networkx as nx
 import torch.fx as fx
 
 if TYPE_CHECKING:
-    from .report import NodeRecord, Report
+    from ..report.report import Report
+    from ..types import NodeRecord
 
 _COPY = re.compile(r"^(?P<source>.+)(?P<kind>[#@])(?P<tag>[^#@]+)$")
 
 
 def graphs_of(report: "Report") -> list[fx.GraphModule]:
     """The fx graph(s) behind a report, in execution order."""
-    if report.graph_modules:
-        return list(report.graph_modules)
-    return [report.graph_module] if report.graph_module is not None else []
+    return list(report.graph_modules)
 
 
 def paired_nodes(report: "Report") -> list[tuple[int, fx.Node, "NodeRecord"]]:

@@ -1,6 +1,6 @@
 """Generate ``docs/conventions.md`` from the rule registry, so the published formulas are the code's.
 
-Run ``python -m fxflops.docgen`` after changing a rule; ``tests/test_docs.py`` fails when the checked-in
+Run ``python -m tools.docgen`` (from the repository root) after changing a rule; ``tests/test_docs.py`` fails when the checked-in
 file differs from what this module generates.
 """
 from __future__ import annotations
@@ -13,10 +13,11 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from . import rules as _rules  # noqa: F401 - fills the registry
-from .registry import REGISTRY, Registry, Rule
+import fxflops.rules  # noqa: F401 - fills the registry
+from fxflops.rules.registry import REGISTRY, Registry, Rule
+from fxflops.types import Status
 
-CONVENTIONS = Path(__file__).resolve().parent.parent / "docs" / "conventions.md"
+CONVENTIONS = Path(__file__).resolve().parent.parent / "docs" / "conventions.md"  # tools/ lives beside docs/
 
 _NAMESPACES = (
     (F, "F"),
@@ -46,7 +47,7 @@ FAMILY_TITLES = {
 
 PREAMBLE = """# Counting conventions
 
-*Generated from the rule registry by `python -m fxflops.docgen`; do not edit by hand.*
+*Generated from the rule registry by `python -m tools.docgen`; do not edit by hand.*
 
 - **MACs** are the multiply-accumulates of contraction ops only: convolutions of every kind, linear layers,
   matmul/bmm/mm/einsum/baddbmm/addmm, and the two matmuls of attention (QKᵀ and AV). Bias is excluded.
@@ -87,7 +88,7 @@ def _groups(registry: Registry) -> dict[str, list[tuple[Rule, list[str]]]]:
         by_rule.setdefault(id(r), (r, []))[1].append(qualname(target))
     families: dict[str, list[tuple[Rule, list[str]]]] = {}
     for r, targets in by_rule.values():
-        fam = "shape" if r.status == "free" else (r.family or "other")
+        fam = "shape" if r.status == Status.FREE else (r.family or "other")
         families.setdefault(fam, []).append((r, sorted(set(targets))))
     for entries in families.values():
         entries.sort(key=lambda e: (e[0].op, e[1][0]))
@@ -108,18 +109,18 @@ def conventions_markdown(registry: Registry = REGISTRY) -> str:
         out.append("|---|---|---|")
         for r, targets in families[fam]:
             names = ", ".join(f"`{t}`" for t in targets)
-            out.append(f"| {r.op} | {names} | {_cell(r.reason if r.status == 'free' else r.formula)} |")
+            out.append(f"| {r.op} | {names} | {_cell(r.reason if r.status == Status.FREE else r.formula)} |")
     return "\n".join(out) + "\n"
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m fxflops.docgen", description=__doc__)
+    p = argparse.ArgumentParser(prog="python -m tools.docgen", description=__doc__)
     p.add_argument("--check", action="store_true", help="exit 1 if docs/conventions.md is stale")
     args = p.parse_args(argv)
     text = conventions_markdown()
     if args.check:
         stale = not CONVENTIONS.exists() or CONVENTIONS.read_text() != text
-        print("docs/conventions.md is stale: run python -m fxflops.docgen" if stale else "up to date")
+        print("docs/conventions.md is stale: run python -m tools.docgen" if stale else "up to date")
         return int(stale)
     CONVENTIONS.parent.mkdir(exist_ok=True)
     CONVENTIONS.write_text(text)

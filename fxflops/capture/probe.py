@@ -8,7 +8,7 @@ One eager run of the model on the capture's tensors (meta where possible), with
   ops (with shapes) and outputs match an earlier block's. Each gets a *stub* forward for the capture,
   which returns outputs shaped like the block's without running it (on real data, the very tensors
   the probe computed), so dynamo traces one block of 80 and the report copies its counted nodes to
-  the others (:func:`reused_nodes`);
+  the others (:func:`fxflops.passes.records.reused_nodes`);
 * records the calls of *leaf* modules, those the user prices with a custom rule: they are stubbed
   too and priced by their rule, as fx keeps them whole;
 * counts MACs by module with FlopCounterMode, to check the capture against: work dynamo runs
@@ -22,15 +22,17 @@ from __future__ import annotations
 
 import contextlib
 from collections import Counter
-from dataclasses import dataclass, field, replace
-from typing import Any, Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any, Callable
 
 import torch
 from torch.utils._pytree import tree_flatten, tree_unflatten
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.flop_counter import FlopCounterMode
 
-from .report import NodeRecord
+from ..paths import within as _within
+from ..tensors import on_meta
+from .patching import as_if_compiling, forwards
 
 CONTAINERS = (torch.nn.ModuleList, torch.nn.Sequential, torch.nn.ModuleDict)
 
@@ -56,7 +58,9 @@ class LeafCall:
 
 
 @dataclass
-class Probe:
+class ProbePlan:
+    """What the eager probe found: stubs for the capture, reused blocks, leaf calls, FlopCounterMode's MACs."""
+
     stubs: dict[str, Callable] = field(default_factory=dict)  # module path -> forward used during capture
     reused: list[Reuse] = field(default_factory=list)
     leaves: list[LeafCall] = field(default_factory=list)
@@ -65,7 +69,7 @@ class Probe:
 
 
 def probe(target: Any, root: torch.nn.Module | None, args: tuple, kwargs: dict, reuse: bool,
-          is_leaf: Callable[[torch.nn.Module], bool] | None = None) -> Probe:
+          is_leaf: Callable[[torch.nn.Module], bool] | None = None) -> ProbePlan:
     """Run ``target(*args, **kwargs)`` once eagerly; see the module docstring."""
     leaves = _outermost({p: m for p, m in root.named_modules() if p and is_leaf(m)}) if root is not None and is_leaf \
         else {}
@@ -81,15 +85,11 @@ def probe(target: Any, root: torch.nn.Module | None, args: tuple, kwargs: dict, 
     counter = FlopCounterMode(display=False)
     with forwards(wrapped), as_if_compiling(), (log if blocks else contextlib.nullcontext()), counter:
         target(*args, **kwargs)
-    result = Probe(eager_macs=_macs_by_module(counter, root))
-    replay = not _on_meta((args, kwargs))
+    result = ProbePlan(eager_macs=_macs_by_module(counter, root))
+    replay = not on_meta((args, kwargs))
     _plan_reuse(calls, blocks, result, replay)
     _plan_leaves(leaf_calls, result, replay)
     return result
-
-
-def _on_meta(value: Any) -> bool:
-    return any(t.device.type == "meta" for t in tree_flatten(value)[0] if isinstance(t, torch.Tensor))
 
 
 def candidates(root: torch.nn.Module) -> dict[str, torch.nn.Module]:
@@ -173,7 +173,7 @@ def _recorded(path: str, module: torch.nn.Module, calls: list[LeafCall]) -> Call
     return forward_recorded
 
 
-def _plan_reuse(calls: list[_Call], blocks: dict[str, torch.nn.Module], result: Probe, replay: bool) -> None:
+def _plan_reuse(calls: list[_Call], blocks: dict[str, torch.nn.Module], result: ProbePlan, replay: bool) -> None:
     """Stub every block called once whose computation an earlier block already did (outer blocks first)."""
     counts = Counter(c.path for c in calls)
     first: dict[Any, str] = {}
@@ -191,7 +191,7 @@ def _plan_reuse(calls: list[_Call], blocks: dict[str, torch.nn.Module], result: 
                      for (src, cls), n in groups.items()]
 
 
-def _plan_leaves(calls: list[LeafCall], result: Probe, replay: bool) -> None:
+def _plan_leaves(calls: list[LeafCall], result: ProbePlan, replay: bool) -> None:
     """Stub the leaf modules that run during capture (not inside a stubbed block), if each is called once."""
     counts = Counter(c.path for c in calls)
     kept = []
@@ -215,10 +215,6 @@ def _outermost(modules: dict[str, torch.nn.Module]) -> dict[str, torch.nn.Module
     return {p: m for p, m in modules.items() if not _within(p, modules)}
 
 
-def _within(path: str, paths) -> bool:
-    return any(path.startswith(p + ".") for p in paths)
-
-
 def _macs_by_module(counter: FlopCounterMode, root: torch.nn.Module | None) -> dict[str, int]:
     """FlopCounterMode's totals (2 FLOPs per MAC) keyed by module path; it names modules ``Root.a.b``."""
     out = {"": counter.get_total_flops() // 2}
@@ -227,18 +223,6 @@ def _macs_by_module(counter: FlopCounterMode, root: torch.nn.Module | None) -> d
         if head and name.startswith(head):
             out[name[len(head):]] = sum(ops.values()) // 2
     return out
-
-
-@contextlib.contextmanager
-def as_if_compiling() -> Iterator[None]:
-    """Make ``torch.compiler.is_compiling()`` true for the eager probe, so that code which checks it (a
-    data-dependent sanity check skipped under compile, say) takes the branch the dynamo capture takes."""
-    old = torch.compiler._is_compiling_flag
-    torch.compiler._is_compiling_flag = True
-    try:
-        yield
-    finally:
-        torch.compiler._is_compiling_flag = old
 
 
 def _stub(call: _Call, replay: bool) -> Callable | None:
@@ -281,50 +265,3 @@ def _stub(call: _Call, replay: bool) -> Callable | None:
     return forward
 
 
-@contextlib.contextmanager
-def forwards(patches: dict[torch.nn.Module, Callable]) -> Iterator[None]:
-    """Temporarily give modules another forward (an instance attribute, which dynamo honours)."""
-    patched = []
-    try:
-        for module, fn in patches.items():
-            patched.append((module, module.__dict__.get("forward")))
-            module.forward = fn
-        yield
-    finally:
-        for module, old in reversed(patched):
-            if old is None:
-                del module.forward
-            else:
-                module.forward = old
-
-
-def reused_nodes(records: list[NodeRecord], reused: list[Reuse], stacks: dict[str, tuple[str, ...]]) -> list[NodeRecord]:
-    """``records`` plus, for every reused block, a copy of each node its source block ran, under the block's own
-    path. A node belongs to a block when the block is on its module stack (``stacks``: record name -> module
-    paths, outermost first), so the work of a module shared between blocks, defined outside them, is copied
-    too. Inner blocks are filled in first, so a reused stage copies a source stage that is already complete."""
-    out = list(records)
-    stacks = dict(stacks)
-    for r in sorted(reused, key=lambda r: -r.path.count(".")):
-        for rec in list(out):
-            stack = stacks.get(rec.name) or _ancestors(rec.module_path)
-            if rec.status and any(_under(p, r.source) for p in stack):
-                name = f"{rec.name}@{r.path}"
-                out.append(replace(rec, name=name, module_path=_moved(rec.module_path, r.source, r.path)))
-                stacks[name] = tuple(_moved(p, r.source, r.path) for p in stack)
-            elif rec.kind == "get_attr" and _under(rec.target, r.source):  # the block's own weights
-                out.append(replace(rec, name=f"{rec.name}@{r.path}", target=_moved(rec.target, r.source, r.path)))
-    return out
-
-
-def _under(path: str, block: str) -> bool:
-    return path == block or path.startswith(block + ".")
-
-
-def _moved(path: str, source: str, dest: str) -> str:
-    return dest + path[len(source):] if _under(path, source) else path
-
-
-def _ancestors(path: str) -> tuple[str, ...]:
-    parts = path.split(".") if path else []
-    return tuple(".".join(parts[: i + 1]) for i in range(len(parts)))

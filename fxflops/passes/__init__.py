@@ -1,0 +1,3 @@
+"""Stage 2, passes over the captured graphs, each writing ``node.meta``: ``shapes`` (meta values), ``costs``
+(the rule registry's price of each node), ``dynamo_costs`` (pricing what dynamo captured or fx left opaque),
+and ``records`` (the report's rows, read once from the annotated graphs)."""

@@ -1,0 +1,170 @@
+"""The cost pass: one loop over ``graph.nodes`` that writes each op node's cost into ``node.meta["fxflops"]``.
+
+It needs ``node.meta["val"]`` (from :mod:`fxflops.passes.shapes` or a dynamo capture) and a
+:class:`Counting` context: the registry, what the user ignores, and a fallback for nodes no rule knows.
+The result is a :class:`~fxflops.types.NodeCost` per node, which every later stage (records, report,
+drawing, audit) reads from the graph itself. Nothing here warns or raises about uncounted ops: the
+caller checks the whole model once (:func:`fxflops.api.trace_flops`).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import torch
+import torch.fx as fx
+
+from ..errors import FxFlopsError, first_line
+from ..rules.registry import Call, Cost, Registry, Rule, qualified_name, target_name
+from ..tensors import has_tensor, tensors_in
+from ..types import OP_KINDS, NodeCost, Status
+
+# ``fallback(node, call)`` prices a node no rule knows (an untraceable leaf, a higher-order op): it returns
+# the cost, how it was priced, and what inside it could not be priced; or None.
+Fallback = Callable[[fx.Node, Call], "tuple[Cost, str, list[str]] | None"]
+
+
+@dataclass
+class Counting:
+    """What a count is done with; nested counts (:meth:`Call.price`) inherit all of it."""
+
+    registry: Registry
+    ignore: list[Any] = field(default_factory=list)
+    fallback: Fallback | None = None
+
+    def nested(self, fallback: Fallback | None) -> "Counting":
+        return Counting(self.registry, self.ignore, fallback)
+
+    def price(self, fn: Callable, args: tuple, kwargs: dict) -> tuple[Cost, Any, list[str]]:
+        """Count ``fn(*args, **kwargs)`` in this context: traced with fx (through dynamo where fx fails, via the
+        fallback), shapes on meta, priced with this registry and ``ignore``. Returns (cost, output, left out)."""
+        from .nested import price_callable  # the nested count captures, which imports this module
+
+        return price_callable(self, fn, args, kwargs)
+
+
+def module_stack(node: fx.Node) -> list[tuple[str, str]]:
+    """``[(qualified path, class name), ...]`` from outermost to innermost module containing ``node``."""
+    stack = node.meta.get("nn_module_stack") or {}
+    out = []
+    for path, cls in stack.values():
+        name = cls if isinstance(cls, str) else getattr(cls, "__name__", str(cls))
+        out.append((path, name.rsplit(".", 1)[-1]))
+    return out
+
+
+def find_rule(registry: Registry, node: fx.Node, module: torch.nn.Module | None) -> Rule | None:
+    if node.op == "call_module":
+        return registry.for_module(module)
+    if node.op == "call_function":
+        return registry.for_function(node.target)
+    return registry.for_method(node.target)
+
+
+def _val(n: Any) -> Any:
+    return fx.node.map_arg(n, lambda a: a.meta.get("val"))
+
+
+def _matches(ignore: list[Any], node: fx.Node, module: torch.nn.Module | None, rule: Rule | None) -> bool:
+    for item in ignore:
+        if isinstance(item, str):
+            if item == node.target and node.op == "call_method":
+                return True
+            if rule is not None and item == rule.op:
+                return True
+            if module is not None and item == type(module).__name__:
+                return True
+        elif isinstance(item, type):
+            if module is not None and isinstance(module, item):
+                return True
+        elif node.op == "call_function" and item is node.target:
+            return True
+    return False
+
+
+def as_cost(value: Any, who: str) -> Cost:
+    """A rule's return value as a Cost: a bare int is MACs (thop's convention)."""
+    if isinstance(value, Cost):
+        return value
+    if isinstance(value, int) and not isinstance(value, bool):
+        return Cost(value, 2 * value)
+    raise TypeError(f"the rule for {who} returned {type(value).__name__}; a rule must return fxflops.Cost or an int of MACs")
+
+
+def priced(op: str, cost: Cost, how: str, left_out: list[str], **base: Any) -> NodeCost:
+    """A priced node: counted, or partial when something inside it was left out."""
+    status = Status.PARTIAL if left_out else Status.COUNTED
+    return NodeCost(op, status, cost.macs, cost.flops, how, left_out=tuple(left_out), **base)
+
+
+def count_node(gm: fx.GraphModule, node: fx.Node, ctx: Counting) -> NodeCost:
+    """Price one op node."""
+    module = gm.get_submodule(node.target) if node.op == "call_module" else None
+    stack = module_stack(node)
+    path, mtype = stack[-1] if stack else ("", "")
+    if module is not None:
+        path, mtype = node.target, type(module).__name__
+    name = type(module).__name__ if module is not None else target_name(node.target)
+    rule = find_rule(ctx.registry, node, module)
+    qualname = qualified_name(type(module) if module is not None else node.target)
+    base = dict(module_path=path, module_type=mtype, target=name, qualname=qualname)
+
+    if ctx.ignore and _matches(ctx.ignore, node, module, rule):
+        return NodeCost(op=rule.op if rule else name, status=Status.IGNORED, rule="ignored by the user", **base)
+    if rule is not None and rule.status == Status.FREE:
+        return NodeCost(op=rule.op, status=Status.FREE, rule=rule.reason, **base)
+
+    call = Call(node.target, _val(node.args), _val(node.kwargs), node.meta.get("val"), module, pricer=ctx.price)
+    if module is None and not has_tensor(call.out) and not tensors_in((call.args, dict(call.kwargs))):
+        # x.size(0) * 2 and friends: fx records shape arithmetic as operator nodes like any other.
+        return NodeCost(op=rule.op if rule else name, status=Status.FREE,
+                        rule="Python scalar/shape arithmetic, no tensor involved", **base)
+    if rule is None:
+        got = ctx.fallback(node, call) if ctx.fallback is not None else None
+        if got is not None:
+            cost, how, left = got
+            return priced(name, cost, how, left, **base)
+        return NodeCost(op=name, status=Status.UNCOUNTED, rule="no rule", **base)
+    try:
+        cost = as_cost(rule(call), name)
+    except FxFlopsError:
+        raise  # a nested count that hit the user's own error (strict, a shape error): theirs to see
+    except Exception as exc:  # noqa: BLE001 - a rule that cannot price this call must not sink the report
+        return NodeCost(op=rule.op, status=Status.UNCOUNTED, rule=f"rule {rule.op!r} failed: {first_line(exc)}", **base)
+    return priced(rule.op, cost, rule.op, call.left_out, **base)
+
+
+def count_graph(gm: fx.GraphModule, ctx: Counting) -> list[fx.Node]:
+    """Price every op node of ``gm`` in place; returns the nodes whose price is incomplete."""
+    incomplete = []
+    for node in gm.graph.nodes:
+        if node.op not in OP_KINDS:
+            continue
+        cost = count_node(gm, node, ctx)
+        node.meta["fxflops"] = cost
+        if cost.status.incomplete:
+            incomplete.append(node)
+    return incomplete
+
+
+def total(nodes: Any) -> Cost:
+    """The summed cost of the priced nodes among ``nodes`` (fx nodes already counted)."""
+    out = Cost()
+    for n in nodes:
+        c = n.meta.get("fxflops")
+        if c is not None and c.status.priced:
+            out = out + Cost(c.macs, c.flops)
+    return out
+
+
+def left_out_of(nodes: Any) -> list[str]:
+    """What the counted ``nodes`` could not price: targets without a rule, and what partial nodes left out."""
+    out: list[str] = []
+    for n in nodes:
+        c = n.meta.get("fxflops")
+        if c is None:
+            continue
+        if c.status == Status.UNCOUNTED and c.target not in out:
+            out.append(c.target)
+        out += [x for x in c.left_out if x not in out]
+    return out

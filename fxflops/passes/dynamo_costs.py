@@ -1,0 +1,185 @@
+"""Pricing what dynamo captured, and what symbolic tracing left opaque.
+
+* :func:`count_capture` prices every graph of a dynamo capture (higher-order ops by their subgraph,
+  known custom ops by the torch op they wrap) and returns its node records: graphs that ran more than
+  once, modules kept whole and reused blocks included. :func:`outside_graphs` checks the total against
+  FlopCounterMode's count in the eager probe.
+* :class:`DynamoFallback` is the ``fallback`` of :func:`fxflops.passes.costs.count_graph` on the fx
+  path: a submodule fx could not trace (kept as a leaf) or a function registered with
+  ``torch.fx.wrap`` (an opaque ``call_function`` node) is captured with dynamo on the meta inputs
+  shape propagation gave the node, and priced in the same counting context. Results are memoised by
+  module or function and input signature, so the twelve identical blocks of a stage are captured once.
+"""
+from __future__ import annotations
+
+import types
+from dataclasses import replace
+from typing import Any
+
+import torch
+import torch.fx as fx
+
+from ..capture.dynamo import DynamoCapture, capture_dynamo
+from ..capture.fx import Untraceable
+from ..capture.probe import LeafCall, signature
+from ..errors import FxFlopsError
+from ..paths import ancestors, attr_at
+from ..rules.registry import Call, Cost, qualified_name
+from ..tensors import dtype_name, tensors_in
+from ..types import NodeRecord, Status
+from .costs import Counting, as_cost, count_graph, left_out_of, module_stack, total
+from .records import node_records, reused_nodes
+
+
+def count_capture(cap: DynamoCapture, ctx: Counting) -> list[NodeRecord]:
+    """Price every graph of ``cap`` in place and return the records of all their nodes."""
+    seen: set[int] = set()
+    records: list[NodeRecord] = []
+    stacks: dict[str, tuple[str, ...]] = {}  # record name -> module paths on its stack, for block reuse
+    many = len(cap.graph_modules) > 1
+    for i, gm in enumerate(cap.graph_modules):
+        count_graph(gm, ctx.nested(subgraph_fallback(gm, ctx)))
+        prefix = f"g{i}." if many else ""
+        once = node_records(gm, seen, prefix=prefix)
+        stacks.update({prefix + n.name: tuple(p for p, _ in module_stack(n)) for n in gm.graph.nodes})
+        records += once
+        for run in range(2, (cap.runs[i] if i < len(cap.runs) else 1) + 1):  # the graph ran again
+            again = [replace(r, name=f"{r.name}#{run}", params=0) for r in once]
+            stacks.update({a.name: stacks[r.name] for a, r in zip(again, once)})
+            records += again
+    records += [leaf_record(call, ctx) for call in cap.leaves]
+    return reused_nodes(records, cap.reused, stacks)
+
+
+def leaf_record(call: LeafCall, ctx: Counting) -> NodeRecord:
+    """The record of a module kept whole, priced by its rule on the values the probe saw, like fx's call_module."""
+    m = call.module
+    rule = ctx.registry.for_module(m)
+    c = Call(type(m), call.args, call.kwargs, call.out, m, pricer=ctx.price)
+    cost = as_cost(rule(c), type(m).__name__)
+    ins = tensors_in((call.args, call.kwargs))
+    outs = tensors_in(call.out)
+    return NodeRecord(
+        name=call.path.replace(".", "_"), kind="call_module", target=type(m).__name__, op=rule.op,
+        module_path=call.path, module_type=type(m).__name__, input_shapes=[tuple(t.shape) for t in ins],
+        output_shapes=[tuple(t.shape) for t in outs], dtypes=sorted({dtype_name(t) for t in outs}),
+        macs=cost.macs, flops=cost.flops, params=sum(p.numel() for p in m.parameters()), rule=rule.op,
+        qualname=qualified_name(type(m)),
+        status=Status.PARTIAL if c.left_out else Status.COUNTED, left_out=list(c.left_out),
+    )
+
+
+def outside_graphs(cap: DynamoCapture, nodes: list[NodeRecord]) -> str | None:
+    """A note when the capture counts fewer MACs than FlopCounterMode saw in the eager probe: dynamo ran some
+    code outside its graphs (a frame it does not trace), which no rule could see. Names the deepest module short."""
+    if not cap.eager_macs or sum(n.macs for n in nodes) >= cap.eager_macs[""]:
+        return None
+    ours: dict[str, int] = {}
+    for n in nodes:
+        for key in ancestors(n.module_path):
+            ours[key] = ours.get(key, 0) + n.macs
+    short = {p: m - ours.get(p, 0) for p, m in cap.eager_macs.items() if m > ours.get(p, 0)}
+    where = max(short, key=lambda p: (p.count(".") if p else -1, short[p]))
+    return (f"{short['']:,} MACs that FlopCounterMode counts in an eager run are missing from this report (most "
+            f"likely code dynamo ran outside its graphs)" + (f", in {where}" if where else ""))
+
+
+# Custom ops other libraries register around a torch op (so that torch.compile does not trace their Python
+# fallback), by qualified name: they are priced by the rule of the torch op they stand for.
+EQUIVALENT_OPS = {
+    "transformers::grouped_mm_fallback": "_grouped_mm",  # mixture-of-experts GEMM (input, weight, offs)
+}
+
+
+def subgraph_fallback(gm: fx.GraphModule, ctx: Counting):
+    """Prices a higher-order op node (``invoke_subgraph``, ``wrap``, checkpointing...) by its first subgraph
+    (the graph it runs forward; its inner nodes already hold dynamo's fake values), and a known custom op
+    by the rule of the torch op it stands for (:data:`EQUIVALENT_OPS`)."""
+
+    def fallback(node: fx.Node, call: Call) -> tuple[Cost, str, list[str]] | None:
+        if isinstance(node.target, (torch._ops.OpOverload, torch._ops.OpOverloadPacket)):
+            return equivalent_op(node.target, call, ctx)
+        if not isinstance(node.target, torch._ops.HigherOrderOperator):
+            return None
+        sub = next((attr_at(gm, a.target) for a in node.args if isinstance(a, fx.Node) and a.op == "get_attr"
+                    and isinstance(attr_at(gm, a.target), fx.GraphModule)), None)
+        if sub is None:
+            return None
+        count_graph(sub, ctx.nested(subgraph_fallback(sub, ctx)))
+        nodes = list(sub.graph.nodes)
+        return total(nodes), f"{node.target.name()} subgraph", left_out_of(nodes)
+
+    return fallback
+
+
+def equivalent_op(op: Any, call: Call, ctx: Counting) -> tuple[Cost, str, list[str]] | None:
+    """A custom op priced by the rule of the torch op it stands for (:data:`EQUIVALENT_OPS`), or None."""
+    name = op._qualified_op_name if isinstance(op, torch._ops.OpOverloadPacket) else op.name().split(".")[0]
+    torch_op = getattr(torch, EQUIVALENT_OPS.get(name, ""), None)
+    rule = ctx.registry.for_function(torch_op) if torch_op is not None else None
+    if rule is None:
+        return None
+    cost = as_cost(rule(Call(torch_op, call.args, call.kwargs, call.out)), name)
+    return cost, f"{rule.op} (as {name})", []
+
+
+THROUGH_DYNAMO = "counted through dynamo"
+
+
+class DynamoFallback:
+    """``count_graph``'s fallback on the fx path: captures an opaque leaf or wrapped function with dynamo."""
+
+    def __init__(self, ctx: Counting):
+        self.ctx = ctx
+        self.memo: dict[Any, tuple[Cost, str, list[str]] | None] = {}
+        self.failures: dict[str, str] = {}  # target name -> why dynamo could not count it
+
+    def __call__(self, node: fx.Node, call: Call) -> tuple[Cost, str, list[str]] | None:
+        if node.op == "call_module":
+            target: Any = call.module
+            key: Any = id(call.module)
+        elif node.op == "call_function" and isinstance(node.target, types.FunctionType):
+            target = key = node.target  # Python code fx did not enter (torch.fx.wrap); an aten op has no inside
+        else:
+            return None
+        key = (key, signature((call.args, dict(call.kwargs))))
+        if key not in self.memo:
+            self.memo[key] = self._count(target, call)
+        return self.memo[key]
+
+    def _count(self, target: Any, call: Call) -> tuple[Cost, str, list[str]] | None:
+        try:
+            cap = capture_dynamo(target, tuple(call.args), dict(call.kwargs))
+        except FxFlopsError as err:
+            self.failures[_name(target)] = str(err).splitlines()[0]
+            return None
+        records = count_capture(cap, self.ctx.nested(None))
+        cost = Cost(sum(r.macs for r in records), sum(r.flops for r in records))
+        ops = [r for r in records if r.status.priced]
+        left = sorted({r.target for r in records if r.status == Status.UNCOUNTED}
+                      | {x for r in records for x in r.left_out})
+        if not self.ctx.ignore and outside_graphs(cap, records):
+            left.append(f"{cap.eager_macs[''] - cost.macs:,} MACs FlopCounterMode sees (run outside dynamo's graphs)")
+        return cost, f"{THROUGH_DYNAMO} ({len(ops)} ops)", left
+
+
+def _name(target: Any) -> str:
+    return type(target).__name__ if isinstance(target, torch.nn.Module) else getattr(target, "__name__", repr(target))
+
+
+def fallback_notes(gm: fx.GraphModule, untraceable: list[Untraceable], fallback: DynamoFallback) -> list[str]:
+    """One line per untraceable leaf (counted through dynamo or not) and per fx-wrapped function dynamo priced."""
+    notes = []
+    costs = {n.target: n.meta.get("fxflops") for n in gm.graph.nodes if n.op == "call_module"}
+    for u in untraceable:
+        cost = costs.get(u.path)
+        if cost is not None and cost.status.priced:
+            notes.append(f"fx could not trace {u.describe()}; kept it as a leaf and counted it through dynamo")
+        else:
+            why = fallback.failures.get(u.cls, "dynamo could not count it either")
+            notes.append(f"fx could not trace {u.describe()}; kept it as a leaf, uncounted: {why}")
+    wrapped = sorted({n.meta["fxflops"].target for n in gm.graph.nodes if n.op == "call_function"
+                      and "fxflops" in n.meta and n.meta["fxflops"].rule.startswith(THROUGH_DYNAMO)})
+    if wrapped:
+        notes.append(f"fx keeps {', '.join(wrapped)} opaque (torch.fx.wrap); counted through dynamo")
+    return notes

@@ -1,0 +1,101 @@
+"""The report's rows, read once from the annotated graphs: a :class:`~fxflops.types.NodeRecord` per fx node
+and a :class:`~fxflops.types.ModuleRow` per module of the model. Every later view (tables, audit, drawing)
+reads these records, never the graphs' costs again.
+"""
+from __future__ import annotations
+
+from dataclasses import replace
+
+import torch
+import torch.fx as fx
+
+from ..capture.probe import Reuse
+from ..paths import ancestors, attr_at, moved, under
+from ..rules.registry import target_name
+from ..tensors import dtype_name, tensors_in
+from ..types import ModuleRow, NodeCost, NodeRecord, Status
+
+
+def _node_params(gm: fx.GraphModule, node: fx.Node, seen: set[int]) -> int:
+    """Params first used by ``node``: a leaf module's, or a parameter fetched by ``get_attr``.
+    ``seen`` holds tensors already attributed, so shared weights and reused modules count once."""
+    if node.op == "call_module":
+        tensors = list(gm.get_submodule(node.target).parameters())
+    elif node.op == "get_attr":
+        attr = attr_at(gm, node.target)
+        tensors = [attr] if isinstance(attr, torch.nn.Parameter) else []
+    else:
+        return 0
+    total = 0
+    for p in tensors:
+        if id(p) not in seen:
+            seen.add(id(p))
+            total += p.numel()
+    return total
+
+
+def node_records(gm: fx.GraphModule, seen: set[int] | None = None, prefix: str = "") -> list[NodeRecord]:
+    """A record for every node of ``gm``, placeholders and output included."""
+    seen = set() if seen is None else seen
+    records = []
+    for node in gm.graph.nodes:
+        cost: NodeCost | None = node.meta.get("fxflops")
+        ins = [t for a in node.all_input_nodes for t in tensors_in(a.meta.get("val"))]
+        outs = tensors_in(node.meta.get("val"))
+        records.append(
+            NodeRecord(
+                name=prefix + node.name,
+                kind=node.op,
+                target=cost.target if cost else target_name(node.target),
+                op=cost.op if cost else node.op,
+                module_path=cost.module_path if cost else "",
+                module_type=cost.module_type if cost else "",
+                input_shapes=[tuple(t.shape) for t in ins],
+                output_shapes=[tuple(t.shape) for t in outs],
+                dtypes=sorted({dtype_name(t) for t in outs}),
+                macs=cost.macs if cost else 0,
+                flops=cost.flops if cost else 0,
+                params=_node_params(gm, node, seen),
+                rule=cost.rule if cost else "",
+                status=cost.status if cost else Status.NONE,
+                left_out=list(cost.left_out) if cost else [],
+                qualname=cost.qualname if cost else "",
+            )
+        )
+    return records
+
+
+def module_rows(model: torch.nn.Module, nodes: list[NodeRecord]) -> dict[str, ModuleRow]:
+    """One row per module of ``model`` (pre-order), with params of its subtree and costs of its nodes."""
+    rows: dict[str, ModuleRow] = {}
+    for path, m in model.named_modules(remove_duplicate=True):
+        params = sum(p.numel() for p in m.parameters())
+        rows[path] = ModuleRow(path, type(m).__name__, path.count(".") + 1 if path else 0, params, 0, 0)
+    for n in nodes:
+        if not (n.macs or n.flops):
+            continue
+        for path in ancestors(n.module_path):
+            row = rows.get(path)
+            if row is not None:
+                row.macs += n.macs
+                row.flops += n.flops
+    return rows
+
+
+def reused_nodes(records: list[NodeRecord], reused: list[Reuse], stacks: dict[str, tuple[str, ...]]) -> list[NodeRecord]:
+    """``records`` plus, for every reused block, a copy of each node its source block ran, under the block's own
+    path. A node belongs to a block when the block is on its module stack (``stacks``: record name -> module
+    paths, outermost first), so the work of a module shared between blocks, defined outside them, is copied
+    too. Inner blocks are filled in first, so a reused stage copies a source stage that is already complete."""
+    out = list(records)
+    stacks = dict(stacks)
+    for r in sorted(reused, key=lambda r: -r.path.count(".")):
+        for rec in list(out):
+            stack = stacks.get(rec.name) or tuple(ancestors(rec.module_path)[1:])
+            if rec.status and any(under(p, r.source) for p in stack):
+                name = f"{rec.name}@{r.path}"
+                out.append(replace(rec, name=name, module_path=moved(rec.module_path, r.source, r.path)))
+                stacks[name] = tuple(moved(p, r.source, r.path) for p in stack)
+            elif rec.kind == "get_attr" and under(rec.target, r.source):  # the block's own weights
+                out.append(replace(rec, name=f"{rec.name}@{r.path}", target=moved(rec.target, r.source, r.path)))
+    return out

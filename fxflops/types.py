@@ -1,0 +1,115 @@
+"""The vocabulary every stage shares: what an op costs, how a node was priced, and the report's rows.
+
+These are plain data. Passes write a :class:`NodeCost` into each fx node's ``node.meta["fxflops"]``; the
+report reads them once into :class:`NodeRecord` and :class:`ModuleRow`. Categories are enums (``str``
+subclasses, so they compare equal to and serialise as their value: ``Status.COUNTED == "counted"``).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+
+__all__ = ["Cost", "Status", "Capture", "NodeCost", "NodeRecord", "ModuleRow", "OP_KINDS"]
+
+# The fx node kinds that are calls, i.e. that a rule may price.
+OP_KINDS = ("call_module", "call_function", "call_method")
+
+
+class _StrEnum(str, Enum):
+    def __str__(self) -> str:
+        return self.value
+
+
+class Status(_StrEnum):
+    """How a node was priced."""
+
+    COUNTED = "counted"  # a rule computed its cost
+    PARTIAL = "partial"  # priced, but some ops inside it could not be (NodeCost.left_out says which)
+    FREE = "free"  # no floating-point work by design (views, copies, lookups); the rule says why
+    IGNORED = "ignored"  # the user asked for it to count as 0
+    UNCOUNTED = "uncounted"  # no rule knows it, or its rule failed: counted as 0, the total is too low
+    NONE = ""  # not an op (placeholder, get_attr, output)
+
+    @property
+    def priced(self) -> bool:
+        return self in (Status.COUNTED, Status.PARTIAL)
+
+    @property
+    def incomplete(self) -> bool:
+        """The node's price misses something."""
+        return self in (Status.PARTIAL, Status.UNCOUNTED)
+
+
+class Capture(_StrEnum):
+    """Which path turned the model into graphs."""
+
+    FX = "fx"
+    FX_PARTIAL = "fx (partial)"  # fx, with untraceable submodules kept as leaves
+    RECORD = "record"  # the eager call recorded at the torch-function level
+    DYNAMO = "dynamo"
+
+
+@dataclass(frozen=True)
+class Cost:
+    """What one op costs. ``flops`` is the total: ``2 * macs`` plus every other floating-point op."""
+
+    macs: int = 0
+    flops: int = 0
+
+    def __add__(self, other: "Cost") -> "Cost":
+        return Cost(self.macs + other.macs, self.flops + other.flops)
+
+    def __mul__(self, k: int) -> "Cost":
+        return Cost(self.macs * k, self.flops * k)
+
+    __rmul__ = __mul__
+
+
+@dataclass
+class NodeCost:
+    """The cost of one fx node, as stored in ``node.meta["fxflops"]``."""
+
+    op: str  # op type shown in reports: conv2d, linear, add...
+    status: Status
+    macs: int = 0
+    flops: int = 0
+    rule: str = ""  # the rule that priced it, or why it is free / ignored / uncounted
+    module_path: str = ""  # the innermost module the node belongs to ("" for the root)
+    module_type: str = ""
+    target: str = ""  # human name of the call target
+    qualname: str = ""  # its qualified name: nn.Conv2d, F.linear, operator.add, Tensor.softmax
+    left_out: tuple[str, ...] = ()  # with Status.PARTIAL: what inside the node could not be priced
+
+
+@dataclass
+class NodeRecord:
+    """One graph node: what it is, where it lives, what it consumed and produced, and what it cost."""
+
+    name: str
+    kind: str  # fx op: placeholder, call_module, call_function, call_method, get_attr, output
+    target: str
+    op: str
+    module_path: str
+    module_type: str
+    input_shapes: list
+    output_shapes: list
+    dtypes: list
+    macs: int
+    flops: int
+    params: int
+    rule: str
+    status: Status
+    left_out: list[str] = field(default_factory=list)  # with Status.PARTIAL: what inside it was left out
+    qualname: str = ""  # the call target's qualified name (nn.Conv2d, F.linear, operator.add, Tensor.add)
+
+
+@dataclass
+class ModuleRow:
+    """One module of the model: params of its subtree and the summed cost of the nodes it ran."""
+
+    path: str
+    type: str
+    depth: int
+    params: int
+    macs: int
+    flops: int
