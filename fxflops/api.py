@@ -13,9 +13,10 @@ import torch.fx as fx
 from . import rules as _rules  # noqa: F401 - importing fills the registry
 from .capture.dynamo import capture_dynamo
 from .capture.fx import capture_fx
+from .capture.record import capture_record
 from .errors import CaptureError, FxFlopsError, UncountedOpError, warn_user
 from .passes.costs import Counting, count_graph
-from .passes.dynamo_costs import DynamoFallback, count_capture, fallback_notes, outside_graphs
+from .passes.dynamo_costs import DynamoFallback, count_capture, equivalent_op, fallback_notes, outside_graphs
 from .passes.records import module_rows, node_records
 from .passes.shapes import materialize_lazy, propagate_shapes
 from .report.report import Report
@@ -23,7 +24,7 @@ from .rules.registry import REGISTRY, Registry, as_custom_rules
 from .types import Capture, NodeRecord, Status
 
 Example = torch.Tensor | tuple | list | Mapping[str, Any] | None
-CAPTURES = ("auto", "fx", "dynamo")
+CAPTURES = ("auto", "fx", "record", "dynamo")
 
 
 def trace_flops(
@@ -46,7 +47,8 @@ def trace_flops(
     ``custom_rules`` maps module classes, functions or Tensor method names to ``fn(call) -> Cost``
     (custom-ruled modules are kept as leaves). ``ignore`` lists ops counted as 0: module classes,
     functions, or op/method names such as ``"add"``. ``leaf_modules`` are module classes kept whole.
-    ``capture`` is ``"auto"`` (fx, then dynamo), ``"fx"`` or ``"dynamo"``. ``strict=True`` raises
+    ``capture`` is ``"auto"`` (fx, then record, then dynamo), ``"fx"``, ``"record"`` (the eager call recorded
+    at the torch-function level) or ``"dynamo"``. ``strict=True`` raises
     when an op has no rule instead of counting it as 0 with a warning.
     """
     if not isinstance(model, torch.nn.Module):
@@ -65,10 +67,16 @@ def trace_flops(
     def fx_job() -> Report:
         return _fx_report(model, args, kwargs, ctx, leaf_types, concrete_args)
 
-    def dynamo_job() -> Report:
-        return _dynamo_report(model, args, kwargs, ctx, leaf_types, check_missing=not ignore and not custom_rules)
+    check = not ignore and not custom_rules  # the eager cross-check prices ops the user ignores or re-prices
 
-    report = _choose(capture, fx_job, dynamo_job, type(model).__name__)
+    def record_job() -> Report:
+        return _record_report(model, args, kwargs, ctx, leaf_types, check_missing=check)
+
+    def dynamo_job() -> Report:
+        return _dynamo_report(model, args, kwargs, ctx, leaf_types, check_missing=check)
+
+    jobs = {"fx": fx_job, "record": record_job, "dynamo": dynamo_job}
+    report = _choose(capture, jobs, type(model).__name__)
     if lazy_note:
         report.notes.insert(0, lazy_note)
     _check_complete(report.nodes, strict, report.missing)
@@ -99,6 +107,37 @@ def _fx_report(model: torch.nn.Module, args: tuple, kwargs: dict, ctx: Counting,
     )
 
 
+def _record_report(model: torch.nn.Module, args: tuple, kwargs: dict, ctx: Counting, leaf_types: tuple[type, ...],
+                   check_missing: bool) -> Report:
+    """Record the eager call at the torch-function level; modules with a rule (or in ``leaf_types``) stay whole."""
+    def is_leaf(m: torch.nn.Module) -> bool:
+        return ctx.registry.for_module(m) is not None or bool(leaf_types) and isinstance(m, leaf_types)
+
+    cap = capture_record(model, args, kwargs, is_leaf)
+    gm = cap.graph_module
+    fallback = DynamoFallback(ctx)
+
+    def opaque(node: fx.Node, call: Any) -> Any:  # a custom op stands for a torch op; a leaf without a rule
+        if isinstance(node.target, (torch._ops.OpOverload, torch._ops.OpOverloadPacket)):
+            return equivalent_op(node.target, call, ctx)
+        return fallback(node, call)
+
+    count_graph(gm, ctx.nested(opaque))
+    nodes = node_records(gm)
+    missing = outside_graphs(cap, nodes) if check_missing else None
+    return Report(
+        model_name=type(model).__name__,
+        nodes=nodes,
+        modules=module_rows(model, nodes),
+        input_shapes=_input_shapes(args, kwargs),
+        capture=Capture.RECORD,
+        shape_mode=cap.shape_mode,
+        notes=list(cap.notes) + ([missing] if missing else []),
+        graph_modules=[gm],
+        missing=missing,
+    )
+
+
 def _dynamo_report(model: torch.nn.Module, args: tuple, kwargs: dict, ctx: Counting, leaf_types: tuple[type, ...],
                    check_missing: bool) -> Report:
     """Capture ``model`` with dynamo and build its report. Submodules of ``leaf_types`` that have a rule are
@@ -123,35 +162,35 @@ def _dynamo_report(model: torch.nn.Module, args: tuple, kwargs: dict, ctx: Count
     )
 
 
-def _choose(capture: str, fx_job: Callable[[], Report], dynamo_job: Callable[[], Report], name: str) -> Report:
-    """Run the capture path asked for. ``auto`` runs fx and, when symbolic tracing fails, dynamo, saying
-    why in one note; if both fail, one error lists what each path hit."""
-    if capture == "fx":
-        return fx_job()
-    if capture == "dynamo":
-        return dynamo_job()
-    try:
-        return fx_job()
-    except CaptureError as fx_err:  # a shape error means the example does not fit: dynamo would not help
-        fx_why = _why(fx_err, name)
-    try:
-        report = dynamo_job()
-    except FxFlopsError as dyn_err:
-        raise CaptureError(
-            f"could not capture {name} with either path.\n"
-            f"  fx: {fx_why}\n"
-            f"  dynamo: {_why(dyn_err, name)}\n"
-            "What to do: check that the model runs eagerly on this example; see the two reasons above."
-        ) from dyn_err
-    report.notes.insert(0, f"fx could not trace {fx_why}; used dynamo")
-    return report
+def _choose(capture: str, jobs: dict[str, Callable[[], Report]], name: str) -> Report:
+    """Run the capture path asked for. ``auto`` tries fx, then record, then dynamo, each when the one before
+    cannot capture the model, saying why in one note; if all fail, one error lists what each path hit."""
+    if capture != "auto":
+        return jobs[capture]()
+    failed: list[tuple[str, str]] = []
+    for path in ("fx", "record", "dynamo"):
+        try:
+            report = jobs[path]()
+        except CaptureError as err:  # a shape error means the example does not fit: no other path would help
+            failed.append((path, _why(err, name)))
+            continue
+        if failed:
+            report.notes.insert(0, "; ".join(f"{_FAILED[p]} {why}" for p, why in failed) + f"; used {path}")
+        return report
+    raise CaptureError(
+        f"could not capture {name} with any path.\n" + "".join(f"  {p}: {why}\n" for p, why in failed)
+        + "What to do: check that the model runs eagerly on this example; see the reasons above."
+    )
+
+
+_FAILED = {"fx": "fx could not trace", "record": "the eager call could not be recorded:"}
 
 
 def _why(err: BaseException, name: str) -> str:
     """What a path hit, in one line: ``<module> (<reason>)``."""
     text = str(err).strip()
     line = text.splitlines()[0] if text else type(err).__name__
-    for lead in ("torch.fx could not trace ", "torch dynamo could not capture "):
+    for lead in ("torch.fx could not trace ", "torch dynamo could not capture ", "could not record "):
         if line.startswith(lead):
             return line[len(lead):].rstrip(".")
     return f"{name} ({type(err).__name__}: {line.rstrip('.')})"

@@ -201,20 +201,28 @@ def test_fx_wrapped_function_is_counted_through_dynamo_once_per_shape(monkeypatc
     assert any("scores" in n and "through dynamo" in n for n in r.notes)
 
 
-def test_auto_falls_back_to_dynamo_with_a_one_line_reason() -> None:
+def test_auto_falls_back_to_the_recorder_with_a_one_line_reason() -> None:
     r = trace_flops(Gate(), torch.ones(3, 4))
-    assert r.capture == "dynamo" and r.shape_mode == "real"
-    assert r.notes[0].startswith("fx could not trace <root> (Gate)") and r.notes[0].endswith("used dynamo")
+    assert r.capture == "record" and r.shape_mode == "real"
+    assert r.notes[0].startswith("fx could not trace <root> (Gate)") and r.notes[0].endswith("used record")
+    assert any("counts the branch this example took" in n for n in r.notes)
     assert "\n" not in r.notes[0] and "if x.sum() > 0" in r.notes[0]
     assert r.total_flops == 12 + 1 + 12
 
 
+def test_dynamo_counts_the_branch_the_example_takes_too() -> None:
+    r = trace_flops(Gate(), torch.ones(3, 4), capture="dynamo")
+    assert r.capture == "dynamo" and r.shape_mode == "real"
+    assert r.total_flops == 12 + 1 + 12
+
+
 def test_both_paths_failing_give_one_error_naming_each() -> None:
-    x = torch.ones(3, 4, device="meta")  # a value-dependent branch on meta: neither path can decide it
+    x = torch.ones(3, 4, device="meta")  # a value-dependent branch on meta: no path can decide it
     with pytest.raises(CaptureError) as err:
         trace_flops(Gate(), x)
     msg = str(err.value)
-    assert "either path" in msg and "\n  fx: <root> (Gate)" in msg and "\n  dynamo: Gate on meta tensors" in msg
+    assert "any path" in msg and "\n  fx: <root> (Gate)" in msg and "\n  dynamo: Gate on meta tensors" in msg
+    assert "\n  record: Gate on meta tensors" in msg
 
 
 def test_shape_errors_are_not_hidden_by_the_fallback() -> None:

@@ -40,7 +40,7 @@ def test_llama_70b_layers_on_meta_match_the_closed_form() -> None:
     r = trace_flops(model, {"input_ids": ids}, strict=True)
     assert r.total_macs == closed_form_macs(3, 2048)
     assert r.shape_mode == "meta" and all(p.is_meta for p in model.parameters())
-    assert any("traced model.layers.0 (LlamaDecoderLayer) once" in n and "for 2 identical" in n for n in r.notes)
+    assert r.capture == "record"  # the eager call on meta is recorded: no block reuse needed at this speed
     per_layer = (closed_form_macs(3, 2048) - closed_form_macs(0, 2048)) // 3
     assert [r.modules[f"model.layers.{i}"].macs for i in range(3)] == [per_layer] * 3
     assert r.modules["lm_head"].macs == 2048 * H * V

@@ -21,7 +21,6 @@ modules whole, and gives FlopCounterMode's total to check the capture against.
 from __future__ import annotations
 
 import contextlib
-import copy
 import re
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator
@@ -33,8 +32,8 @@ from torch.fx.graph_module import _assign_attr
 
 from ..errors import CaptureError, first_line, user_frame
 from ..paths import attr_at
-from ..tensors import META, leaves, to_meta
-from .patching import forwards, kept_state, meta_weights, quiet
+from ..tensors import META, leaves
+from .patching import forwards, kept_state, meta_weights, private_copy, quiet
 from .probe import LeafCall, ProbePlan, Reuse, probe
 
 # Dynamo settings for one capture, applied with config.patch so they never leak. Recompiling
@@ -102,12 +101,12 @@ def _capture(target, root, args: tuple, kwargs: dict, mode: str, reuse_blocks: b
                 tensors.setdefault(id(t), name)
         found = ProbePlan()
         try:
-            found = probe(target, root, *_example(args, kwargs, mode, root), reuse_blocks, is_leaf)
+            found = probe(target, root, *private_copy(args, kwargs, mode, root), reuse_blocks, is_leaf)
         except Exception:  # noqa: BLE001
             if probe_failure_is_final or mode == "real":
                 raise
         recorder = _Recorder(tensors, real=mode == "real")
-        run_args, run_kwargs = _example(args, kwargs, mode, root)
+        run_args, run_kwargs = private_copy(args, kwargs, mode, root)
         with forwards({root.get_submodule(p): fn for p, fn in found.stubs.items()}):
             torch.compile(target, backend=recorder, fullgraph=False, dynamic=False)(*run_args, **run_kwargs)
     graphs = [_as_fx(g.gm, g.inputs, root, paths) for g in recorder.graphs]
@@ -142,22 +141,6 @@ def _scope(root: torch.nn.Module | None, mode: str) -> Iterator[None]:
     finally:
         fake_tensor_tls.allow_non_fake_inputs_override = old
         torch._dynamo.reset()
-
-
-def _example(args: tuple, kwargs: dict, mode: str, root: torch.nn.Module | None) -> tuple[tuple, dict]:
-    """A private copy of the example for one run (meta tensors on meta), so a KV cache the user
-    passed in is not appended to, and every run starts from the same state. The model's own
-    modules and tensors, should the example hold any, are not copied."""
-    value = to_meta((args, kwargs)) if mode == "meta" else (args, kwargs)
-    keep: dict[int, Any] = {}
-    if root is not None:
-        for obj in [*root.modules(), *root.parameters(), *root.buffers()]:
-            keep[id(obj)] = obj
-    try:
-        value = copy.deepcopy(value, keep)
-    except Exception:  # noqa: BLE001 - an uncopyable object is passed as is
-        pass
-    return value
 
 
 def _all_real(root: torch.nn.Module | None, args: tuple, kwargs: dict) -> bool:

@@ -6,13 +6,14 @@ swaps weights, replaces forwards, sets torch flags or mutes loggers, and each re
 from __future__ import annotations
 
 import contextlib
+import copy
 import logging
 import warnings
 from typing import Any, Callable, Iterator
 
 import torch
 
-from ..tensors import META
+from ..tensors import META, to_meta
 
 
 @contextlib.contextmanager
@@ -111,3 +112,18 @@ def quiet() -> Iterator[None]:
     finally:
         log.setLevel(level)
 
+
+def private_copy(args: tuple, kwargs: dict, mode: str, root: torch.nn.Module | None) -> tuple[tuple, dict]:
+    """A private copy of the example for one run (meta tensors on meta), so a KV cache the user
+    passed in is not appended to, and every run starts from the same state. The model's own
+    modules and tensors, should the example hold any, are not copied."""
+    value = to_meta((args, kwargs)) if mode == "meta" else (args, kwargs)
+    keep: dict[int, Any] = {}
+    if root is not None:
+        for obj in [*root.modules(), *root.parameters(), *root.buffers()]:
+            keep[id(obj)] = obj
+    try:
+        value = copy.deepcopy(value, keep)
+    except Exception:  # noqa: BLE001 - an uncopyable object is passed as is
+        pass
+    return value

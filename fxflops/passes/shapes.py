@@ -38,18 +38,23 @@ SHAPE_PRESERVING: tuple[type, ...] = (
 )
 
 
+def quick_output(module: nn.Module, args: tuple, kwargs: dict) -> torch.Tensor | None:
+    """The output of a one-tensor call of ``module`` on meta, made without running it when its shape follows
+    from the module's configuration (a shape-preserving layer, a plain Linear/ConvNd); else None."""
+    if len(args) != 1 or kwargs or not isinstance(args[0], torch.Tensor) or args[0].device != META:
+        return None
+    if isinstance(module, SHAPE_PRESERVING) and _fits(module, args[0]):
+        return torch.empty_like(args[0])
+    shape = _contraction_shape(module, args[0])
+    return args[0].new_empty(shape) if shape is not None else None
+
+
 class ShapeProp(fx.Interpreter):
     """Interpreter that records each node's output value (meta or real) in ``node.meta["val"]``."""
 
     def call_module(self, target: Any, args: tuple, kwargs: dict) -> Any:
-        if len(args) == 1 and not kwargs and isinstance(args[0], torch.Tensor) and args[0].device == META:
-            module = self.fetch_attr(target)
-            if isinstance(module, SHAPE_PRESERVING) and _fits(module, args[0]):
-                return torch.empty_like(args[0])
-            shape = _contraction_shape(module, args[0])
-            if shape is not None:
-                return args[0].new_empty(shape)
-        return super().call_module(target, args, kwargs)
+        out = quick_output(self.fetch_attr(target), args, kwargs)
+        return out if out is not None else super().call_module(target, args, kwargs)
 
     def run_node(self, n: fx.Node) -> Any:
         try:

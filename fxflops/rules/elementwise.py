@@ -91,7 +91,8 @@ def _register(targets, per: int, what: str, family: str = "elementwise") -> None
 
 _register((*_OPERATORS_ARITH, *_DUNDER, *_names(_BINARY + _UNARY)), 1,
           "one arithmetic operation or one transcendental function")
-_register((*_OPERATORS_COMPARE, *_names(_COMPARE)), 1, "one floating-point comparison")
+_register((*_OPERATORS_COMPARE, "__eq__", "__ne__", "__lt__", "__le__", "__gt__", "__ge__", *_names(_COMPARE)), 1,
+          "one floating-point comparison")
 _register((torch.addcmul, torch.addcdiv, "addcmul", "addcmul_", "addcdiv", "addcdiv_"), 3,
           "input + value·(t1 ∘ t2): multiply/divide, scale, add")
 _register((torch.lerp, "lerp", "lerp_"), 3, "start + w·(end − start): subtract, multiply, add")

@@ -1,0 +1,324 @@
+"""Capture a model by recording its eager call at the torch-function level into a torch.fx graph.
+
+The model runs once, on meta tensors where it can (real weights are swapped for meta copies), under a
+``TorchFunctionMode`` that appends one node per torch-function call: ``F.linear``, ``torch.matmul``,
+``Tensor.add``, ``F.scaled_dot_product_attention``... exactly the targets symbolic tracing produces, so the
+same rules price them. Arguments are linked to the nodes that produced them by tensor identity (an
+in-place op becomes the producer of the tensor it returns), parameters and buffers become ``get_attr``
+nodes naming the model's own tensors, inputs are placeholders, every node's ``meta["val"]`` is the value
+the call returned (so no shape propagation is needed) and ``meta["nn_module_stack"]`` comes from global
+module hooks, used for attribution only.
+
+Modules a rule prices whole (the built-in module rules, custom rules, ``leaf_modules``) are recorded as one
+``call_module`` node with nothing recorded inside; on meta, those whose output shape is known from their
+configuration are not even run. A dispatch-level check adds up the MACs of the aten contractions that run
+(torch's own formulas), by module, so that work the recorder cannot see (a C++ extension op with no
+torch-function entry) is reported rather than lost.
+
+Where meta tensors cannot go (``nonzero``, ``.item()``, a branch on a value), the call is recorded again on
+the real example, and the report says that the branch this example took is the one counted.
+"""
+from __future__ import annotations
+
+import contextlib
+import operator
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterator
+
+import torch
+import torch.fx as fx
+from torch.overrides import TorchFunctionMode
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils.flop_counter import flop_registry
+
+from ..errors import CaptureError, first_line, user_frame
+from ..paths import attr_at
+from ..tensors import META, leaves
+from .patching import forwards, kept_state, meta_weights, private_copy, quiet
+
+_GETSET = type(torch.Tensor.shape)  # attribute descriptors (shape, T, mT, real...) reach the mode as __get__
+_SCALARS = (int, float, bool, complex, str, type(None), torch.dtype, torch.device, torch.memory_format,
+            torch.layout, type(Ellipsis))
+
+
+@dataclass
+class RecordCapture:
+    graph_module: fx.GraphModule
+    shape_mode: str  # "meta" or "real"
+    notes: list[str] = field(default_factory=list)
+    # MACs of the aten contractions that ran, by module path ("" = all), from torch's flop formulas
+    eager_macs: dict[str, int] | None = None
+
+
+def capture_record(model: torch.nn.Module, args: tuple, kwargs: dict,
+                   is_leaf: Callable[[torch.nn.Module], bool]) -> RecordCapture:
+    """Record ``model(*args, **kwargs)``; see the module docstring. ``is_leaf`` picks the modules kept whole."""
+    real = all(t.device != META for t in _tensors((args, kwargs)) + list(model.parameters()) + list(model.buffers()))
+    try:
+        return _record(model, args, kwargs, is_leaf, "meta")
+    except Exception as meta_exc:  # noqa: BLE001 - any failure on meta is retried on real data or reported
+        if not real:
+            raise CaptureError(_advice(model, meta_exc, "on meta tensors")) from meta_exc
+        meta_reason = first_line(meta_exc)
+    try:
+        cap = _record(model, args, kwargs, is_leaf, "real")
+    except Exception as real_exc:  # noqa: BLE001
+        raise CaptureError(_advice(model, real_exc, "on the real example")) from real_exc
+    cap.notes.append(f"meta tensors failed ({meta_reason}); recorded a real run on the example, so data-dependent "
+                     "control flow counts the branch this example took")
+    return cap
+
+
+def _tensors(value: Any) -> list[torch.Tensor]:
+    return [t for t in leaves(value) if isinstance(t, torch.Tensor)]
+
+
+def _advice(model: torch.nn.Module, exc: BaseException, where: str) -> str:
+    at = user_frame(exc.__traceback__)
+    return (f"could not record {type(model).__name__} {where}: {first_line(exc)}" + (f" at {at}" if at else "") + ".\n"
+            "What to do: check that the model runs eagerly on this example; a model on the meta device needs an "
+            "example whose ops have meta kernels, and data-dependent models need real weights and a real example.")
+
+
+def _record(model: torch.nn.Module, args: tuple, kwargs: dict, is_leaf: Callable[[torch.nn.Module], bool],
+            mode: str) -> RecordCapture:
+    paths = {id(m): p for p, m in model.named_modules(remove_duplicate=False)}
+    weights = meta_weights(model) if mode == "meta" else contextlib.nullcontext()
+    with quiet(), torch.no_grad(), kept_state(model), weights:
+        args, kwargs = private_copy(args, kwargs, mode, model)
+        rec = _Recorder(model, paths)
+        rec.inputs(args, kwargs)
+        leaves_ = {m: _leaf_forward(rec, p, m, mode == "meta") for p, m in _outermost(model, is_leaf).items()}
+        with forwards(leaves_), rec.module_stack(), _MacCheck(rec) as check, rec:
+            out = model(*args, **kwargs)
+        rec.output(out)
+    return RecordCapture(_graph_module(model, rec), mode, [], check.by_module)
+
+
+def _graph_module(model: torch.nn.Module, rec: _Recorder) -> fx.GraphModule:
+    """The graph with the submodules and tensors it names: the model's own (real, not the meta copies), and
+    the constants it recorded."""
+    owned: dict[str, Any] = {}
+    for node in rec.graph.nodes:
+        if node.op == "call_module":
+            owned[node.target] = model.get_submodule(node.target)
+        elif node.op == "get_attr":
+            owned[node.target] = rec.consts[node.target] if node.target in rec.consts else attr_at(model, node.target)
+    return fx.GraphModule(owned, rec.graph, type(model).__name__)
+
+
+def _outermost(model: torch.nn.Module, is_leaf: Callable[[torch.nn.Module], bool]) -> dict[str, torch.nn.Module]:
+    """The leaf modules not inside another leaf (the root is never a leaf: its forward is what is recorded)."""
+    out: dict[str, torch.nn.Module] = {}
+    for path, m in model.named_modules():
+        if path and is_leaf(m) and not any(path.startswith(p + ".") for p in out):
+            out[path] = m
+    return out
+
+
+class _Recorder(TorchFunctionMode):
+    """Appends one fx node per torch-function call; see the module docstring."""
+
+    def __init__(self, model: torch.nn.Module, paths: dict[int, str]):
+        super().__init__()
+        self.graph = fx.Graph()
+        self.paths = paths
+        self.producer: dict[int, fx.Node] = {}  # id(tensor) -> the node whose value it is
+        self.parts: dict[int, tuple[fx.Node, int]] = {}  # id(tensor) -> (tuple-valued node, index), linked on use
+        self.alive: list[Any] = []  # keeps every recorded value alive, so no id is reused during the run
+        self.stack: list[tuple[str, type]] = []  # modules being called, outermost first (root excluded)
+        self.muted = 0  # > 0 inside a leaf module: its inner calls are not recorded
+        self.consts: dict[str, Any] = {}  # values the graph holds that are not the model's (get_attr targets)
+        self.names = {id(t): n for n, t in [*model.named_parameters(remove_duplicate=False),
+                                            *model.named_buffers(remove_duplicate=False)]}
+
+    # ---- the graph's edges ------------------------------------------------------------------------------
+
+    def inputs(self, args: tuple, kwargs: dict) -> None:
+        for i, a in enumerate(args):
+            self._placeholder(f"arg{i}" if not isinstance(a, torch.Tensor) else f"input_{i}", a)
+        for k, v in kwargs.items():
+            self._placeholder(k, v)
+
+    def _placeholder(self, name: str, value: Any) -> None:
+        node = self.graph.placeholder(name)
+        node.meta["val"] = value
+        self._link(value, node)
+
+    def _link(self, value: Any, node: fx.Node) -> None:
+        """``value`` (or each tensor of a tuple/list value) is produced by ``node``."""
+        self.alive.append(value)
+        if isinstance(value, torch.Tensor):
+            self.producer[id(value)] = node
+        elif isinstance(value, (tuple, list)):
+            for i, v in enumerate(value):
+                if isinstance(v, torch.Tensor):
+                    self.parts[id(v)] = (node, i)
+                    self.producer.pop(id(v), None)
+
+    def _node_of(self, t: torch.Tensor) -> fx.Node:
+        node = self.producer.get(id(t))
+        if node is not None:
+            return node
+        part = self.parts.pop(id(t), None)
+        if part is not None:
+            parent, i = part
+            node = self.graph.call_function(operator.getitem, (parent, i))
+            node.meta.update(val=t, nn_module_stack=parent.meta.get("nn_module_stack", {}))
+        else:  # a parameter, a buffer, or a tensor made outside every recorded call
+            name = self.names.get(id(t))
+            if name is None:
+                return self._object(t)
+            node = self.graph.get_attr(name)
+            node.meta["val"] = t
+        self.alive.append(t)
+        self.producer[id(t)] = node
+        return node
+
+    def _arg(self, value: Any) -> Any:
+        if isinstance(value, torch.Tensor):
+            return self._node_of(value)
+        if isinstance(value, (tuple, list)):
+            return type(value)(self._arg(v) for v in value) if type(value) in (tuple, list) else tuple(
+                self._arg(v) for v in value)
+        if isinstance(value, dict):
+            return {k: self._arg(v) for k, v in value.items()}
+        if isinstance(value, slice):
+            return slice(self._arg(value.start), self._arg(value.stop), self._arg(value.step))
+        if isinstance(value, _SCALARS):
+            return value
+        return self._object(value)
+
+    def _object(self, value: Any) -> fx.Node:
+        """Anything else an op receives (a generator, a custom object) is held as a constant of the graph."""
+        name = f"_record_const{len(self.consts)}"
+        self.consts[name] = value
+        node = self.graph.get_attr(name)
+        node.meta["val"] = value
+        self.alive.append(value)
+        return node
+
+    def _stack_meta(self) -> dict[str, tuple[str, type]]:
+        return {p: (p, cls) for p, cls in self.stack}
+
+    def add(self, op: str, target: Any, args: tuple, kwargs: dict, out: Any) -> fx.Node:
+        node = self.graph.create_node(op, target, self._arg(tuple(args)), self._arg(dict(kwargs)))
+        node.meta["val"] = out
+        node.meta["nn_module_stack"] = self._stack_meta()
+        self._link(out, node)
+        return node
+
+    def output(self, out: Any) -> None:
+        self.graph.output(self._arg(_plain(out)))
+
+    # ---- the torch-function level ---------------------------------------------------------------------
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        out = func(*args, **kwargs)
+        if self.muted:
+            return out
+        if type(func).__name__ == "method-wrapper" and isinstance(getattr(func, "__self__", None), _GETSET):
+            if isinstance(out, torch.Tensor):  # .T, .mT, .real...: a view, a node like a method call
+                self.add("call_method", func.__self__.__name__, args, {}, out)
+            return out
+        if not (_has_tensor(out) or _has_tensor(args) or _has_tensor(kwargs)):
+            return out
+        name = getattr(func, "__name__", None)
+        if name is not None and getattr(torch.Tensor, name, None) is func:
+            self.add("call_method", name, args, kwargs, out)
+        else:
+            self.add("call_function", func, args, kwargs, out)
+        return out
+
+    # ---- modules ----------------------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def module_stack(self) -> Iterator[None]:
+        """Global module hooks keep ``self.stack``: which modules (by path in the model) a call happens in."""
+        def pre(module, _args):
+            path = self.paths.get(id(module))
+            if path:
+                self.stack.append((path, type(module)))
+
+        def post(module, _args, _out):
+            path = self.paths.get(id(module))
+            if path and self.stack and self.stack[-1][0] == path:
+                self.stack.pop()
+
+        h1 = torch.nn.modules.module.register_module_forward_pre_hook(pre)
+        h2 = torch.nn.modules.module.register_module_forward_hook(post, always_call=True)
+        try:
+            yield
+        finally:
+            h1.remove()
+            h2.remove()
+
+
+def _has_tensor(value: Any) -> bool:
+    if isinstance(value, torch.Tensor):
+        return True
+    if isinstance(value, (tuple, list)):
+        return any(_has_tensor(v) for v in value)
+    if isinstance(value, dict):
+        return any(_has_tensor(v) for v in value.values())
+    return False
+
+
+def _plain(value: Any) -> Any:
+    """The model's output as tuples, lists and dicts (a ModelOutput is a dict), for the graph's output node."""
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (tuple, list)):
+        return tuple(_plain(v) for v in value)
+    return value
+
+
+def _leaf_forward(rec: _Recorder, path: str, module: torch.nn.Module, meta: bool) -> Callable:
+    """A leaf's forward during the run: one ``call_module`` node, nothing recorded inside; on meta, outputs whose
+    shape follows from the module's configuration are made without running it (shape propagation's shortcut)."""
+    from ..passes.shapes import quick_output  # the same shortcut the fx path's shape pass takes
+
+    forward = module.forward
+
+    def forward_recorded(*a, **k):
+        out = quick_output(module, a, k) if meta else None
+        if out is None:
+            rec.muted += 1
+            try:
+                out = forward(*a, **k)
+            finally:
+                rec.muted -= 1
+        if not rec.muted:
+            node = rec.graph.create_node("call_module", path, rec._arg(a), rec._arg(k))
+            node.meta["val"] = out
+            node.meta["nn_module_stack"] = {**rec._stack_meta(), path: (path, type(module))}
+            rec._link(out, node)
+        return out
+
+    return forward_recorded
+
+
+class _MacCheck(TorchDispatchMode):
+    """Adds up the MACs of every aten contraction that runs (torch's flop formulas / 2), by module path."""
+
+    def __init__(self, rec: _Recorder):
+        super().__init__()
+        self.rec = rec
+        self.by_module: dict[str, int] = {"": 0}
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        out = func(*args, **kwargs)
+        formula = flop_registry.get(func._overloadpacket)
+        if formula is not None:
+            shapes = torch.utils._pytree.tree_map(lambda x: x.shape if isinstance(x, torch.Tensor) else x,
+                                                  (args, kwargs, out))
+            try:
+                macs = formula(*shapes[0], **shapes[1], out_shape=shapes[2]) // 2
+            except Exception:  # noqa: BLE001 - a formula that does not fit this call: the check stays silent
+                macs = 0
+            self.by_module[""] += macs
+            for path, _ in self.rec.stack:
+                self.by_module[path] = self.by_module.get(path, 0) + macs
+        return out
