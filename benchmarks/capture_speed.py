@@ -1,4 +1,4 @@
-"""Capture speed of the two paths (fx, dynamo) on BERT-base and on Llama-2-70B built on the meta device.
+"""Capture speed of the three paths (fx, record, dynamo) on BERT-base, GPT-2 and Llama-2-70B built on the meta device.
 
     python benchmarks/capture_speed.py            # everything, including the slow 80-layer run without reuse
     python benchmarks/capture_speed.py --quick    # skip the slow run
@@ -95,8 +95,19 @@ def bert_base() -> None:
         row(f"torch.nn BERT encoder: capture={capture}", *timed(lambda: trace_flops(torch_bert, x, capture=capture)), ref)
     s, ref = flop_counter_macs(hf, {"input_ids": ids})
     row("HF BertModel: FlopCounterMode", s, ref, ref)
-    for capture in ("fx", "dynamo", "auto"):
+    for capture in ("fx", "record", "dynamo", "auto"):
         row(f"HF BertModel: capture={capture}", *timed(lambda: trace_flops(hf, {"input_ids": ids}, capture=capture)), ref)
+
+
+def gpt2() -> None:
+    print("GPT-2 124M (12 layers, hidden 768), input (1, 1024) on meta")
+    with torch.device("meta"):
+        model = T.GPT2LMHeadModel(T.GPT2Config()).eval()
+    example = {"input_ids": torch.zeros(1, 1024, dtype=torch.long, device="meta")}
+    s, ref = flop_counter_macs(model, example)
+    row("FlopCounterMode", s, ref, ref)
+    for capture in ("record", "dynamo"):
+        row(f"capture={capture}", *timed(lambda: trace_flops(model, example, capture=capture)), ref)
 
 
 def llama_70b(slow: bool) -> None:
@@ -113,6 +124,7 @@ def llama_70b(slow: bool) -> None:
                            ({"input_ids": ids, "use_cache": False}, "use_cache=False")):
         print(f" {label}")
         row("capture=fx", *timed(lambda: trace_flops(model, example, capture="fx")), ref)
+        row("capture=record", *timed(lambda: trace_flops(model, example, capture="record")), ref)
         row("capture=dynamo (block reuse)", *timed(lambda: trace_flops(model, example, capture="dynamo")), ref)
         if slow:
             def plain() -> int:
@@ -131,6 +143,7 @@ def main() -> None:
         warm = nn.Sequential(nn.Linear(4, 4), nn.ReLU())
     trace_flops(warm, torch.zeros(1, 4, device="meta"), capture="dynamo")
     bert_base()
+    gpt2()
     llama_70b(slow=not args.quick)
 
 

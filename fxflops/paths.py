@@ -17,8 +17,12 @@ def under(path: str, block: str) -> bool:
     return path == block or path.startswith(block + ".")
 
 
-def within(path: str, blocks: Iterable[str]) -> bool:
-    """``path`` is strictly inside one of ``blocks``."""
+def within(path: str, blocks: Iterable[str], ancestors: bool = False) -> bool:
+    """``path`` is strictly inside one of ``blocks``. With ``ancestors`` (``blocks`` a set or dict), the path's
+    prefixes are looked up instead of scanning every block: linear instead of quadratic over a whole model."""
+    if ancestors:
+        parts = path.split(".")
+        return any(".".join(parts[:i]) in blocks for i in range(1, len(parts)))
     return any(path.startswith(b + ".") for b in blocks)
 
 

@@ -15,12 +15,32 @@ def leaves(value: Any) -> list:
 
 
 def tensors_in(value: Any) -> list[torch.Tensor]:
-    """Every tensor of a pytree, in order."""
-    return [t for t in tree_flatten(value)[0] if isinstance(t, torch.Tensor)]
+    """Every tensor inside tuples, lists and dicts (namedtuples and ModelOutputs included), in order. A plain
+    recursion: the cost pass calls it for every node, and pytree's generality costs ten times more."""
+    out: list[torch.Tensor] = []
+    _collect(value, out)
+    return out
+
+
+def _collect(value: Any, out: list) -> None:
+    if isinstance(value, torch.Tensor):
+        out.append(value)
+    elif isinstance(value, (tuple, list)):
+        for v in value:
+            _collect(v, out)
+    elif isinstance(value, dict):
+        for v in value.values():
+            _collect(v, out)
 
 
 def has_tensor(value: Any) -> bool:
-    return any(isinstance(t, torch.Tensor) for t in tree_flatten(value)[0])
+    if isinstance(value, torch.Tensor):
+        return True
+    if isinstance(value, (tuple, list)):
+        return any(has_tensor(v) for v in value)
+    if isinstance(value, dict):
+        return any(has_tensor(v) for v in value.values())
+    return False
 
 
 def on_meta(value: Any) -> bool:

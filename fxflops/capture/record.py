@@ -27,16 +27,18 @@ from typing import Any, Callable, Iterator
 
 import torch
 import torch.fx as fx
+from torch.fx._lazy_graph_module import _LazyGraphModule
 from torch.overrides import TorchFunctionMode
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.flop_counter import flop_registry
 
 from ..errors import CaptureError, first_line, user_frame
-from ..paths import attr_at
-from ..tensors import META, leaves
+from ..paths import within
+from ..tensors import META, has_tensor, tensors_in
 from .patching import forwards, kept_state, meta_weights, private_copy, quiet
 
 _GETSET = type(torch.Tensor.shape)  # attribute descriptors (shape, T, mT, real...) reach the mode as __get__
+_METHOD_WRAPPER = type(torch.Tensor.shape.__get__)
 _SCALARS = (int, float, bool, complex, str, type(None), torch.dtype, torch.device, torch.memory_format,
             torch.layout, type(Ellipsis))
 
@@ -53,7 +55,7 @@ class RecordCapture:
 def capture_record(model: torch.nn.Module, args: tuple, kwargs: dict,
                    is_leaf: Callable[[torch.nn.Module], bool]) -> RecordCapture:
     """Record ``model(*args, **kwargs)``; see the module docstring. ``is_leaf`` picks the modules kept whole."""
-    real = all(t.device != META for t in _tensors((args, kwargs)) + list(model.parameters()) + list(model.buffers()))
+    real = all(t.device != META for t in tensors_in((args, kwargs)) + list(model.parameters()) + list(model.buffers()))
     try:
         return _record(model, args, kwargs, is_leaf, "meta")
     except Exception as meta_exc:  # noqa: BLE001 - any failure on meta is retried on real data or reported
@@ -67,10 +69,6 @@ def capture_record(model: torch.nn.Module, args: tuple, kwargs: dict,
     cap.notes.append(f"meta tensors failed ({meta_reason}); recorded a real run on the example, so data-dependent "
                      "control flow counts the branch this example took")
     return cap
-
-
-def _tensors(value: Any) -> list[torch.Tensor]:
-    return [t for t in leaves(value) if isinstance(t, torch.Tensor)]
 
 
 def _advice(model: torch.nn.Module, exc: BaseException, where: str) -> str:
@@ -89,29 +87,31 @@ def _record(model: torch.nn.Module, args: tuple, kwargs: dict, is_leaf: Callable
         rec = _Recorder(model, paths)
         rec.inputs(args, kwargs)
         leaves_ = {m: _leaf_forward(rec, p, m, mode == "meta") for p, m in _outermost(model, is_leaf).items()}
-        with forwards(leaves_), rec.module_stack(), _MacCheck(rec) as check, rec:
+        with forwards(leaves_), rec.module_stack(), _MacCheck(rec) as rec.check, rec:
             out = model(*args, **kwargs)
         rec.output(out)
-    return RecordCapture(_graph_module(model, rec), mode, [], check.by_module)
+    return RecordCapture(_graph_module(model, rec), mode, [], rec.check.by_module)
 
 
 def _graph_module(model: torch.nn.Module, rec: _Recorder) -> fx.GraphModule:
-    """The graph with the submodules and tensors it names: the model's own (real, not the meta copies), and
-    the constants it recorded."""
-    owned: dict[str, Any] = {}
-    for node in rec.graph.nodes:
-        if node.op == "call_module":
-            owned[node.target] = model.get_submodule(node.target)
-        elif node.op == "get_attr":
-            owned[node.target] = rec.consts[node.target] if node.target in rec.consts else attr_at(model, node.target)
-    return fx.GraphModule(owned, rec.graph, type(model).__name__)
+    """The graph over the model's own submodules and tensors (the real ones, not the meta copies) and the
+    constants it recorded. The model's children are shared, not copied attribute by attribute, and the code is
+    generated only if the graph module is ever called: for an 80-layer LLM each costs more than recording."""
+    gm = _LazyGraphModule(dict(rec.consts), fx.Graph(), type(model).__name__)
+    for name, child in model.named_children():
+        gm._modules.setdefault(name, child)
+    for store, own in ((gm._parameters, model._parameters), (gm._buffers, model._buffers)):
+        for name, t in own.items():
+            store.setdefault(name, t)
+    gm.graph = rec.graph  # its targets now resolve
+    return gm
 
 
 def _outermost(model: torch.nn.Module, is_leaf: Callable[[torch.nn.Module], bool]) -> dict[str, torch.nn.Module]:
     """The leaf modules not inside another leaf (the root is never a leaf: its forward is what is recorded)."""
     out: dict[str, torch.nn.Module] = {}
     for path, m in model.named_modules():
-        if path and is_leaf(m) and not any(path.startswith(p + ".") for p in out):
+        if path and not within(path, out, ancestors=True) and is_leaf(m):
             out[path] = m
     return out
 
@@ -128,6 +128,7 @@ class _Recorder(TorchFunctionMode):
         self.alive: list[Any] = []  # keeps every recorded value alive, so no id is reused during the run
         self.stack: list[tuple[str, type]] = []  # modules being called, outermost first (root excluded)
         self.muted = 0  # > 0 inside a leaf module: its inner calls are not recorded
+        self.check: _MacCheck | None = None  # the dispatch-level check, bypassed for what is recorded here
         self.consts: dict[str, Any] = {}  # values the graph holds that are not the model's (get_attr targets)
         self.names = {id(t): n for n, t in [*model.named_parameters(remove_duplicate=False),
                                             *model.named_buffers(remove_duplicate=False)]}
@@ -215,14 +216,13 @@ class _Recorder(TorchFunctionMode):
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
-        out = func(*args, **kwargs)
-        if self.muted:
-            return out
-        if type(func).__name__ == "method-wrapper" and isinstance(getattr(func, "__self__", None), _GETSET):
-            if isinstance(out, torch.Tensor):  # .T, .mT, .real...: a view, a node like a method call
+        if func.__class__ is _METHOD_WRAPPER and func.__self__.__class__ is _GETSET:  # x.shape, x.T, x.dtype...
+            out = func(*args, **kwargs)
+            if not self.muted and isinstance(out, torch.Tensor):  # .T, .mT, .real: a view, a node like a method
                 self.add("call_method", func.__self__.__name__, args, {}, out)
             return out
-        if not (_has_tensor(out) or _has_tensor(args) or _has_tensor(kwargs)):
+        out = self.unchecked(func, args, kwargs)
+        if self.muted or not (has_tensor(out) or has_tensor(args) or has_tensor(kwargs)):
             return out
         name = getattr(func, "__name__", None)
         if name is not None and getattr(torch.Tensor, name, None) is func:
@@ -230,6 +230,20 @@ class _Recorder(TorchFunctionMode):
         else:
             self.add("call_function", func, args, kwargs, out)
         return out
+
+    def unchecked(self, func: Callable, args: tuple, kwargs: dict) -> Any:
+        """``func(*args, **kwargs)`` without the dispatch-level check: what is recorded needs no second look, and a
+        Python dispatch mode under every aten op would cost more than the recording itself, so the check only
+        sees what runs outside recorded calls."""
+        check = self.check
+        n = torch._C._len_torch_dispatch_stack()
+        if check is None or not n or torch._C._get_dispatch_stack_at(n - 1) is not check:
+            return func(*args, **kwargs)
+        torch._C._pop_torch_dispatch_stack(None)
+        try:
+            return func(*args, **kwargs)
+        finally:
+            torch._C._push_on_torch_dispatch_stack(check)
 
     # ---- modules ----------------------------------------------------------------------------------------
 
@@ -255,16 +269,6 @@ class _Recorder(TorchFunctionMode):
             h2.remove()
 
 
-def _has_tensor(value: Any) -> bool:
-    if isinstance(value, torch.Tensor):
-        return True
-    if isinstance(value, (tuple, list)):
-        return any(_has_tensor(v) for v in value)
-    if isinstance(value, dict):
-        return any(_has_tensor(v) for v in value.values())
-    return False
-
-
 def _plain(value: Any) -> Any:
     """The model's output as tuples, lists and dicts (a ModelOutput is a dict), for the graph's output node."""
     if isinstance(value, dict):
@@ -282,7 +286,8 @@ def _leaf_forward(rec: _Recorder, path: str, module: torch.nn.Module, meta: bool
     forward = module.forward
 
     def forward_recorded(*a, **k):
-        out = quick_output(module, a, k) if meta else None
+        with torch._C.DisableTorchFunction():  # its shape reads are bookkeeping, not calls of the model
+            out = rec.unchecked(quick_output, (module, a, k), {}) if meta else None
         if out is None:
             rec.muted += 1
             try:
@@ -300,7 +305,8 @@ def _leaf_forward(rec: _Recorder, path: str, module: torch.nn.Module, meta: bool
 
 
 class _MacCheck(TorchDispatchMode):
-    """Adds up the MACs of every aten contraction that runs (torch's flop formulas / 2), by module path."""
+    """Adds up the MACs of the aten contractions that run outside every recorded call (torch's flop formulas
+    / 2), by module path: work the torch-function level cannot see."""
 
     def __init__(self, rec: _Recorder):
         super().__init__()
