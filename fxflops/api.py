@@ -16,7 +16,7 @@ from .capture.fx import capture_fx
 from .capture.record import capture_record
 from .errors import CaptureError, FxFlopsError, UncountedOpError, warn_user
 from .passes.costs import Counting, count_graph
-from .passes.dynamo_costs import DynamoFallback, count_capture, equivalent_op, fallback_notes, outside_graphs
+from .passes.dynamo_costs import OpaqueFallback, count_capture, equivalent_op, fallback_notes, outside_graphs
 from .passes.records import module_rows, node_records
 from .passes.shapes import materialize_lazy, propagate_shapes
 from .report.report import Report
@@ -89,7 +89,7 @@ def _fx_report(model: torch.nn.Module, args: tuple, kwargs: dict, ctx: Counting,
     cap = capture_fx(model, ctx.registry, leaf_types, concrete_args=_concrete(model, args, kwargs, concrete_args))
     gm = cap.graph_module
     shapes = propagate_shapes(gm, _placeholder_values(gm, model, args, kwargs))
-    fallback = DynamoFallback(ctx)
+    fallback = OpaqueFallback(ctx)
     count_graph(gm, ctx.nested(fallback))
     notes = fallback_notes(gm, cap.untraceable, fallback)
     if shapes.note:
@@ -115,7 +115,7 @@ def _record_report(model: torch.nn.Module, args: tuple, kwargs: dict, ctx: Count
 
     cap = capture_record(model, args, kwargs, is_leaf)
     gm = cap.graph_module
-    fallback = DynamoFallback(ctx)
+    fallback = OpaqueFallback(ctx)
 
     def opaque(node: fx.Node, call: Any) -> Any:  # a custom op stands for a torch op; a leaf without a rule
         if isinstance(node.target, (torch._ops.OpOverload, torch._ops.OpOverloadPacket)):

@@ -87,7 +87,7 @@ def test_audit_rows_hand_model():
     assert free.status == "free" and "no arithmetic" in free.reason and free.flops == 0
     wrapped = row(a, f"{__name__}.doubled")
     assert (wrapped.status, wrapped.flops, wrapped.kind) == ("counted", DOUBLED, "function")
-    assert wrapped.reason.startswith("counted through dynamo")  # how it was priced, shown in the table
+    assert wrapped.reason.startswith("counted by recording its call")  # how it was priced, shown in the table
     unc = row(a, "Tensor.matrix_exp")
     assert (unc.status, unc.nodes, unc.flops, unc.kind) == ("uncounted", 1, 0, "method")
     assert a.uncounted == [unc] == a.incomplete and a.rows[0] is unc  # uncounted first: the numbers to distrust
@@ -104,7 +104,7 @@ def test_audit_ignored_and_renderings():
     assert (relu.status, relu.flops, relu.reason) == ("ignored", 0, "ignored by the user")
     assert r.total_flops == TOTAL_FLOPS - RELU
     text = a.table()
-    assert "uncounted" in text and "Tensor.matrix_exp" in text and "counted through dynamo" in text
+    assert "uncounted" in text and "Tensor.matrix_exp" in text and "counted by recording its call" in text
     d = a.to_dict()
     assert d["uncounted"] == ["Tensor.matrix_exp"]
     assert d["by_status"]["ignored"]["nodes"] == 1
@@ -186,7 +186,7 @@ def test_cli_audit_table_and_strict_exit(tmp_path, capsys):
     out = capsys.readouterr().out
     # Linear 8→3 on 3 rows: 72 MACs, 2·72 + 9 bias FLOPs; the + 1.0 adds 9 outside the leaf.
     assert "hook blind spot: 5.56% of FLOPs (9)" in out and round(100 * 9 / (2 * 72 + 9 + 9), 2) == 5.56
-    # A wrapped function priced through dynamo with an uncounted op inside is incomplete too.
+    # A wrapped function priced by recording its call, with an uncounted op inside is incomplete too.
     assert main(["audit", f"{f}:wrapped", "--input", "3,8", "--strict"]) == 1
     assert "uncounted ops inside" in capsys.readouterr().out
 

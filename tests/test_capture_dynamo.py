@@ -165,15 +165,15 @@ class Gated(nn.Module):
         return self.fc(self.gate(x))
 
 
-def test_untraceable_leaf_is_counted_through_dynamo() -> None:
+def test_untraceable_leaf_is_counted_by_recording_its_call() -> None:
     x = torch.ones(2, 4)  # sum > 0: the gate multiplies
     r = trace_flops(Gated(), x, strict=True)
     assert r.capture == "fx (partial)"
     gate = next(n for n in r.nodes if n.module_path == "gate" and n.kind == "call_module")
-    assert gate.status == "counted" and "dynamo" in gate.rule
+    assert gate.status == "counted" and gate.rule.startswith("counted by recording its call")
     assert gate.flops == 8 + 1 + 8  # sum over 8 elements, the comparison, x * 2
     assert r.total_macs == 2 * 4 * 4
-    assert any("gate (Gate)" in n and "counted it through dynamo" in n for n in r.notes)
+    assert any("gate (Gate)" in n and "counted it by recording its call" in n for n in r.notes)
 
 
 @torch.fx.wrap
@@ -186,18 +186,33 @@ class TwoWrapped(nn.Module):
         return scores(q, k) + scores(k, q)
 
 
-def test_fx_wrapped_function_is_counted_through_dynamo_once_per_shape(monkeypatch) -> None:
+def test_fx_wrapped_function_is_recorded_once_per_shape(monkeypatch) -> None:
     import fxflops.passes.dynamo_costs as fallback
 
     calls = []
-    real = fallback.capture_dynamo
-    monkeypatch.setattr(fallback, "capture_dynamo", lambda *a, **k: calls.append(1) or real(*a, **k))
+    real = fallback.capture_record
+    monkeypatch.setattr(fallback, "capture_record", lambda *a, **k: calls.append(1) or real(*a, **k))
     q = torch.randn(2, 6, D)
     r = trace_flops(TwoWrapped(), (q, q.clone()), capture="fx", strict=True)
     wrapped = [n for n in r.nodes if n.target == "scores"]
     assert [n.status for n in wrapped] == ["counted", "counted"]
     assert all(n.macs == 2 * 6 * 6 * D and n.flops == 2 * n.macs + 5 * 2 * 6 * 6 for n in wrapped)
     assert len(calls) == 1  # same input shapes: captured once, memoised
+    assert any("scores" in n and "by recording its call" in n for n in r.notes)
+
+
+def test_an_opaque_leaf_that_cannot_be_recorded_goes_through_dynamo(monkeypatch) -> None:
+    import fxflops.passes.dynamo_costs as fallback
+    from fxflops import CaptureError
+
+    def refuse(*a, **k):
+        raise CaptureError("could not record it")
+
+    monkeypatch.setattr(fallback, "capture_record", refuse)
+    q = torch.randn(2, 6, D)
+    r = trace_flops(TwoWrapped(), (q, q.clone()), capture="fx", strict=True)
+    wrapped = [n for n in r.nodes if n.target == "scores"]
+    assert all(n.rule.startswith("counted through dynamo") and n.macs == 2 * 6 * 6 * D for n in wrapped)
     assert any("scores" in n and "through dynamo" in n for n in r.notes)
 
 
@@ -270,12 +285,12 @@ def test_dynamo_state_and_config_do_not_leak() -> None:
 
 def test_timm_model_with_shape_dependent_control_flow() -> None:
     """mobilevit's blocks branch on the feature-map size (``if new_h != H``): fx traces the rest and keeps those
-    blocks as leaves, which dynamo counts; the total matches torch's counter on the same meta input."""
+    blocks as leaves, whose calls are recorded; the total matches torch's counter on the same meta input."""
     with torch.device("meta"):
         model = timm.create_model("mobilevit_xxs", pretrained=False).eval()
     x = torch.zeros(1, 3, 64, 64, device="meta")
     r = trace_flops(model, x, strict=True)
-    assert r.capture == "fx (partial)" and len([n for n in r.notes if "counted it through dynamo" in n]) == 3
+    assert r.capture == "fx (partial)" and len([n for n in r.notes if "counted it by recording its call" in n]) == 3
     with FlopCounterMode(display=False) as fc, torch.no_grad():
         model(x)
     assert r.total_macs == fc.get_total_flops() // 2

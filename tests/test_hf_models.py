@@ -1,4 +1,5 @@
-"""Hugging Face models (no fx tracer of their own): complete reports through dynamo, MACs equal to FlopCounterMode."""
+"""Hugging Face models (no fx tracer of their own): complete reports on the record and dynamo paths, MACs equal to
+FlopCounterMode."""
 from __future__ import annotations
 
 import pytest

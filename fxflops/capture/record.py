@@ -318,10 +318,8 @@ class _MacCheck(TorchDispatchMode):
         out = func(*args, **kwargs)
         formula = flop_registry.get(func._overloadpacket)
         if formula is not None:
-            shapes = torch.utils._pytree.tree_map(lambda x: x.shape if isinstance(x, torch.Tensor) else x,
-                                                  (args, kwargs, out))
             try:
-                macs = formula(*shapes[0], **shapes[1], out_shape=shapes[2]) // 2
+                macs = formula(*args, **kwargs, out_val=out) // 2
             except Exception:  # noqa: BLE001 - a formula that does not fit this call: the check stays silent
                 macs = 0
             self.by_module[""] += macs

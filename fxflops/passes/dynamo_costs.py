@@ -4,11 +4,12 @@
   known custom ops by the torch op they wrap) and returns its node records: graphs that ran more than
   once, modules kept whole and reused blocks included. :func:`outside_graphs` checks the total against
   FlopCounterMode's count in the eager probe.
-* :class:`DynamoFallback` is the ``fallback`` of :func:`fxflops.passes.costs.count_graph` on the fx
+* :class:`OpaqueFallback` is the ``fallback`` of :func:`fxflops.passes.costs.count_graph` on the fx
   path: a submodule fx could not trace (kept as a leaf) or a function registered with
-  ``torch.fx.wrap`` (an opaque ``call_function`` node) is captured with dynamo on the meta inputs
-  shape propagation gave the node, and priced in the same counting context. Results are memoised by
-  module or function and input signature, so the twelve identical blocks of a stage are captured once.
+  ``torch.fx.wrap`` (an opaque ``call_function`` node) is recorded on the meta inputs shape propagation
+  gave the node (:mod:`fxflops.capture.record`), or captured with dynamo where it cannot be recorded, and
+  priced in the same counting context. Results are memoised by module or function and input signature,
+  so the twelve identical blocks of a stage are captured once.
 """
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ import torch.fx as fx
 
 from ..capture.dynamo import DynamoCapture, capture_dynamo
 from ..capture.fx import Untraceable
+from ..capture.record import capture_record
 from ..capture.probe import LeafCall, signature
 from ..errors import FxFlopsError
 from ..paths import ancestors, attr_at
@@ -113,21 +115,39 @@ def subgraph_fallback(gm: fx.GraphModule, ctx: Counting):
 
 
 def equivalent_op(op: Any, call: Call, ctx: Counting) -> tuple[Cost, str, list[str]] | None:
-    """A custom op priced by the rule of the torch op it stands for (:data:`EQUIVALENT_OPS`), or None."""
+    """A custom op priced by the rule of the torch op it stands for (:data:`EQUIVALENT_OPS`), and an aten op
+    called directly (``torch.ops.aten.mm.default``) by the rule of its torch function or Tensor method; or None."""
     name = op._qualified_op_name if isinstance(op, torch._ops.OpOverloadPacket) else op.name().split(".")[0]
-    torch_op = getattr(torch, EQUIVALENT_OPS.get(name, ""), None)
-    rule = ctx.registry.for_function(torch_op) if torch_op is not None else None
-    if rule is None:
-        return None
-    cost = as_cost(rule(Call(torch_op, call.args, call.kwargs, call.out)), name)
+    namespace, _, base = name.partition("::")
+    torch_name = EQUIVALENT_OPS.get(name, base if namespace == "aten" else "")
+    target: Any = getattr(torch, torch_name, None) if torch_name else None
+    rule = ctx.registry.for_function(target) if target is not None else None
+    if rule is None and namespace == "aten":
+        target, rule = base, ctx.registry.for_method(base)
+    if rule is None or rule.status == Status.FREE:
+        return (Cost(), f"{rule.op} (as {name}): {rule.reason}", []) if rule is not None else None
+    cost = as_cost(rule(Call(target, call.args, call.kwargs, call.out)), name)
     return cost, f"{rule.op} (as {name})", []
 
 
+THROUGH_RECORD = "counted by recording its call"
 THROUGH_DYNAMO = "counted through dynamo"
 
 
-class DynamoFallback:
-    """``count_graph``'s fallback on the fx path: captures an opaque leaf or wrapped function with dynamo."""
+class _Called(torch.nn.Module):
+    """A function fx keeps opaque, as a module the recorder can run."""
+
+    def __init__(self, fn: Any):
+        super().__init__()
+        self.fn = fn
+
+    def forward(self, *args: Any, **kwargs: Any) -> Any:
+        return self.fn(*args, **kwargs)
+
+
+class OpaqueFallback:
+    """``count_graph``'s fallback on the fx path: records an opaque leaf or wrapped function (dynamo where the
+    call cannot be recorded) and prices what it ran."""
 
     def __init__(self, ctx: Counting):
         self.ctx = ctx
@@ -148,6 +168,22 @@ class DynamoFallback:
         return self.memo[key]
 
     def _count(self, target: Any, call: Call) -> tuple[Cost, str, list[str]] | None:
+        module = target if isinstance(target, torch.nn.Module) else _Called(target)
+        try:
+            rec = capture_record(module, tuple(call.args), dict(call.kwargs),
+                                 lambda m: self.ctx.registry.for_module(m) is not None)
+        except FxFlopsError:
+            return self._through_dynamo(target, call)
+        count_graph(rec.graph_module, self.ctx.nested(self))
+        nodes = list(rec.graph_module.graph.nodes)
+        cost, left = total(nodes), left_out_of(nodes)
+        ops = [n for n in nodes if n.meta.get("fxflops") is not None and n.meta["fxflops"].status.priced]
+        records = [NodeRecord("", "", "", "", "", "", [], [], [], cost.macs, cost.flops, 0, "", Status.COUNTED)]
+        if not self.ctx.ignore and outside_graphs(rec, records):
+            left.append(f"{rec.eager_macs[''] - cost.macs:,} MACs the dispatch-level check sees (not recorded)")
+        return cost, f"{THROUGH_RECORD} ({len(ops)} ops)", left
+
+    def _through_dynamo(self, target: Any, call: Call) -> tuple[Cost, str, list[str]] | None:
         try:
             cap = capture_dynamo(target, tuple(call.args), dict(call.kwargs))
         except FxFlopsError as err:
@@ -167,19 +203,27 @@ def _name(target: Any) -> str:
     return type(target).__name__ if isinstance(target, torch.nn.Module) else getattr(target, "__name__", repr(target))
 
 
-def fallback_notes(gm: fx.GraphModule, untraceable: list[Untraceable], fallback: DynamoFallback) -> list[str]:
-    """One line per untraceable leaf (counted through dynamo or not) and per fx-wrapped function dynamo priced."""
+def fallback_notes(gm: fx.GraphModule, untraceable: list[Untraceable], fallback: OpaqueFallback) -> list[str]:
+    """One line per untraceable leaf (counted or not, and how) and per fx-wrapped function the fallback priced."""
     notes = []
     costs = {n.target: n.meta.get("fxflops") for n in gm.graph.nodes if n.op == "call_module"}
     for u in untraceable:
         cost = costs.get(u.path)
         if cost is not None and cost.status.priced:
-            notes.append(f"fx could not trace {u.describe()}; kept it as a leaf and counted it through dynamo")
+            notes.append(f"fx could not trace {u.describe()}; kept it as a leaf and {_how(cost.rule)}")
         else:
-            why = fallback.failures.get(u.cls, "dynamo could not count it either")
+            why = fallback.failures.get(u.cls, "neither recording nor dynamo could count it")
             notes.append(f"fx could not trace {u.describe()}; kept it as a leaf, uncounted: {why}")
-    wrapped = sorted({n.meta["fxflops"].target for n in gm.graph.nodes if n.op == "call_function"
-                      and "fxflops" in n.meta and n.meta["fxflops"].rule.startswith(THROUGH_DYNAMO)})
-    if wrapped:
-        notes.append(f"fx keeps {', '.join(wrapped)} opaque (torch.fx.wrap); counted through dynamo")
+    wrapped: dict[str, str] = {}
+    for n in gm.graph.nodes:
+        c = n.meta.get("fxflops")
+        if n.op == "call_function" and c is not None and c.rule.startswith((THROUGH_RECORD, THROUGH_DYNAMO)):
+            wrapped.setdefault(c.target, _how(c.rule))
+    for how in sorted(set(wrapped.values())):
+        names = sorted(t for t, h in wrapped.items() if h == how)
+        notes.append(f"fx keeps {', '.join(names)} opaque (torch.fx.wrap); {how}")
     return notes
+
+
+def _how(rule: str) -> str:
+    return "counted it by recording its call" if rule.startswith(THROUGH_RECORD) else "counted it through dynamo"

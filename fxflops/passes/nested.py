@@ -14,7 +14,7 @@ from ..errors import CaptureError
 from ..tensors import to_meta
 from ..types import Cost
 from .costs import Counting, count_graph, left_out_of, total
-from .dynamo_costs import DynamoFallback, count_capture
+from .dynamo_costs import OpaqueFallback, count_capture
 from .shapes import propagate_shapes
 
 
@@ -27,7 +27,7 @@ def price_callable(ctx: Counting, fn: Callable, args: tuple, kwargs: dict) -> tu
         return _through_dynamo(ctx, fn, args, kwargs)
     gm = cap.graph_module
     propagate_shapes(gm, args, allow_real=False)
-    count_graph(gm, ctx.nested(DynamoFallback(ctx)))
+    count_graph(gm, ctx.nested(OpaqueFallback(ctx)))
     nodes = list(gm.graph.nodes)
     out = next(n for n in reversed(nodes) if n.op == "output").args[0]
     value = out.meta.get("val") if isinstance(out, torch.fx.Node) else out

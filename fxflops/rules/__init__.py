@@ -16,5 +16,6 @@ from . import (  # noqa: F401
     rnn,
     shape_ops,
     transformer,
+    timm_layers,
     torchvision_ops,
 )
