@@ -74,6 +74,8 @@ def _matches(ignore: list[Any], node: fx.Node, module: torch.nn.Module | None, r
                 return True
             if module is not None and item == type(module).__name__:
                 return True
+            if node.op == "call_function" and item == target_name(node.target):  # the name the report shows
+                return True
         elif isinstance(item, type):
             if module is not None and isinstance(module, item):
                 return True
