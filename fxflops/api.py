@@ -216,17 +216,23 @@ def _concrete(model: torch.nn.Module, args: tuple, kwargs: dict, user: Mapping[s
 
 
 def _placeholder_values(gm: fx.GraphModule, model: torch.nn.Module, args: tuple, kwargs: dict) -> tuple:
-    """Positional values for the graph's placeholders, taken from the example by position or name."""
-    bound: dict[str, Any] = {}
-    params = [p for p in _forward_params(model) if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
-    for p, a in zip(params, args):
-        bound[p.name] = a
+    """Values for the graph's placeholders, taken from the example by position or name. A catch-all
+    (``*args``, ``**kwargs``) gets what the example gives beyond the named parameters: often nothing, an
+    empty tuple or dict, exactly as in a real call."""
+    params = _forward_params(model)
+    positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    named = {p.name for p in params if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)}
+    bound: dict[str, Any] = dict(zip((p.name for p in positional), args))
     bound.update(kwargs)
     values = []
     placeholders = [n for n in gm.graph.nodes if n.op == "placeholder"]
     for i, n in enumerate(placeholders):
         name = n.target.lstrip("*")
-        if name in bound:
+        if n.target.startswith("**"):
+            values.append({k: v for k, v in kwargs.items() if k not in named})
+        elif n.target.startswith("*"):
+            values.append(tuple(args[len(positional):]))
+        elif name in bound:
             values.append(bound[name])
         elif i < len(args) and not params:
             values.append(args[i])

@@ -41,6 +41,13 @@ SHAPE_PRESERVING: tuple[type, ...] = (
 class ShapeProp(fx.Interpreter):
     """Interpreter that records each node's output value (meta or real) in ``node.meta["val"]``."""
 
+    def placeholder(self, target: Any, args: tuple, kwargs: dict) -> Any:
+        # A catch-all (*args, **kwargs) gets one value, its tuple or dict, like any other placeholder:
+        # fx's default would swallow every remaining value into a list, starving the placeholders after it.
+        if isinstance(target, str) and target.startswith("*"):
+            return next(self.args_iter)
+        return super().placeholder(target, args, kwargs)
+
     def call_module(self, target: Any, args: tuple, kwargs: dict) -> Any:
         if len(args) == 1 and not kwargs and isinstance(args[0], torch.Tensor) and args[0].device == META:
             module = self.fetch_attr(target)
