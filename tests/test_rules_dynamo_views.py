@@ -34,6 +34,25 @@ def test_vmap_batch_dim_moves_are_free() -> None:
     assert all(n.status == Status.FREE and n.flops == 0 for n in moves)
 
 
+class VmapMatmul(nn.Module):
+    def forward(self, x):
+        return torch.vmap(lambda m: m @ m)(x)
+
+
+class NestedVmap(nn.Module):
+    def forward(self, x):
+        return torch.vmap(torch.vmap(lambda r: r.sin() * 2))(x)
+
+
+def test_ops_under_vmap_are_priced_for_every_sample() -> None:
+    # inside vmap each op sees one sample: two 3×3 @ 3×3 matmuls are 2·27 MACs, not 27
+    r = trace_flops(VmapMatmul(), torch.randn(2, 3, 3), capture="dynamo", strict=True)
+    assert (r.total_macs, r.total_flops) == (2 * 27, 2 * 2 * 27)
+    # two nested levels (2, then 3) around rows of 4: sin and the multiply on all 2·3·4 elements
+    r = trace_flops(NestedVmap(), torch.randn(2, 3, 4), capture="dynamo", strict=True)
+    assert r.total_flops == 2 * 24
+
+
 class Scan(nn.Module):
     def forward(self, x):
         return associative_scan(lambda a, b: a * b, x, dim=0, combine_mode="generic")
@@ -43,6 +62,8 @@ def test_slices_inside_a_scan_are_free() -> None:
     r = trace_flops(Scan(), torch.randn(8, 3), capture="dynamo", strict=True)
     slices = [n for n in r.nodes if n.target == "slice"]
     assert slices and all(n.status == Status.FREE and n.flops == 0 for n in slices)
+    # the generic scan combines pairs under vmap at levels of 4, 2, 1, 0, 1 and 3 pairs, 3 channels each
+    assert r.total_flops == (4 + 2 + 1 + 0 + 1 + 3) * 3
 
 
 # torch._weight_norm(v, g, dim): 3·numel(v) + 2·numel(g)
@@ -65,3 +86,39 @@ def test_weight_norm_conv_on_the_dynamo_path(wrap) -> None:
     assert only(r, "weight_norm").flops == 3 * 48 + 2 * 4
     assert (r.total_macs, r.total_flops) == (288, 2 * 288 + 24 + 152)
     assert len(ops(r, "conv1d")) == 1
+
+
+# ---- the models that used to raise under strict=True ------------------------------------------------------
+
+
+def _torch_macs(model: nn.Module, **example) -> int:
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with FlopCounterMode(display=False) as fc, sdpa_kernel(SDPBackend.MATH), torch.no_grad():  # attention as matmuls
+        model(**example)
+    return fc.get_total_flops() // 2
+
+
+def test_wav2vec2_positional_conv_weight_norm() -> None:
+    import transformers as T
+
+    model = T.Wav2Vec2Model(T.Wav2Vec2Config(
+        hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64, conv_dim=(16, 16),
+        conv_stride=(5, 2), conv_kernel=(10, 3), num_conv_pos_embeddings=16, num_conv_pos_embedding_groups=4)).eval()
+    example = {"input_values": torch.randn(1, 400)}
+    r = trace_flops(model, example, strict=True)
+    # the positional conv's weight v is (32, 8, 16) with its norm over dim 2: g is (1, 1, 16)
+    assert only(r, "weight_norm").flops == 3 * 32 * 8 * 16 + 2 * 16
+    assert r.total_macs == _torch_macs(model, **example)
+
+
+@pytest.mark.slow
+def test_mamba_scan_is_complete() -> None:
+    import transformers as T
+
+    model = T.MambaModel(T.MambaConfig(hidden_size=16, state_size=4, num_hidden_layers=1, vocab_size=50,
+                                       intermediate_size=32)).eval()
+    example = {"input_ids": torch.zeros(1, 6, dtype=torch.long)}
+    r = trace_flops(model, example, capture="dynamo", strict=True)  # the scan: aten.slice and vmap under strict
+    assert r.total_macs == _torch_macs(model, **example)
