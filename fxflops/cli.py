@@ -25,10 +25,12 @@ DTYPES = {
     "long": torch.int64, "int64": torch.int64, "int": torch.int32, "int32": torch.int32, "bool": torch.bool,
 }
 
-EPILOG = """subcommand:
+SUBCOMMAND = """subcommand:
   fxflops audit MODEL             every op target of the model with its rule and status (fxflops audit --help)
 
-model specs:
+"""
+
+EPILOG = """model specs:
   torchvision:resnet50            a torchvision model, built with weights=None
   timm:vit_small_patch16_224      a timm model, built with pretrained=False
   mypkg.models:build_net          any importable callable returning an nn.Module (or an nn.Module instance)
@@ -43,9 +45,9 @@ inputs (repeat --input for several positional inputs; name= makes a keyword inpu
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="fxflops",
-        description="Count the MACs, FLOPs and parameters of a PyTorch model from its torch.fx graph. "
-                    "`fxflops audit MODEL` lists every op target with its rule and status (see fxflops audit --help).",
-        epilog=EPILOG,
+        description="Count the MACs, FLOPs and parameters of a PyTorch model from its torch.fx graph.\n"
+                    "Subcommand: `fxflops audit MODEL` lists every op target with its rule and status.",
+        epilog=SUBCOMMAND + EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("model", help="model spec (see below), or `audit MODEL` for the coverage audit")
@@ -297,9 +299,9 @@ def run(args: argparse.Namespace) -> int:
 def build_audit_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="fxflops audit",
-        description="Coverage audit: every call target of a model's graph with its rule and status "
-                    "(counted/free/ignored/uncounted) and the FLOPs forward hooks cannot see. (The audit of "
-                    "torch's public API is `python -m tools.api_audit`, run from a source checkout.)",
+        description="Coverage audit: every call target of a model's graph with its rule and status\n"
+                    "(counted/free/ignored/uncounted) and the FLOPs forward hooks cannot see.\n"
+                    "The audit of torch's public API is `python -m tools.api_audit`, run from a source checkout.",
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
