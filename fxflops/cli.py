@@ -173,13 +173,16 @@ def _timm_model(name: str) -> torch.nn.Module:
 
 
 def _import(where: str) -> Any:
+    if os.getcwd() not in sys.path:  # the console script's path does not hold the directory it is run from
+        sys.path.append(os.getcwd())
     try:
         return importlib.import_module(where)
     except ModuleNotFoundError as exc:
         if exc.name and (where == exc.name or where.startswith(exc.name + ".")):
             raise FxFlopsError(f"no module named {where!r}. What to do: check the spelling, install it, run from the "
                                "directory that holds it, or name a file: path/to/file.py:NAME") from None
-        raise FxFlopsError(f"importing {where} failed: {first_line(exc)}. What to do: install {exc.name!r}") from None
+        missing = f"install {exc.name!r}" if exc.name else "install what it imports"
+        raise FxFlopsError(f"importing {where} failed: {first_line(exc)}. What to do: {missing}") from None
     except Exception as exc:  # noqa: BLE001 - the user's module failed while being imported
         where_ = user_frame(exc.__traceback__)
         raise FxFlopsError(f"importing {where} raised {first_line(exc)}" + (f" ({where_})" if where_ else "")) from None

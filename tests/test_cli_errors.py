@@ -217,3 +217,12 @@ def test_shape_error_names_the_users_line(mynet: Path) -> None:
     res = fxflops_cli(f"{mynet}:Small", "--input", "1,3,28,28")
     one_error(res, "node 'fc1'", "mat1 and mat2 shapes cannot be multiplied",
               f"{mynet}:{FC1_LINE} in forward: return self.fc1(x)")
+
+
+def test_module_spec_found_in_the_working_directory(capsys, monkeypatch, mynet: Path) -> None:
+    # the console script's sys.path does not hold the directory it is run from; `mynet:Net` must still import
+    monkeypatch.chdir(mynet.parent)
+    monkeypatch.setattr(sys, "path", [p for p in sys.path if p not in ("", ".", str(mynet.parent))])
+    monkeypatch.delitem(sys.modules, "mynet", raising=False)
+    res = in_process(capsys, "mynet:Small", "--input", "1,3,6,6")
+    assert res.returncode == 0 and res.stdout.startswith("Small: "), res.stderr
