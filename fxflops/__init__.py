@@ -7,7 +7,7 @@
 from importlib.metadata import PackageNotFoundError, version
 
 from .api import trace_flops
-from .errors import CaptureError, FxFlopsError, ShapeError, UncountedOpError
+from .errors import CaptureError, FxFlopsError, RenderError, ShapeError, UncountedOpError, UncountedOpWarning
 from .report import Audit, AuditRow, BlindSpot, Report
 from .rules.registry import REGISTRY, Call, Registry, Rule, contraction, elementwise, free, rule
 from .types import Capture, Cost, ModuleRow, NodeCost, NodeRecord, Status
@@ -41,4 +41,6 @@ __all__ = [
     "CaptureError",
     "ShapeError",
     "UncountedOpError",
+    "UncountedOpWarning",
+    "RenderError",
 ]

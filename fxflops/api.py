@@ -14,14 +14,14 @@ from . import rules as _rules  # noqa: F401 - importing fills the registry
 from .capture.dynamo import capture_dynamo
 from .capture.fx import capture_fx
 from .capture.record import capture_record
-from .errors import CaptureError, FxFlopsError, UncountedOpError, warn_user
+from .errors import CaptureError, FxFlopsError, ShapeError, UncountedOpError, UncountedOpWarning, warn_user
 from .passes.costs import Counting, count_graph
 from .passes.dynamo_costs import OpaqueFallback, count_capture, equivalent_op, fallback_notes, outside_graphs
 from .passes.records import module_rows, node_records
-from .passes.shapes import materialize_lazy, propagate_shapes
+from .passes.shapes import locate, materialize_lazy, propagate_shapes
 from .report.report import Report
 from .rules.registry import REGISTRY, Registry, as_custom_rules
-from .types import Capture, NodeRecord, Status
+from .types import Capture
 
 Example = torch.Tensor | tuple | list | Mapping[str, Any] | None
 CAPTURES = ("auto", "fx", "record", "dynamo")
@@ -79,16 +79,25 @@ def trace_flops(
     report = _choose(capture, jobs, type(model).__name__)
     if lazy_note:
         report.notes.insert(0, lazy_note)
-    _check_complete(report.nodes, strict, report.missing)
+    _check_complete(report, strict)
     return report
 
 
 def _fx_report(model: torch.nn.Module, args: tuple, kwargs: dict, ctx: Counting, leaf_types: tuple[type, ...],
                concrete_args: Mapping[str, Any] | None) -> Report:
     """Symbolic tracing (partial where a submodule resists), meta shapes, costs; opaque leaves through dynamo."""
-    cap = capture_fx(model, ctx.registry, leaf_types, concrete_args=_concrete(model, args, kwargs, concrete_args))
+    concrete = _concrete(model, args, kwargs, concrete_args)
+    cap = capture_fx(model, ctx.registry, leaf_types, concrete_args=concrete)
     gm = cap.graph_module
-    shapes = propagate_shapes(gm, _placeholder_values(gm, model, args, kwargs))
+    try:
+        shapes = propagate_shapes(gm, _placeholder_values(gm, model, args, kwargs))
+    except ShapeError as err:
+        if err.located or err.node is None:
+            raise
+        # Only now is the user's line worth a second trace that records stack traces (see shapes._shape_advice).
+        again = capture_fx(model, ctx.registry, leaf_types, concrete_args=concrete, stack_traces=True).graph_module
+        node = next((n for n in again.graph.nodes if n.name == err.node), None)
+        raise locate(err, node.meta.get("stack_trace") if node is not None else None) from err.__cause__
     fallback = OpaqueFallback(ctx)
     count_graph(gm, ctx.nested(fallback))
     notes = fallback_notes(gm, cap.untraceable, fallback)
@@ -196,27 +205,15 @@ def _why(err: BaseException, name: str) -> str:
     return f"{name} ({type(err).__name__}: {line.rstrip('.')})"
 
 
-def _check_complete(nodes: list[NodeRecord], strict: bool, missing: str | None) -> None:
+def _check_complete(report: Report, strict: bool) -> None:
     """One warning (or, with ``strict``, one error) for everything the count could not price, on every path."""
-    left = [n for n in nodes if n.status == Status.UNCOUNTED]
-    partial = [n for n in nodes if n.status == Status.PARTIAL]
-    if not (left or partial or missing):
+    gap = report.shortfall(strict)
+    if gap is None:
         return
-    parts = []
-    if left:
-        parts.append(f"{len(left)} node(s) have no FLOPs rule or could not be priced, and were counted as 0: "
-                     f"{', '.join(sorted({n.target for n in left}))}")
-    if partial:
-        inside = sorted({x for n in partial for x in n.left_out})
-        parts.append(f"{len(partial)} node(s) were priced only in part ({', '.join(sorted({n.target for n in partial}))}"
-                     f"), leaving out {', '.join(inside)}")
-    if missing:
-        parts.append(missing)
-    fix = "Add a rule with custom_rules={target: fn} or @fxflops.rule(target); report.audit() lists them."
-    msg = "; ".join(parts) + ". " + fix
+    msg = gap + ". Add a rule with custom_rules={target: fn} or @fxflops.rule(target); report.audit() lists them."
     if strict:
-        raise UncountedOpError(msg.replace("were counted as 0", "would be counted as 0"))
-    warn_user(msg)
+        raise UncountedOpError(msg)
+    warn_user(msg, UncountedOpWarning)
 
 
 def split_example(example: Example) -> tuple[tuple, dict]:
@@ -225,6 +222,10 @@ def split_example(example: Example) -> tuple[tuple, dict]:
     if isinstance(example, torch.Tensor):
         return (example,), {}
     if isinstance(example, (tuple, list)):
+        if example and all(isinstance(d, int) and not isinstance(d, bool) for d in example):
+            # (1, 3, 224, 224) is a shape, not a tuple of inputs: torch would fail deep inside the first op
+            raise TypeError(f"example {tuple(example)} is a shape, not an input: pass a tensor, "
+                            f"e.g. torch.randn{tuple(example)}")
         return tuple(example), {}
     if isinstance(example, Mapping):
         return (), dict(example)
@@ -254,17 +255,23 @@ def _concrete(model: torch.nn.Module, args: tuple, kwargs: dict, user: Mapping[s
 
 
 def _placeholder_values(gm: fx.GraphModule, model: torch.nn.Module, args: tuple, kwargs: dict) -> tuple:
-    """Positional values for the graph's placeholders, taken from the example by position or name."""
-    bound: dict[str, Any] = {}
-    params = [p for p in _forward_params(model) if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
-    for p, a in zip(params, args):
-        bound[p.name] = a
+    """Values for the graph's placeholders, taken from the example by position or name. A catch-all
+    (``*args``, ``**kwargs``) gets what the example gives beyond the named parameters: often nothing, an
+    empty tuple or dict, exactly as in a real call."""
+    params = _forward_params(model)
+    positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    named = {p.name for p in params if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)}
+    bound: dict[str, Any] = dict(zip((p.name for p in positional), args))
     bound.update(kwargs)
     values = []
     placeholders = [n for n in gm.graph.nodes if n.op == "placeholder"]
     for i, n in enumerate(placeholders):
         name = n.target.lstrip("*")
-        if name in bound:
+        if n.target.startswith("**"):
+            values.append({k: v for k, v in kwargs.items() if k not in named})
+        elif n.target.startswith("*"):
+            values.append(tuple(args[len(positional):]))
+        elif name in bound:
             values.append(bound[name])
         elif i < len(args) and not params:
             values.append(args[i])

@@ -3,22 +3,32 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import difflib
 import importlib
-import json
 import importlib.util
+import inspect
+import json
 import os
 import sys
+import warnings
+from pathlib import Path
 from typing import Any, Sequence
 
 import torch
 
-from .errors import FxFlopsError
+from . import __version__
+from .errors import FxFlopsError, UncountedOpWarning, first_line, user_frame
 
 DTYPES = {
     "float": torch.float32, "float32": torch.float32, "float16": torch.float16, "half": torch.float16,
     "bfloat16": torch.bfloat16, "float64": torch.float64, "double": torch.float64,
     "long": torch.int64, "int64": torch.int64, "int": torch.int32, "int32": torch.int32, "bool": torch.bool,
 }
+
+SUBCOMMAND = """subcommand:
+  fxflops audit MODEL             every op target of the model with its rule and status (fxflops audit --help)
+
+"""
 
 EPILOG = """model specs:
   torchvision:resnet50            a torchvision model, built with weights=None
@@ -35,11 +45,12 @@ inputs (repeat --input for several positional inputs; name= makes a keyword inpu
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="fxflops",
-        description="Count the MACs, FLOPs and parameters of a PyTorch model from its torch.fx graph.",
-        epilog=EPILOG,
+        description="Count the MACs, FLOPs and parameters of a PyTorch model from its torch.fx graph.\n"
+                    "Subcommand: `fxflops audit MODEL` lists every op target with its rule and status.",
+        epilog=SUBCOMMAND + EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("model", help="model spec (see below)")
+    p.add_argument("model", help="model spec (see below), or `audit MODEL` for the coverage audit")
     add_model_options(p)
     p.add_argument("--depth", type=int, default=2, help="module depth of the per-module table (default 2)")
     p.add_argument("--top", type=int, default=0, metavar="K", help="also list the K costliest nodes")
@@ -58,6 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def add_model_options(p: argparse.ArgumentParser) -> None:
     """Options that say how to build the model and its example; shared by every subcommand."""
+    p.add_argument("--version", action="version", version=f"fxflops {__version__}")
     p.add_argument("--input", action="append", default=[], metavar="SHAPE",
                    help="example input shape, e.g. 1,3,224,224 or ids=1,128:long (repeatable)")
     p.add_argument("--meta", action="store_true",
@@ -65,24 +77,29 @@ def add_model_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--train", action="store_true", help="analyse in training mode (default: eval mode)")
     p.add_argument("--capture", choices=("auto", "fx", "dynamo"), default="auto",
                    help="graph capture: fx symbolic tracing, dynamo, or auto (fx, falling back to dynamo)")
-    p.add_argument("--strict", action="store_true", help="fail when an op has no FLOPs rule")
+    p.add_argument("--strict", action="store_true",
+                   help="fail (exit 2) when an op has no FLOPs rule instead of counting it as 0 with a note")
 
 
 def parse_input(spec: str, device: torch.device | None = None) -> tuple[str | None, torch.Tensor]:
     """``"1,3,224,224"`` → float tensor; ``"ids=1,128:long"`` → ("ids", int64 zeros)."""
-    name = None
+    given, name = spec, None
     if "=" in spec:
         name, spec = spec.split("=", 1)
     dtype = torch.float32
     if ":" in spec:
         spec, dt = spec.rsplit(":", 1)
         if dt not in DTYPES:
-            raise FxFlopsError(f"unknown dtype {dt!r} in --input; use one of {', '.join(sorted(DTYPES))}")
+            raise FxFlopsError(f"unknown dtype {dt!r} in --input {given!r}; use one of {', '.join(sorted(DTYPES))}")
         dtype = DTYPES[dt]
+    parts = [s.strip() for s in spec.replace("x", ",").split(",")]
     try:
-        shape = tuple(int(s) for s in spec.replace("x", ",").split(",") if s.strip())
-    except ValueError:
-        raise FxFlopsError(f"--input {spec!r} is not a shape; write it like 1,3,224,224") from None
+        shape = tuple(int(s) for s in parts)
+    except ValueError:  # a letter, or an empty size between two commas, is a typo: never drop it silently
+        raise FxFlopsError(f"--input {given!r} is not a shape; write its sizes separated by commas, "
+                           "like 1,3,224,224") from None
+    if any(d < 1 for d in shape):
+        raise FxFlopsError(f"--input {given!r} has a size below 1; every size of the example must be at least 1")
     if dtype.is_floating_point:
         t = torch.randn(shape, dtype=dtype, device=device) if device is None else torch.empty(shape, dtype=dtype, device=device)
     else:
@@ -96,32 +113,96 @@ def load_model(spec: str) -> torch.nn.Module:
         raise FxFlopsError(f"model spec {spec!r} needs a colon: torchvision:NAME, timm:NAME, module:attr or file.py:attr")
     where, attr = spec.rsplit(":", 1)
     if where == "torchvision":
-        import torchvision
-
-        return torchvision.models.get_model(attr, weights=None)
+        return _torchvision_model(attr)
     if where == "timm":
-        import timm
-
-        return timm.create_model(attr, pretrained=False)
-    if where.endswith(".py") or os.sep in where:
-        path = os.path.abspath(where)
-        if not os.path.exists(path):
-            raise FxFlopsError(f"no such file: {where}")
-        mod_spec = importlib.util.spec_from_file_location(os.path.splitext(os.path.basename(path))[0], path)
-        module = importlib.util.module_from_spec(mod_spec)
-        sys.path.insert(0, os.path.dirname(path))
-        mod_spec.loader.exec_module(module)
-    else:
-        module = importlib.import_module(where)
+        return _timm_model(attr)
+    module = _load_file(where) if where.endswith(".py") or os.sep in where else _import(where)
     try:
         obj: Any = getattr(module, attr)
     except AttributeError:
-        raise FxFlopsError(f"{where} has no attribute {attr!r}") from None
-    if not isinstance(obj, torch.nn.Module):
-        obj = obj()
+        raise FxFlopsError(f"{where} has no attribute {attr!r}{_close(attr, dir(module))}") from None
+    if isinstance(obj, torch.nn.Module):
+        return obj
+    if not callable(obj):
+        raise FxFlopsError(f"{spec} is a value of type {type(obj).__name__}, not a model: name an nn.Module, a class, or a "
+                           "function that returns a module when called without arguments")
+    obj = _build(spec, obj)
     if not isinstance(obj, torch.nn.Module):
         raise FxFlopsError(f"{spec} did not give an nn.Module (got {type(obj).__name__})")
     return obj
+
+
+def _close(name: str, names: Sequence[str]) -> str:
+    near = difflib.get_close_matches(name, list(names), n=3)
+    return f" (did you mean {', '.join(near)}?)" if near else ""
+
+
+def _build(spec: str, make: Any, **kwargs: Any) -> Any:
+    """Call the model's constructor; its failure is the user's code failing, told in one line with its place."""
+    try:
+        return make(**kwargs)
+    except FxFlopsError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - any failure of the user's constructor becomes one error line
+        where = user_frame(exc.__traceback__)
+        raise FxFlopsError(f"building {spec} raised {first_line(exc)}" + (f" ({where})" if where else "") +
+                           ". What to do: the spec must name a class or function callable without arguments") from None
+
+
+def _torchvision_model(name: str) -> torch.nn.Module:
+    import torchvision
+
+    known = torchvision.models.list_models()
+    if name not in known:
+        raise FxFlopsError(f"torchvision has no model {name!r}{_close(name, known)}; "
+                           "torchvision.models.list_models() lists them")
+    builder = torchvision.models.get_model_builder(name)
+    kwargs = {"weights": None}
+    if "weights_backbone" in inspect.signature(builder).parameters:  # detection/segmentation: no download either
+        kwargs["weights_backbone"] = None
+    return _build(f"torchvision:{name}", builder, **kwargs)
+
+
+def _timm_model(name: str) -> torch.nn.Module:
+    import timm
+
+    if not timm.is_model(name.split(".", 1)[0]):  # a pretrained tag (name.tag) names the same architecture
+        raise FxFlopsError(f"timm has no model {name!r}{_close(name, timm.list_models())}; "
+                           "timm.list_models('pattern*') lists them")
+    return _build(f"timm:{name}", timm.create_model, model_name=name, pretrained=False)
+
+
+def _import(where: str) -> Any:
+    if os.getcwd() not in sys.path:  # the console script's path does not hold the directory it is run from
+        sys.path.append(os.getcwd())
+    try:
+        return importlib.import_module(where)
+    except ModuleNotFoundError as exc:
+        if exc.name and (where == exc.name or where.startswith(exc.name + ".")):
+            raise FxFlopsError(f"no module named {where!r}. What to do: check the spelling, install it, run from the "
+                               "directory that holds it, or name a file: path/to/file.py:NAME") from None
+        missing = f"install {exc.name!r}" if exc.name else "install what it imports"
+        raise FxFlopsError(f"importing {where} failed: {first_line(exc)}. What to do: {missing}") from None
+    except Exception as exc:  # noqa: BLE001 - the user's module failed while being imported
+        where_ = user_frame(exc.__traceback__)
+        raise FxFlopsError(f"importing {where} raised {first_line(exc)}" + (f" ({where_})" if where_ else "")) from None
+
+
+def _load_file(where: str) -> Any:
+    path = os.path.abspath(where)
+    if not os.path.isfile(path):
+        raise FxFlopsError(f"no such file: {where}")
+    mod_spec = importlib.util.spec_from_file_location(os.path.splitext(os.path.basename(path))[0], path)
+    module = importlib.util.module_from_spec(mod_spec)
+    sys.path.insert(0, os.path.dirname(path))
+    try:
+        mod_spec.loader.exec_module(module)
+    except SyntaxError as exc:
+        raise FxFlopsError(f"{where}:{exc.lineno}: {exc.msg} (a syntax error: the file cannot be loaded)") from None
+    except Exception as exc:  # noqa: BLE001 - the user's file failed while being run
+        at = user_frame(exc.__traceback__)
+        raise FxFlopsError(f"loading {where} raised {first_line(exc)}" + (f" ({at})" if at else "")) from None
+    return module
 
 
 def default_input(spec: str, model: torch.nn.Module) -> list[str]:
@@ -155,65 +236,102 @@ def prepare(args: argparse.Namespace) -> tuple[torch.nn.Module, Any]:
     return model, example
 
 
-def run(args: argparse.Namespace) -> int:
+def check_output(path: str) -> None:
+    """Refuse an --svg path that cannot be written before the model is even built."""
+    from .draw.dot import FORMATS
+
+    p = Path(path)
+    if p.suffix.lower().lstrip(".") not in FORMATS:
+        raise FxFlopsError(f"--svg {path!r}: the file name must end in {', '.join('.' + f for f in FORMATS)}")
+    folder = p.parent
+    if not folder.is_dir():
+        raise FxFlopsError(f"--svg {path!r}: there is no directory {str(folder)!r}; create it first")
+    if not os.access(folder, os.W_OK):
+        raise FxFlopsError(f"--svg {path!r}: the directory {str(folder)!r} is not writable")
+
+
+CLI_FIX = ("What to do: count them as 0 with --ignore OP, or price them with a custom rule (docs/extending.md); "
+           "`fxflops audit MODEL` lists every op with its status")
+
+
+def count(args: argparse.Namespace) -> Any:
+    """The report of the model the options name, without the library's uncounted-op warning (its advice is
+    Python's; :func:`tell_shortfall` says it in CLI terms)."""
     from .api import trace_flops
 
     model, example = prepare(args)
-    report = trace_flops(model, example, ignore=args.ignore, capture=args.capture, strict=args.strict)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UncountedOpWarning)
+        return trace_flops(model, example, ignore=args.ignore, capture=args.capture)
+
+
+def tell_shortfall(report: Any, strict: bool) -> None:
+    """What the count could not price: one note on stderr, or with --strict the error."""
+    gap = report.shortfall(strict=strict)
+    if gap and strict:
+        sys.stdout.flush()
+        raise FxFlopsError(f"--strict: {gap}. {CLI_FIX}")
+    if gap:
+        print(f"fxflops: note: {gap}. {CLI_FIX}", file=sys.stderr)
+
+
+def run(args: argparse.Namespace) -> int:
     if args.svg:
-        out = report.render(args.svg, depth=args.depth, top=args.top, roll=args.roll, max_nodes=args.max_nodes or None)
-        print(f"fxflops: graph written to {out}", file=sys.stderr)
+        check_output(args.svg)
+    report = count(args)
+    tell_shortfall(report, args.strict)
     if args.json:
         print(report.to_json())
-        return 0
-    print(report.summary())
-    print()
-    print(report.table(depth=args.depth))
-    if args.top:
+    else:
+        print(report.summary())
         print()
-        print(report.top_table(args.top))
-    if args.by_op:
-        print()
-        print(report.op_table())
+        print(report.table(depth=args.depth))
+        if args.top:
+            print()
+            print(report.top_table(args.top))
+        if args.by_op:
+            print()
+            print(report.op_table())
+    if args.svg:  # after the report: a drawing that fails loses nothing printed
+        sys.stdout.flush()
+        out = report.render(args.svg, depth=args.depth, top=args.top, roll=args.roll, max_nodes=args.max_nodes or None)
+        print(f"fxflops: graph written to {out}", file=sys.stderr)
     return 0
 
 
 def build_audit_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="fxflops audit",
-        description="Coverage audit: every call target of a model's graph with its rule and status "
-                    "(counted/free/ignored/uncounted) and the FLOPs forward hooks cannot see; or, with --api, "
-                    "the coverage of the installed torch's public API.",
+        description="Coverage audit: every call target of a model's graph with its rule and status\n"
+                    "(counted/free/ignored/uncounted) and the FLOPs forward hooks cannot see.\n"
+                    "The audit of torch's public API is `python -m tools.api_audit`, run from a source checkout.",
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("model", nargs="?", help="model spec (see below); not needed with --api")
+    p.add_argument("model", nargs="?", help="model spec (see below)")
     add_model_options(p)
     p.add_argument("--ignore", action="append", default=[], metavar="OP", help="op counted as 0 (repeatable)")
     p.add_argument("--json", action="store_true", help="print the audit as JSON")
-    p.add_argument("--api", action="store_true", help="audit torch's public API (nn, F, torch, Tensor, operator)")
-    p.add_argument("--write", metavar="FILE", help="with --api: also write the full table as Markdown to FILE")
+    # --api and --write are kept only to say where the torch API audit went (tools.api_audit, since 0.2)
+    p.add_argument("--api", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--write", metavar="FILE", help=argparse.SUPPRESS)
     return p
 
 
 def run_audit(args: argparse.Namespace) -> int:
-    """``--strict`` makes the exit status 1 when anything is uncounted."""
+    """``--strict`` makes anything uncounted an error (exit 2), as it does for the main command."""
     if args.api:
         raise FxFlopsError("the torch API audit is a repository tool since 0.2: run `python -m tools.api_audit` "
-                           "(--json, --write FILE) from a source checkout of fxflops")
+                           "(--json, --write FILE) from a source checkout of fxflops"
+                           + (f"; `fxflops audit {args.model}` (without --api) audits the model" if args.model else ""))
     if not args.model:
-        raise FxFlopsError("fxflops audit needs a model spec, or --api")
-    import warnings
-
-    from .api import trace_flops
-
-    model, example = prepare(args)
-    with warnings.catch_warnings():  # the audit lists the uncounted ops itself
-        warnings.simplefilter("ignore", UserWarning)
-        report = trace_flops(model, example, ignore=args.ignore, capture=args.capture)
-    result = report.audit()
+        raise FxFlopsError("fxflops audit needs a model spec, e.g. fxflops audit torchvision:resnet18")
+    report = count(args)
+    result = report.audit()  # lists the uncounted ops itself: no note
     print(json.dumps(result.to_dict(), indent=2) if args.json else result.table())
-    return 1 if args.strict and result.incomplete else 0
+    if args.strict:
+        tell_shortfall(report, strict=True)
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import re
 import sys
 import traceback
 import warnings
@@ -19,11 +20,26 @@ class CaptureError(FxFlopsError):
 
 
 class ShapeError(FxFlopsError):
-    """The example input does not fit the model: a node rejected the shapes it was given."""
+    """The example input does not fit the model: a node rejected the shapes it was given.
+
+    ``node`` names that node; ``located`` says whether the message already names the user's source line."""
+
+    def __init__(self, message: str, node: str | None = None, located: bool = True):
+        super().__init__(message)
+        self.node = node
+        self.located = located
 
 
 class UncountedOpError(FxFlopsError):
     """``strict=True`` and the graph holds ops that no rule counts."""
+
+
+class RenderError(FxFlopsError):
+    """The annotated graph could not be drawn or written (no Graphviz, an unwritable path)."""
+
+
+class UncountedOpWarning(UserWarning):
+    """Some ops have no rule and were counted as 0 (or were priced only in part); the CLI shows it as a note."""
 
 
 _TORCH_PKG = os.path.dirname(os.path.abspath(torch.__file__)) + os.sep
@@ -39,6 +55,16 @@ def user_frame(tb: TracebackType | None) -> str | None:
             continue
         code = (fr.line or "").strip()
         return f"{fr.filename}:{fr.lineno} in {fr.name}: {code}"
+    return None
+
+
+def user_frame_in_stack(stack_trace: str | None) -> str | None:
+    """:func:`user_frame` of a recorded stack trace (an fx node's ``stack_trace``, outermost frame first)."""
+    frames = re.findall(r'File "([^"]+)", line (\d+), in (\S+)\n\s*(.*)', stack_trace or "")
+    for filename, lineno, name, code in reversed(frames):
+        path = os.path.abspath(filename)
+        if not (path.startswith(_TORCH_PKG) or path.startswith(_OWN_PKG)):
+            return f"{filename}:{lineno} in {name}: {code.strip()}"
     return None
 
 

@@ -101,6 +101,9 @@ class NodeRecord:
     status: Status
     left_out: list[str] = field(default_factory=list)  # with Status.PARTIAL: what inside it was left out
     qualname: str = ""  # the call target's qualified name (nn.Conv2d, F.linear, operator.add, Tensor.add)
+    # The module calls the node ran inside, outermost first. A module shared between owners has one path, so
+    # module_path alone would charge every call of it to its first owner; the stack says which owner called it.
+    module_stack: list[str] = field(default_factory=list)
 
 
 @dataclass

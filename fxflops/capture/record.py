@@ -28,6 +28,7 @@ from typing import Any, Callable, Iterator
 import torch
 import torch.fx as fx
 from torch.fx._lazy_graph_module import _LazyGraphModule
+from torch.nn.utils.parametrize import is_parametrized
 from torch.overrides import TorchFunctionMode
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.flop_counter import flop_registry
@@ -80,7 +81,9 @@ def _advice(model: torch.nn.Module, exc: BaseException, where: str) -> str:
 
 def _record(model: torch.nn.Module, args: tuple, kwargs: dict, is_leaf: Callable[[torch.nn.Module], bool],
             mode: str) -> RecordCapture:
-    paths = {id(m): p for p, m in model.named_modules(remove_duplicate=False)}
+    paths: dict[int, str] = {}  # a module shared by several owners goes by its first (canonical) path
+    for p, m in model.named_modules(remove_duplicate=False):
+        paths.setdefault(id(m), p)
     weights = meta_weights(model) if mode == "meta" else contextlib.nullcontext()
     with quiet(), torch.no_grad(), kept_state(model), weights:
         args, kwargs = private_copy(args, kwargs, mode, model)
@@ -108,10 +111,11 @@ def _graph_module(model: torch.nn.Module, rec: _Recorder) -> fx.GraphModule:
 
 
 def _outermost(model: torch.nn.Module, is_leaf: Callable[[torch.nn.Module], bool]) -> dict[str, torch.nn.Module]:
-    """The leaf modules not inside another leaf (the root is never a leaf: its forward is what is recorded)."""
+    """The leaf modules not inside another leaf (the root is never a leaf: its forward is what is recorded). A
+    parametrized module (weight norm, spectral norm) is recorded through: its weight is computed inside its call."""
     out: dict[str, torch.nn.Module] = {}
     for path, m in model.named_modules():
-        if path and not within(path, out, ancestors=True) and is_leaf(m):
+        if path and not within(path, out, ancestors=True) and is_leaf(m) and not is_parametrized(m):
             out[path] = m
     return out
 

@@ -25,6 +25,7 @@ import networkx as nx
 
 from . import style as st
 from .view import View, ViewCluster, ViewNode, build_view, owners, path_depth, roll_blocks, without_stubs
+from ..errors import RenderError
 from ..units import human
 
 if TYPE_CHECKING:
@@ -394,6 +395,17 @@ def render(source: "Report | nx.DiGraph", path: str | os.PathLike, *, format: st
         raise ValueError(f"cannot render to {path.name!r}: the suffix must be one of {', '.join('.' + f for f in FORMATS)}")
     src = to_dot(source, depth=depth, top=top, roll=roll, hide_scalars=hide_scalars, show_params=show_params,
                  max_nodes=max_nodes)
-    data = graphviz.Source(src, engine=engine).pipe(format=fmt)
-    path.write_bytes(data)
+    try:
+        data = graphviz.Source(src, engine=engine).pipe(format=fmt)
+    except graphviz.ExecutableNotFound:
+        raise RenderError(
+            f"drawing needs Graphviz's `{engine}` program, which is not on PATH. What to do: install Graphviz "
+            "(apt install graphviz, brew install graphviz or conda install -c conda-forge graphviz), or write the "
+            "DOT text with report.to_dot() and draw it elsewhere"
+        ) from None
+    try:
+        path.write_bytes(data)
+    except OSError as exc:
+        raise RenderError(f"cannot write the graph to {str(path)!r}: {exc.strerror or exc}. What to do: "
+                          "choose a path in a directory you can write to") from None
     return path

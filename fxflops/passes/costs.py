@@ -8,11 +8,13 @@ caller checks the whole model once (:func:`fxflops.api.trace_flops`).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import math
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable
 
 import torch
 import torch.fx as fx
+from torch._functorch import predispatch as _predispatch
 
 from ..errors import FxFlopsError, first_line
 from ..rules.registry import Call, Cost, Registry, Rule, qualified_name, target_name
@@ -73,6 +75,8 @@ def _matches(ignore: list[Any], node: fx.Node, module: torch.nn.Module | None, r
             if rule is not None and item == rule.op:
                 return True
             if module is not None and item == type(module).__name__:
+                return True
+            if node.op == "call_function" and item == target_name(node.target):  # the name the report shows
                 return True
         elif isinstance(item, type):
             if module is not None and isinstance(module, item):
@@ -137,14 +141,42 @@ def count_node(gm: fx.GraphModule, node: fx.Node, ctx: Counting) -> NodeCost:
 def count_graph(gm: fx.GraphModule, ctx: Counting) -> list[fx.Node]:
     """Price every op node of ``gm`` in place; returns the nodes whose price is incomplete."""
     incomplete = []
+    hidden: dict[fx.Node, tuple[int, ...]] = {}
     for node in gm.graph.nodes:
+        sizes = vmap_sizes(node, hidden)
+        if sizes:
+            hidden[node] = sizes
         if node.op not in OP_KINDS:
             continue
         cost = count_node(gm, node, ctx)
+        if sizes and (cost.macs or cost.flops):  # the rule priced one sample of every vmap level around it
+            k = math.prod(sizes)
+            cost = replace(cost, macs=cost.macs * k, flops=cost.flops * k)
         node.meta["fxflops"] = cost
         if cost.status.incomplete:
             incomplete.append(node)
     return incomplete
+
+
+# vmap in a dynamo graph: _add_batch_dim(x, in_dim, level) hides x's dimension in_dim, and the ops after it see
+# (and their rules price) one sample; _remove_batch_dim(y, level, batch_size, out_dim) brings it back.
+ADD_BATCH_DIM = (torch._C._functorch._add_batch_dim, _predispatch._add_batch_dim)
+REMOVE_BATCH_DIM = (torch._C._functorch._remove_batch_dim, _predispatch._remove_batch_dim)
+
+
+def vmap_sizes(node: fx.Node, hidden: dict[fx.Node, tuple[int, ...]]) -> tuple[int, ...]:
+    """The batch sizes vmap hides from ``node``'s values, outermost level first (empty outside vmap): one run
+    of the node stands for their product. ``hidden`` holds them for the nodes before it."""
+    if not hidden and node.target not in ADD_BATCH_DIM:
+        return ()
+    inner = max((hidden.get(a, ()) for a in node.all_input_nodes), key=len, default=())
+    if node.target in ADD_BATCH_DIM:
+        x, in_dim = node.args[0], node.args[1]
+        val = x.meta.get("val") if isinstance(x, fx.Node) else None
+        return inner + (int(val.shape[in_dim]),) if isinstance(val, torch.Tensor) else inner
+    if node.target in REMOVE_BATCH_DIM:
+        return inner[:-1]
+    return inner
 
 
 def total(nodes: Any) -> Cost:

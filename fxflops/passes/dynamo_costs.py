@@ -29,7 +29,7 @@ from ..paths import ancestors, attr_at
 from ..rules.registry import Call, Cost, qualified_name
 from ..tensors import dtype_name, tensors_in
 from ..types import NodeRecord, Status
-from .costs import Counting, as_cost, count_graph, left_out_of, module_stack, total
+from .costs import Counting, as_cost, count_graph, left_out_of, total
 from .records import node_records, reused_nodes
 
 
@@ -37,20 +37,17 @@ def count_capture(cap: DynamoCapture, ctx: Counting) -> list[NodeRecord]:
     """Price every graph of ``cap`` in place and return the records of all their nodes."""
     seen: set[int] = set()
     records: list[NodeRecord] = []
-    stacks: dict[str, tuple[str, ...]] = {}  # record name -> module paths on its stack, for block reuse
     many = len(cap.graph_modules) > 1
     for i, gm in enumerate(cap.graph_modules):
         count_graph(gm, ctx.nested(subgraph_fallback(gm, ctx)))
         prefix = f"g{i}." if many else ""
         once = node_records(gm, seen, prefix=prefix)
-        stacks.update({prefix + n.name: tuple(p for p, _ in module_stack(n)) for n in gm.graph.nodes})
         records += once
         for run in range(2, (cap.runs[i] if i < len(cap.runs) else 1) + 1):  # the graph ran again
             again = [replace(r, name=f"{r.name}#{run}", params=0) for r in once]
-            stacks.update({a.name: stacks[r.name] for a, r in zip(again, once)})
             records += again
     records += [leaf_record(call, ctx) for call in cap.leaves]
-    return reused_nodes(records, cap.reused, stacks)
+    return reused_nodes(records, cap.reused)
 
 
 def leaf_record(call: LeafCall, ctx: Counting) -> NodeRecord:

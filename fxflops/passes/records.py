@@ -14,6 +14,7 @@ from ..paths import ancestors, attr_at, moved, under
 from ..rules.registry import target_name
 from ..tensors import dtype_name, tensors_in
 from ..types import ModuleRow, NodeCost, NodeRecord, Status
+from .costs import module_stack
 
 
 def _node_params(gm: fx.GraphModule, node: fx.Node, seen: set[int]) -> int:
@@ -60,6 +61,7 @@ def node_records(gm: fx.GraphModule, seen: set[int] | None = None, prefix: str =
                 status=cost.status if cost else Status.NONE,
                 left_out=list(cost.left_out) if cost else [],
                 qualname=cost.qualname if cost else "",
+                module_stack=[path for path, _ in module_stack(node)],
             )
         )
     return records
@@ -74,7 +76,7 @@ def module_rows(model: torch.nn.Module, nodes: list[NodeRecord]) -> dict[str, Mo
     for n in nodes:
         if not (n.macs or n.flops):
             continue
-        for path in ancestors(n.module_path):
+        for path in charged_paths(n):
             row = rows.get(path)
             if row is not None:
                 row.macs += n.macs
@@ -82,20 +84,34 @@ def module_rows(model: torch.nn.Module, nodes: list[NodeRecord]) -> dict[str, Mo
     return rows
 
 
-def reused_nodes(records: list[NodeRecord], reused: list[Reuse], stacks: dict[str, tuple[str, ...]]) -> list[NodeRecord]:
+def charged_paths(n: NodeRecord) -> set[str]:
+    """The modules a node's cost is charged to: the calls on its module stack and the levels between a caller
+    and a module below it. A module shared between owners (one path, its first owner's) is charged to itself and
+    to the owner that called it, not to its first owner's other ancestors."""
+    stack = n.module_stack
+    if not stack:
+        return set(ancestors(n.module_path))
+    out = set(ancestors(stack[0]))
+    for caller, callee in zip(stack, stack[1:] + [n.module_path]):
+        if under(callee, caller):
+            out.update(p for p in ancestors(callee) if under(p, caller))
+        elif callee:
+            out.add(callee)
+    return out
+
+
+def reused_nodes(records: list[NodeRecord], reused: list[Reuse]) -> list[NodeRecord]:
     """``records`` plus, for every reused block, a copy of each node its source block ran, under the block's own
-    path. A node belongs to a block when the block is on its module stack (``stacks``: record name -> module
-    paths, outermost first), so the work of a module shared between blocks, defined outside them, is copied
-    too. Inner blocks are filled in first, so a reused stage copies a source stage that is already complete."""
+    path. A node belongs to a block when the block is on its module stack, so the work of a module shared
+    between blocks, defined outside them, is copied too. Inner blocks are filled in first, so a reused stage
+    copies a source stage that is already complete."""
     out = list(records)
-    stacks = dict(stacks)
     for r in sorted(reused, key=lambda r: -r.path.count(".")):
         for rec in list(out):
-            stack = stacks.get(rec.name) or tuple(ancestors(rec.module_path)[1:])
+            stack = rec.module_stack or ancestors(rec.module_path)[1:]
             if rec.status and any(under(p, r.source) for p in stack):
-                name = f"{rec.name}@{r.path}"
-                out.append(replace(rec, name=name, module_path=moved(rec.module_path, r.source, r.path)))
-                stacks[name] = tuple(moved(p, r.source, r.path) for p in stack)
+                out.append(replace(rec, name=f"{rec.name}@{r.path}", module_path=moved(rec.module_path, r.source, r.path),
+                                   module_stack=[moved(p, r.source, r.path) for p in stack]))
             elif rec.kind == "get_attr" and under(rec.target, r.source):  # the block's own weights
                 out.append(replace(rec, name=f"{rec.name}@{r.path}", target=moved(rec.target, r.source, r.path)))
     return out

@@ -16,7 +16,7 @@ import torch.fx as fx
 import torch.nn as nn
 
 from ..capture.patching import meta_weights
-from ..errors import ShapeError, first_line, user_frame
+from ..errors import ShapeError, first_line, user_frame, user_frame_in_stack
 from ..rules.registry import target_name
 from ..tensors import META, leaves, to_meta
 
@@ -51,6 +51,13 @@ def quick_output(module: nn.Module, args: tuple, kwargs: dict) -> torch.Tensor |
 
 class ShapeProp(fx.Interpreter):
     """Interpreter that records each node's output value (meta or real) in ``node.meta["val"]``."""
+
+    def placeholder(self, target: Any, args: tuple, kwargs: dict) -> Any:
+        # A catch-all (*args, **kwargs) gets one value, its tuple or dict, like any other placeholder:
+        # fx's default would swallow every remaining value into a list, starving the placeholders after it.
+        if isinstance(target, str) and target.startswith("*"):
+            return next(self.args_iter)
+        return super().placeholder(target, args, kwargs)
 
     def call_module(self, target: Any, args: tuple, kwargs: dict) -> Any:
         out = quick_output(self.fetch_attr(target), args, kwargs)
@@ -137,12 +144,12 @@ def propagate_shapes(gm: fx.GraphModule, args: tuple, allow_real: bool = True) -
     except _NodeFailure as meta_err:
         meta_reason = _node_message(meta_err)
         if not allow_real or not _has_real_data(gm, args):
-            raise ShapeError(_shape_advice(meta_err, meta_reason)) from meta_err.exc
+            raise _shape_advice(meta_err, meta_reason) from meta_err.exc
     try:
         with torch.no_grad():
             ShapeProp(gm).run(*args)
     except _NodeFailure as real_err:
-        raise ShapeError(_shape_advice(real_err, _node_message(real_err))) from real_err.exc
+        raise _shape_advice(real_err, _node_message(real_err)) from real_err.exc
     return ShapeResult("real", f"meta tensors failed at {meta_reason}; shapes came from a real run on the example")
 
 
@@ -163,7 +170,7 @@ def _describe_val(v: Any) -> str:
 def _node_message(err: _NodeFailure) -> str:
     n = err.node
     ins = [_describe_val(a.meta.get("val")) for a in n.all_input_nodes if "val" in a.meta]
-    where = user_frame(err.exc.__traceback__)
+    where = user_frame(err.exc.__traceback__) or user_frame_in_stack(n.meta.get("stack_trace"))
     at = f" ({where})" if where else ""
     stack = n.meta.get("nn_module_stack")
     path = list(stack.values())[-1][0] if stack else ""
@@ -171,8 +178,22 @@ def _node_message(err: _NodeFailure) -> str:
     return f"node {n.name!r} [{n.op} {target_name(n.target)}]{mod} with inputs {', '.join(ins) or 'none'}: {first_line(err.exc)}{at}"
 
 
-def _shape_advice(err: _NodeFailure, message: str) -> str:
-    return (
+def _shape_advice(err: _NodeFailure, message: str) -> ShapeError:
+    """The error for a node that rejected its inputs. When the failure happened inside torch (a leaf module's
+    forward), the user's line is the call site, which only a trace that records stack traces knows: the error
+    says it is not ``located`` so that the caller can retrace (recording them always would double tracing time)."""
+    located = user_frame(err.exc.__traceback__) is not None or err.node.meta.get("stack_trace") is not None
+    return ShapeError(
         f"the example input does not fit the model: {message}.\n"
-        "What to do: check the example's shape, dtype and batch dimension against what the model's forward expects."
+        "What to do: check the example's shape, dtype and batch dimension against what the model's forward expects.",
+        node=err.node.name, located=located,
     )
+
+
+def locate(err: ShapeError, stack_trace: str | None) -> ShapeError:
+    """``err`` with the user's source line from its node's recorded ``stack_trace`` (``err`` as it is without one)."""
+    where = user_frame_in_stack(stack_trace)
+    if where is None:
+        return err
+    head, _, advice = str(err).partition(".\nWhat to do:")
+    return ShapeError(f"{head} ({where}).\nWhat to do:{advice}", node=err.node)

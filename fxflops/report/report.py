@@ -60,6 +60,25 @@ class Report:
         """Nodes whose price misses something: uncounted, or priced in part (see ``NodeRecord.left_out``)."""
         return [n for n in self.nodes if n.status.incomplete]
 
+    def shortfall(self, strict: bool = False) -> str | None:
+        """What the count could not price, in one sentence without advice (None when nothing): the
+        uncounted targets, the partly priced ones and what they leave out, and FlopCounterMode's missing
+        MACs. ``strict`` words it for an error ("would be counted as 0")."""
+        parts = []
+        left = self.uncounted
+        if left:
+            verb = "would be" if strict else "were"
+            parts.append(f"{len(left)} node(s) have no FLOPs rule or could not be priced, and {verb} counted as 0: "
+                         f"{', '.join(sorted({n.target for n in left}))}")
+        partial = [n for n in self.nodes if n.status == Status.PARTIAL]
+        if partial:
+            inside = sorted({x for n in partial for x in n.left_out})
+            parts.append(f"{len(partial)} node(s) were priced only in part ({', '.join(sorted({n.target for n in partial}))}"
+                         f"), leaving out {', '.join(inside)}")
+        if self.missing:
+            parts.append(self.missing)
+        return " ".join("; ".join(parts).split()) if parts else None
+
     # ---- views --------------------------------------------------------------------------------
     def by_op(self) -> dict[str, dict[str, int]]:
         """``{op: {"count", "macs", "flops"}}`` over op nodes, costliest first."""

@@ -47,7 +47,8 @@ _OPERATORS_ARITH = (operator.add, operator.sub, operator.mul, operator.truediv, 
 _OPERATORS_COMPARE = (operator.eq, operator.ne, operator.lt, operator.le, operator.gt, operator.ge)
 _DUNDER = ("__add__", "__radd__", "__iadd__", "__sub__", "__rsub__", "__isub__", "__mul__", "__rmul__", "__imul__",
            "__truediv__", "__rtruediv__", "__itruediv__", "__pow__", "__rpow__", "__neg__", "__abs__",
-           "__floordiv__", "__rfloordiv__", "__mod__")
+           "__floordiv__", "__rfloordiv__", "__mod__", "__rmod__", "__div__", "__rdiv__", "__idiv__", "__ipow__",
+           "__ifloordiv__", "__imod__")
 
 
 def _names(names: tuple[str, ...]) -> list:

@@ -157,6 +157,15 @@ def renorm(call: Call) -> Cost:
     return elementwise(3 * x.numel() + 2 * x.shape[dim])
 
 
+@rule(torch._weight_norm, op="weight_norm", family="reduction")
+def weight_norm(call: Call) -> Cost:
+    """w = g · v / ‖v‖, the norm over every dim of v but ``dim`` (nn.utils.weight_norm's reparametrisation): 2 FLOPs
+    per element of v (square, add) and 1 per element of g (the root) for the norms, 1 per element of g for g / ‖v‖,
+    1 per element of v for the scaling: 3·numel(v) + 2·numel(g)."""
+    v, g = call.arg(0, "v"), call.arg(1, "g")
+    return elementwise(3 * v.numel() + 2 * g.numel())
+
+
 @rule(torch.frobenius_norm, op="norm", family="reduction")
 def frobenius_norm(call: Call) -> Cost:
     """As norm: 2 FLOPs per input element (square, add) + 1 per output element (the root)."""

@@ -8,6 +8,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from torch._functorch import predispatch as _predispatch
+
 from .registry import free
 
 VIEW = "view or re-layout of the same elements: no arithmetic"
@@ -28,6 +30,18 @@ def _both(*names: str) -> list:
     return _torch(*names) + list(names)
 
 
+def _aten(*names: str) -> list:
+    """torch.ops.aten.<name> and its overloads: what dynamo records for some Tensor attributes and slicing."""
+    out = []
+    for n in names:
+        packet = getattr(torch.ops.aten, n)
+        out += [packet] + [getattr(packet, o) for o in packet.overloads()]
+    return out
+
+
+# Dynamo records the attribute views x.T, x.mT, x.mH, x.H as aten numpy_T/mT/mH/matrix_H, and slicing inside
+# higher-order ops (associative_scan in HF Mamba's scan) as aten.slice; vmap moves its batch dimension in and
+# out with _add_batch_dim/_remove_batch_dim. mH and H only set the conjugate bit.
 free(*_both("view", "view_as", "reshape", "reshape_as", "flatten", "unflatten", "permute", "transpose", "t",
             "squeeze", "unsqueeze", "expand", "expand_as", "movedim", "moveaxis", "swapaxes", "swapdims", "unbind",
             "chunk", "split", "tensor_split", "narrow", "select", "unfold", "as_strided", "contiguous", "adjoint",
@@ -36,6 +50,9 @@ free(*_both("view", "view_as", "reshape", "reshape_as", "flatten", "unflatten", 
             "atleast_1d", "atleast_2d", "atleast_3d", "unsafe_chunk", "unsafe_split", "unsafe_split_with_sizes",
             "real", "imag", "conj", "alias", "swapaxes_", "swapdims_", "as_strided_", "detach_"),
      operator.getitem, nn.Flatten, nn.Unflatten, nn.Identity,
+     *_aten("numpy_T", "mT", "mH", "matrix_H", "slice"),
+     torch._C._functorch._add_batch_dim, torch._C._functorch._remove_batch_dim,
+     _predispatch._add_batch_dim, _predispatch._remove_batch_dim,
      op="view", family="shape", reason=VIEW)
 free(*_both("cat", "concat", "concatenate", "stack", "hstack", "vstack", "dstack", "repeat", "repeat_interleave",
             "tile", "clone", "flip", "fliplr", "flipud", "roll", "rot90", "gather", "index_select", "take",
@@ -90,3 +107,4 @@ free(operator.and_, operator.or_, operator.xor, operator.invert, operator.not_, 
             "bitwise_xor", "__and__", "__or__", "__xor__", "__invert__", "__rand__", "__ror__", "__rxor__",
             "__lshift__", "__rshift__", "__rlshift__", "__rrshift__", "__iand__", "__ior__", "__ixor__"),
      op="logic", family="shape", reason=LOGIC)
+
