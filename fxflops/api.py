@@ -14,6 +14,7 @@ from . import rules as _rules  # noqa: F401 - importing fills the registry
 from .capture.dynamo import capture_dynamo
 from .capture.fx import capture_fx
 from .errors import CaptureError, FxFlopsError, UncountedOpError, warn_user
+from .passes.bytes import count_bytes
 from .passes.costs import Counting, count_graph
 from .passes.dynamo_costs import DynamoFallback, count_capture, fallback_notes, outside_graphs
 from .passes.records import module_rows, node_records
@@ -83,6 +84,7 @@ def _fx_report(model: torch.nn.Module, args: tuple, kwargs: dict, ctx: Counting,
     shapes = propagate_shapes(gm, _placeholder_values(gm, model, args, kwargs))
     fallback = DynamoFallback(ctx)
     count_graph(gm, ctx.nested(fallback))
+    count_bytes(gm)
     notes = fallback_notes(gm, cap.untraceable, fallback)
     if shapes.note:
         notes.append(shapes.note)

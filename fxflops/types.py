@@ -79,6 +79,7 @@ class NodeCost:
     target: str = ""  # human name of the call target
     qualname: str = ""  # its qualified name: nn.Conv2d, F.linear, operator.add, Tensor.softmax
     left_out: tuple[str, ...] = ()  # with Status.PARTIAL: what inside the node could not be priced
+    bytes: int = 0  # memory traffic, set by the bytes pass (fxflops.passes.bytes)
 
 
 @dataclass
@@ -101,6 +102,8 @@ class NodeRecord:
     status: Status
     left_out: list[str] = field(default_factory=list)  # with Status.PARTIAL: what inside it was left out
     qualname: str = ""  # the call target's qualified name (nn.Conv2d, F.linear, operator.add, Tensor.add)
+    bytes: int = 0  # bytes read + written when the node runs as one unfused kernel (fxflops.passes.bytes)
+    measured: float | None = None  # median seconds of the node on real tensors, with measure=True
 
 
 @dataclass
@@ -113,3 +116,5 @@ class ModuleRow:
     params: int
     macs: int
     flops: int
+    bytes: int = 0
+    measured: float | None = None  # summed medians of its nodes, with measure=True

@@ -27,6 +27,7 @@ from ..paths import ancestors, attr_at
 from ..rules.registry import Call, Cost, qualified_name
 from ..tensors import dtype_name, tensors_in
 from ..types import NodeRecord, Status
+from .bytes import ByteCall, count_bytes, default_bytes
 from .costs import Counting, as_cost, count_graph, left_out_of, module_stack, total
 from .records import node_records, reused_nodes
 
@@ -39,6 +40,7 @@ def count_capture(cap: DynamoCapture, ctx: Counting) -> list[NodeRecord]:
     many = len(cap.graph_modules) > 1
     for i, gm in enumerate(cap.graph_modules):
         count_graph(gm, ctx.nested(subgraph_fallback(gm, ctx)))
+        count_bytes(gm)
         prefix = f"g{i}." if many else ""
         once = node_records(gm, seen, prefix=prefix)
         stacks.update({prefix + n.name: tuple(p for p, _ in module_stack(n)) for n in gm.graph.nodes})
@@ -66,6 +68,7 @@ def leaf_record(call: LeafCall, ctx: Counting) -> NodeRecord:
         macs=cost.macs, flops=cost.flops, params=sum(p.numel() for p in m.parameters()), rule=rule.op,
         qualname=qualified_name(type(m)),
         status=Status.PARTIAL if c.left_out else Status.COUNTED, left_out=list(c.left_out),
+        bytes=default_bytes(ByteCall(ins, call.out, m)),
     )
 
 
