@@ -5,6 +5,7 @@ capture (:mod:`fxflops.capture`) → passes (:mod:`fxflops.passes`: shapes, cost
 from __future__ import annotations
 
 import inspect
+import statistics
 from typing import Any, Callable, Iterable, Mapping
 
 import torch
@@ -17,11 +18,12 @@ from .errors import CaptureError, FxFlopsError, UncountedOpError, warn_user
 from .passes.bytes import count_bytes
 from .passes.costs import Counting, count_graph
 from .passes.dynamo_costs import DynamoFallback, count_capture, fallback_notes, outside_graphs
+from .passes.latency import apply_timings, model_device, real_example, time_dynamo, time_fx
 from .passes.records import module_rows, node_records
 from .passes.shapes import materialize_lazy, propagate_shapes
 from .report.report import Report
 from .rules.registry import REGISTRY, Registry, as_custom_rules
-from .types import Capture, NodeRecord, Status
+from .types import OP_KINDS, Capture, NodeRecord, Status
 
 Example = torch.Tensor | tuple | list | Mapping[str, Any] | None
 CAPTURES = ("auto", "fx", "dynamo")
@@ -38,6 +40,8 @@ def trace_flops(
     capture: str = "auto",
     strict: bool = False,
     registry: Registry | None = None,
+    measure: bool = False,
+    repeats: int = 5,
 ) -> Report:
     """Count the MACs, FLOPs and parameters of ``model`` on ``example`` and return a :class:`Report`.
 
@@ -49,6 +53,10 @@ def trace_flops(
     functions, or op/method names such as ``"add"``. ``leaf_modules`` are module classes kept whole.
     ``capture`` is ``"auto"`` (fx, then dynamo), ``"fx"`` or ``"dynamo"``. ``strict=True`` raises
     when an op has no rule instead of counting it as 0 with a warning.
+
+    ``measure=True`` also runs the captured graph on real tensors where the model is (its own weights; random
+    inputs of the example's shapes if the example is meta) and stores each node's median time over ``repeats``
+    runs in ``NodeRecord.measured`` (seconds), summed per module in ``ModuleRow.measured``.
     """
     if not isinstance(model, torch.nn.Module):
         raise TypeError(
@@ -73,7 +81,29 @@ def trace_flops(
     if lazy_note:
         report.notes.insert(0, lazy_note)
     _check_complete(report.nodes, strict, report.missing)
+    if measure:
+        _measure(report, model, args, kwargs, repeats)
     return report
+
+
+def _measure(report: Report, model: torch.nn.Module, args: tuple, kwargs: dict, repeats: int) -> None:
+    """Time every node on real tensors (:mod:`fxflops.passes.latency`) and add the times to the records."""
+    device = model_device(model)
+    args, kwargs = real_example((args, kwargs), device)
+    if report.capture == Capture.DYNAMO:
+        timed = time_dynamo(model, args, kwargs, device, len(report.graph_modules) > 1, mode=report.shape_mode,
+                            repeats=repeats)
+    else:
+        gm = report.graph_modules[0]
+        timed = time_fx(gm, _placeholder_values(gm, model, args, kwargs), device, repeats=repeats)
+    done = apply_timings(report.nodes, timed.medians())
+    report.modules = module_rows(model, report.nodes)
+    report.measured_on = str(device)
+    ops = sum(n.kind in OP_KINDS for n in report.nodes)
+    missed = f" ({ops - done} of {ops} op nodes had no counterpart in the timed run)" if done < ops else ""
+    report.notes.append(f"measured on {device}: each node's median of {repeats} runs; they sum to "
+                        f"{1e3 * (report.total_measured or 0):.3g} ms, the timed forward took "
+                        f"{1e3 * statistics.median(timed.forwards):.3g} ms{missed}")
 
 
 def _fx_report(model: torch.nn.Module, args: tuple, kwargs: dict, ctx: Counting, leaf_types: tuple[type, ...],
