@@ -98,9 +98,9 @@ PRESETS: dict[str, Device] = {
         4.8e12, name="h200",
         source="NVIDIA H200 Tensor Core GPU datasheet (SXM): dense peaks as H100, HBM3e 4.8 TB/s"),
     "v100": Device(
-        {"fp64": 7.8 * T, "fp32": 15.7 * T, "fp16": 125 * T, "bf16": 15.7 * T, "int8": 62.8 * T},
+        {"fp64": 7.8 * T, "fp32": 15.7 * T, "fp16": 125 * T, "int8": 62.8 * T},
         0.9e12, name="v100",
-        source="NVIDIA Tesla V100 datasheet (SXM2): fp16 on tensor cores, no bf16 unit, HBM2 900 GB/s"),
+        source="NVIDIA Tesla V100 datasheet (SXM2): fp16 on tensor cores; no bf16 (runs at the fp32 peak here), HBM2 900 GB/s"),
 }
 
 
