@@ -168,7 +168,7 @@ def calibrate_cpu(refresh: bool = False, seconds: float = 0.8) -> Device:
         src = torch.empty(32 * 2**20 // 4)  # 32 MiB each way: larger than the last-level cache of most CPUs
         dst = torch.empty_like(src)
         bandwidth = _best_rate(2 * src.numel() * 4, lambda: dst.copy_(src), seconds)
-    source = (f"measured on this machine ({_cpu_model()}, {torch.get_num_threads()} threads): "
+    source = (f"measured on this machine ({_cpu_model()}, {torch.get_num_threads()} thread(s)): "
               f"{n}x{n} float32 GEMM, 32 MiB copy; cached in {path}")
     dev = Device(flops, bandwidth, name="cpu", source=source)
     try:

@@ -17,7 +17,7 @@ from ..devices import Device
 from ..paths import ancestors
 from ..types import OP_KINDS, NodeRecord, _StrEnum
 
-__all__ = ["Bound", "NodeEstimate", "estimate_node", "estimate_nodes", "module_estimates", "intensity"]
+__all__ = ["Bound", "NodeEstimate", "estimate_node", "estimate_nodes", "module_estimates", "intensity", "main_dtype"]
 
 
 class Bound(_StrEnum):
@@ -56,6 +56,16 @@ class NodeEstimate:
 def _float_dtype(rec: NodeRecord) -> str:
     floats = [d for d in rec.dtypes if d.startswith(("float", "bfloat", "int8", "uint8"))]
     return floats[0] if floats else "float32"
+
+
+def main_dtype(nodes: list[NodeRecord]) -> str:
+    """The dtype most of the FLOPs run in: the roof a summary or a chart is drawn for."""
+    flops: dict[str, int] = {}
+    for n in nodes:
+        if n.flops:
+            d = _float_dtype(n)
+            flops[d] = flops.get(d, 0) + n.flops
+    return max(flops, key=flops.get) if flops else "float32"
 
 
 def estimate_node(rec: NodeRecord, device: Device) -> NodeEstimate:

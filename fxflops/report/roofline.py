@@ -5,7 +5,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ..devices import Device
-from ..passes.roofline import Bound, NodeEstimate, estimate_nodes, module_estimates
+from ..passes.roofline import Bound, NodeEstimate, estimate_nodes, main_dtype, module_estimates
 from ..types import NodeRecord
 from ..units import human
 from .tables import grid
@@ -75,14 +75,22 @@ class Roofline:
                          seconds(e.time), f"{100 * e.time / total:.1f}%" if total else "-", str(e.bound)))
         return grid(rows, align_right=(3, 4, 5, 6, 7))
 
+    def plot(self, path: str, level: str = "node", depth: int = 2, title: str | None = None):
+        """The roofline chart (intensity vs attained FLOP/s, the device's roof drawn) into ``path``; needs
+        matplotlib (``pip install "fxflops[plot]"``). See :func:`fxflops.draw.roofline_chart.plot`."""
+        from ..draw.roofline_chart import plot  # the drawing stage comes after the report
+
+        return plot(self, path, level=level, depth=depth, title=title)
+
     def summary(self) -> str:
         d = self.device
+        dtype = main_dtype(self.report.nodes)
         split = self.time_by_bound()
         total = self.total_time or 1.0
         return (f"{self.report.model_name} on {d.name}: {seconds(self.total_time)} estimated "
                 f"({100 * split['memory'] / total:.0f}% of it memory-bound); "
                 f"{human(self.report.total_flops)} FLOPs, {human(self.report.total_bytes)}B moved, "
-                f"intensity {self.report.intensity:.3g} FLOP/B, ridge {d.ridge():.3g} FLOP/B (fp32)")
+                f"intensity {self.report.intensity:.3g} FLOP/B, ridge {d.ridge(dtype):.3g} FLOP/B ({dtype})")
 
     def __str__(self) -> str:
         return self.summary() + "\n\n" + self.table()
