@@ -1,14 +1,16 @@
 """FLOPs are not speed: ResNet-34 against MobileNetV3-Large on this CPU.
 
     python benchmarks/latency.py                   # print the table
-    python benchmarks/latency.py --write           # and write it into docs/roofline.md
+    python benchmarks/latency.py --write           # and write it into docs/roofline.md, with the chart
     python benchmarks/latency.py --threads 2 --batch 8
 
 For each model: MACs, FLOPs, bytes moved (fxflops' one-kernel-per-node model), the roofline estimate on the
 ``"cpu"`` device (calibrated here, for the same thread count), the sum of the per-node medians of
 ``trace_flops(..., measure=True)``, and the median eager forward; then the ratio of each, MobileNet over
-ResNet. Below it, for each model, what a fusing compiler would save on its top memory-bound chains: chains of
-memory-bound nodes each feeding only the next, whose intermediates a fused kernel never writes out.
+ResNet; the measured against the estimated time of dense convolutions, depthwise ones and everything else. Below
+it, for each model, what a fusing compiler would save on its top memory-bound chains: chains of
+memory-bound nodes each feeding only the next, whose intermediates a fused kernel never writes out. Last, a
+Llama-2-7B-shaped model's prefill against a decode step on the ``a100`` roofline (docs/roofline.md, LLM phases).
 
 One intra-op thread by default: on a shared machine a parallel region waits for its slowest thread, which makes
 timings swing far more than the work does.
@@ -35,7 +37,9 @@ from fxflops.types import OP_KINDS
 from fxflops.units import human
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "roofline.md"
+CHART = DOC.parent / "images" / "roofline_mobilenet_v3_large_cpu.png"  # the measured nodes of MobileNetV3-Large
 BEGIN, END = "<!-- benchmarks/latency.py: begin -->", "<!-- benchmarks/latency.py: end -->"
+LLM_BEGIN, LLM_END = "<!-- llm-phases: begin -->", "<!-- llm-phases: end -->"
 MODELS = {"ResNet-34": "resnet34", "MobileNetV3-Large": "mobilenet_v3_large"}
 
 
@@ -81,16 +85,40 @@ def fused_chains(report, est, k: int = 3) -> tuple[list[tuple[list[str], int]], 
     return chains[:k], sum(s for _, s in chains)
 
 
-def measure(name: str, batch: int, repeats: int) -> dict:
+def kinds(model, report, est) -> dict[str, tuple[int, float, float]]:
+    """(nodes, measured s, estimated s) for dense convolutions, depthwise/grouped ones, and every other op node."""
+    out: dict[str, list] = {"dense conv": [0, 0.0, 0.0], "depthwise conv": [0, 0.0, 0.0], "other ops": [0, 0.0, 0.0]}
+    for n in report.nodes:
+        if n.kind not in OP_KINDS or n.measured is None:
+            continue
+        if n.op == "conv2d":
+            key = "depthwise conv" if model.get_submodule(n.module_path).groups > 1 else "dense conv"
+        else:
+            key = "other ops"
+        out[key][0] += 1
+        out[key][1] += n.measured
+        out[key][2] += est.nodes[n.name].time
+    return {k: tuple(v) for k, v in out.items()}
+
+
+def measure(name: str, batch: int, repeats: int, rounds: int, device) -> dict:
+    """The model's figures; the timings are the median round of ``rounds`` (each a full measure=True run and an
+    eager timing), which a shared machine's bursts of load move far less than any single run."""
     model = torchvision.models.get_model(MODELS[name], weights=None).eval()
     x = torch.randn(batch, 3, 224, 224)
-    report = trace_flops(model, x, measure=True, repeats=repeats)
-    est = report.roofline("cpu")
-    eager = statistics.median(time_forward(model, (x,), {}, torch.device("cpu"), repeats=repeats) for _ in range(3))
+    runs = []
+    for _ in range(rounds):
+        report = trace_flops(model, x, measure=True, repeats=repeats)
+        eager = time_forward(model, (x,), {}, torch.device("cpu"), repeats=repeats)
+        runs.append((report.total_measured, eager, report))
+    measured = statistics.median(r[0] for r in runs)
+    eager = statistics.median(r[1] for r in runs)
+    report = min(runs, key=lambda r: abs(r[0] - measured))[2]  # the per-node times of the median round
+    est = report.roofline(device)
     memory_share = est.time_by_bound()["memory"] / est.total_time
     return dict(name=name, report=report, est=est, macs=report.total_macs, flops=report.total_flops,
-                bytes=report.total_bytes, est_time=est.total_time, measured=report.total_measured, eager=eager,
-                memory_share=memory_share, chains=fused_chains(report, est))
+                bytes=report.total_bytes, est_time=est.total_time, measured=measured, eager=eager,
+                memory_share=memory_share, chains=fused_chains(report, est), kinds=kinds(model, report, est))
 
 
 def tables(rows: list[dict], device) -> str:
@@ -110,6 +138,14 @@ def tables(rows: list[dict], device) -> str:
     text.append(f"cpu device: {device.peak() / 1e9:.1f} GFLOP/s, {device.bandwidth / 1e9:.1f} GB/s "
                 f"(ridge {device.ridge():.2f} FLOP/B); {device.source.split('; cached')[0]}.")
     text.append("")
+    split = [("model", "nodes", "measured", "estimated", "measured / estimated")]
+    for r in rows:
+        for kind, (count, meas, est) in r["kinds"].items():
+            if count:
+                split.append((f"{r['name']}: {kind}", str(count), seconds(meas), seconds(est),
+                              f"{meas / est:.2f}" if est else "-"))
+    text.append(grid(split, align_right=(1, 2, 3, 4)))
+    text.append("")
     for r in rows:
         (chains, total) = r["chains"]
         top = "; ".join(f"{' → '.join(_op(r['report'], n) for n in c)} ({human(s)}B)" for c, s in chains)
@@ -123,29 +159,61 @@ def _op(report, name: str) -> str:
     return f"{rec.op} `{rec.module_path or rec.name}`"
 
 
+def llm_phases(device: str = "a100") -> str:
+    """A Llama-2-7B-shaped model (from its config, on meta, bfloat16): a 2048-token prefill against one decode
+    step with a 2048-token KV cache, on ``device``'s roofline."""
+    import transformers as T
+
+    cfg = T.LlamaConfig(hidden_size=4096, intermediate_size=11008, num_hidden_layers=32, num_attention_heads=32,
+                        num_key_value_heads=32, vocab_size=32000)
+    with torch.device("meta"):
+        model = T.LlamaForCausalLM(cfg).to(torch.bfloat16).eval()
+    ids = torch.zeros(1, 2048, dtype=torch.long, device="meta")
+    prefill = trace_flops(model, {"input_ids": ids})
+    with torch.no_grad():
+        cache = model(input_ids=ids, use_cache=True).past_key_values
+    decode = trace_flops(model, {"input_ids": ids[:, :1], "past_key_values": cache})
+    rows = [("phase", "FLOPs", "bytes", "FLOP/B", f"est. time ({device})", "memory-bound share", "tokens/s")]
+    for name, r, tokens in (("prefill, 2048 tokens", prefill, 2048), ("decode, 1 token, 2048 cached", decode, 1)):
+        est = r.roofline(device)
+        share = est.time_by_bound()["memory"] / est.total_time
+        rows.append((name, human(r.total_flops), human(r.total_bytes) + "B", f"{r.intensity:.3g}",
+                     seconds(est.total_time), f"{100 * share:.0f}%", f"{tokens / est.total_time:,.0f}"))
+    return grid(rows, align_right=(1, 2, 3, 4, 5, 6))
+
+
+def _fill(text: str, begin: str, end: str, body: str) -> str:
+    if begin not in text or end not in text:
+        sys.exit(f"{DOC} has no {begin} ... {end} markers")
+    return re.sub(re.escape(begin) + ".*?" + re.escape(end), lambda _: f"{begin}\n{body}\n{end}", text, flags=re.S)
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--batch", type=int, default=1)
     p.add_argument("--threads", type=int, default=1, help="torch intra-op threads (default 1)")
     p.add_argument("--repeats", type=int, default=10, help="timed runs per node and per forward (default 10)")
+    p.add_argument("--rounds", type=int, default=3, help="whole measurements per model, the median kept (default 3)")
     p.add_argument("--write", action="store_true", help=f"write the table into {DOC.relative_to(DOC.parent.parent)}")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     device = calibrate_cpu(refresh=True)
-    rows = [measure(name, args.batch, args.repeats) for name in MODELS]
-    where = (f"batch {args.batch}, 224×224, float32, {args.threads} thread(s), {args.repeats} repeats; "
+    rows = [measure(name, args.batch, args.repeats, args.rounds, device) for name in MODELS]
+    where = (f"batch {args.batch}, 224×224, float32, {args.threads} thread(s), median of {args.rounds} rounds of "
+             f"{args.repeats} repeats; "
              f"torch {torch.__version__}, Python {platform.python_version()}")
     body = f"*{where}; `python benchmarks/latency.py --write`.*\n\n" + tables(rows, device)
     print(body)
+    llm = llm_phases()
+    print()
+    print(llm)
     if args.write:
-        text = DOC.read_text()
-        if BEGIN not in text or END not in text:
-            sys.exit(f"{DOC} has no {BEGIN} ... {END} markers")
-        new = re.sub(re.escape(BEGIN) + ".*?" + re.escape(END), lambda _: f"{BEGIN}\n{body}\n{END}", text,
-                     flags=re.S)
-        DOC.write_text(new)
-        print(f"\nwrote {DOC}")
+        text = _fill(DOC.read_text(), BEGIN, END, body)
+        DOC.write_text(_fill(text, LLM_BEGIN, LLM_END, llm))
+        rows[1]["est"].plot(str(CHART), title=f"MobileNetV3-Large, this CPU ({args.threads} thread(s), batch "
+                            f"{args.batch}): measured nodes, area = share of time")
+        print(f"\nwrote {DOC} and {CHART}")
 
 
 if __name__ == "__main__":
