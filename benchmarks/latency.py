@@ -31,10 +31,9 @@ from fxflops import trace_flops
 from fxflops.devices import calibrate_cpu
 from fxflops.passes.latency import time_forward
 from fxflops.passes.roofline import Bound
-from fxflops.report.roofline import seconds
 from fxflops.report.tables import grid
 from fxflops.types import OP_KINDS
-from fxflops.units import human
+from fxflops.units import human, seconds
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "roofline.md"
 CHART = DOC.parent / "images" / "roofline_mobilenet_v3_large_cpu.png"  # the measured nodes of MobileNetV3-Large

@@ -137,3 +137,49 @@ def test_table_columns():
     assert "bytes" in r.table(depth=1, columns=["flops", "bytes", "intensity"])
     with pytest.raises(fxflops.FxFlopsError, match="unknown table column"):
         r.table(columns=["speed"])
+
+
+def test_roofline_chart_is_drawn(tmp_path):
+    pytest.importorskip("matplotlib")
+    import torchvision
+
+    r = fxflops.trace_flops(torchvision.models.mobilenet_v3_small(weights=None).eval(), torch.randn(1, 3, 64, 64))
+    est = r.roofline(TOY)
+    out = est.plot(str(tmp_path / "roof.png"))
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and out.stat().st_size > 20_000
+    svg = est.plot(str(tmp_path / "roof.svg"), level="module", depth=2).read_text()
+    # one marker per module at depth 2 that computes and moves bytes, and the roof's two segments
+    modules = [m for m in r.by_module(2) if m.depth == 2 and m.flops and m.bytes]
+    assert svg.count('id="PathCollection_') == len(modules)
+    with pytest.raises(fxflops.FxFlopsError, match="level"):
+        est.plot(str(tmp_path / "x.png"), level="layer")
+
+
+def test_chart_without_matplotlib_says_what_to_install(tmp_path, monkeypatch):
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_mpl(name, *args, **kwargs):
+        if name.startswith("matplotlib"):
+            raise ImportError(name)
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_mpl)
+    r = count(One(nn.Linear(16, 4)), torch.randn(2, 16))
+    with pytest.raises(fxflops.FxFlopsError, match=r'pip install "fxflops\[plot\]"'):
+        r.roofline(TOY).plot(str(tmp_path / "roof.png"))
+
+
+def test_resnet18_bytes_agree_across_capture_paths_and_by_hand():
+    import torchvision
+
+    model = torchvision.models.resnet18(weights=None).eval()
+    x = torch.randn(1, 3, 224, 224)
+    fx_r = fxflops.trace_flops(model, x, capture="fx")
+    dy_r = fxflops.trace_flops(model, x, capture="dynamo")
+    assert fx_r.total_bytes == dy_r.total_bytes
+    conv1 = next(n for n in fx_r.nodes if n.name == "conv1")
+    assert conv1.bytes == 4 * (3 * 224 * 224 + 64 * 112 * 112 + 64 * 3 * 7 * 7)  # no bias
+    bn1 = next(n for n in fx_r.nodes if n.name == "bn1")
+    assert bn1.bytes == 4 * (2 * 64 * 112 * 112 + 4 * 64)  # weight, bias, running mean and var; not the counter

@@ -23,7 +23,7 @@ from ..capture.dynamo import DynamoCapture, capture_dynamo
 from ..capture.fx import Untraceable
 from ..capture.probe import LeafCall, signature
 from ..errors import FxFlopsError
-from ..paths import ancestors, attr_at
+from ..paths import ancestors, attr_at, under
 from ..rules.registry import Call, Cost, qualified_name
 from ..tensors import dtype_name, tensors_in
 from ..types import NodeRecord, Status
@@ -50,6 +50,9 @@ def count_capture(cap: DynamoCapture, ctx: Counting) -> list[NodeRecord]:
             stacks.update({a.name: stacks[r.name] for a, r in zip(again, once)})
             records += again
     records += [leaf_record(call, ctx) for call in cap.leaves]
+    for r in records:  # a reused block's stub (torch.empty of its output) stands in for work its copies carry
+        if r.bytes and any(under(r.module_path, b.path) for b in cap.reused):
+            r.bytes = 0
     return reused_nodes(records, cap.reused, stacks)
 
 

@@ -15,9 +15,9 @@ from ..errors import FxFlopsError
 from ..devices import Device, get_device
 from ..passes.roofline import intensity
 from ..types import OP_KINDS, Capture, ModuleRow, NodeRecord, Status
-from ..units import human, percent
+from ..units import human, percent, seconds
 from .audit import Audit, BlindSpot, audit, hook_blind_spot
-from .roofline import Roofline, seconds
+from .roofline import Roofline
 from .tables import fmt_shape, grid
 
 # Report.table's columns: header and whether the cell needs a roofline device. The default is the four columns

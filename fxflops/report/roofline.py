@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 from ..devices import Device
 from ..passes.roofline import Bound, NodeEstimate, estimate_nodes, main_dtype, module_estimates
 from ..types import NodeRecord
-from ..units import human
+from ..units import human, seconds
 from .tables import grid
 
 if TYPE_CHECKING:
@@ -17,18 +17,6 @@ __all__ = ["Roofline", "seconds"]
 
 # The columns est.table() shows; any of Report.table's columns can be asked for instead.
 COLUMNS = ["flops", "bytes", "intensity", "est_time", "% time", "bound"]
-
-
-def seconds(t: float | None) -> str:
-    """``1.23 ms``, ``45.6 µs``; "-" for no value."""
-    if t is None:
-        return "-"
-    if t == 0:
-        return "0"
-    for scale, unit in ((1.0, "s"), (1e-3, "ms"), (1e-6, "µs")):
-        if t >= scale:
-            return f"{t / scale:.3g} {unit}"
-    return f"{t / 1e-9:.3g} ns"
 
 
 @dataclass
