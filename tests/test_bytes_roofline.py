@@ -183,3 +183,39 @@ def test_resnet18_bytes_agree_across_capture_paths_and_by_hand():
     assert conv1.bytes == 4 * (3 * 224 * 224 + 64 * 112 * 112 + 64 * 3 * 7 * 7)  # no bias
     bn1 = next(n for n in fx_r.nodes if n.name == "bn1")
     assert bn1.bytes == 4 * (2 * 64 * 112 * 112 + 4 * 64)  # weight, bias, running mean and var; not the counter
+
+
+def test_identity_and_eval_dropout_move_nothing():
+    x = torch.randn(4, 8)
+    model = nn.Sequential(nn.Identity(), nn.Dropout(0.1), nn.Linear(8, 8))
+    r = fxflops.trace_flops(model.eval(), x)
+    assert [n.bytes for n in ops(r)][:2] == [0, 0]
+    train = fxflops.trace_flops(model.train(), x)
+    assert [n.bytes for n in ops(train)][:2] == [0, 4 * 2 * 32]  # training dropout reads and writes
+
+
+def test_render_colours_by_time_and_bound(tmp_path):
+    import re
+
+    import torchvision
+
+    from fxflops.draw import style
+
+    block = torchvision.models.resnet.BasicBlock(64, 64).eval()
+    r = fxflops.trace_flops(block, torch.randn(1, 64, 56, 56))
+    est = r.roofline("a100")
+    assert est.nodes["conv1"].bound == Bound.COMPUTE and est.nodes["bn1"].bound == Bound.MEMORY
+
+    def fill(dot, name):
+        return re.search(rf'^\s*{name} \[.*?fillcolor="(#[0-9a-fA-F]+)"', dot, re.M | re.S).group(1)
+
+    bound = r.to_dot(color="bound", device="a100")
+    assert fill(bound, "conv1") == style.BOUND_FILLS["compute"] and fill(bound, "bn1") == style.BOUND_FILLS["memory"]
+    assert "bound on a100" in bound
+    time = r.to_dot(color="time", device="a100")
+    share = est.nodes["conv1"].time / est.total_time  # the costliest node: the top of the heat scale
+    assert fill(time, "conv1") == style.heat(1.0) and f"({style.pct(share)}, compute)" in time
+    assert fill(r.to_dot(), "conv1") == style.heat(1.0)  # FLOPs colouring stays the default
+    assert r.render(str(tmp_path / "b.svg"), color="bound", device="a100").read_text().startswith("<?xml")
+    with pytest.raises(ValueError, match="color must be one of"):
+        r.to_dot(color="speed")

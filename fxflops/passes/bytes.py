@@ -120,10 +120,9 @@ _CASTS = ("to", "type", "type_as", "float", "double", "half", "bfloat16", "int",
                   "contiguous", "detach", "split_with_sizes", "ravel", "broadcast_to", "diagonal", "real", "imag",
                   "view_as_real", "view_as_complex", "alias", "mT", "adjoint", "squeeze_", "unsqueeze_",
                   "transpose_", "t_", "detach_"),
-           *_CASTS, nn.Flatten, nn.Unflatten, nn.Identity, nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d,
-           name="view or copy")
+           *_CASTS, nn.Flatten, nn.Unflatten, name="view or copy")
 def alias_or_copy(call: ByteCall) -> int:
-    """0 when the output is the input or a view of it (``view``, ``permute``, ``x.to(x.dtype)``, eval-mode dropout);
+    """0 when the output is the input or a view of it (``view``, ``permute``, ``x.to(x.dtype)``);
     otherwise the op copied (``reshape``/``contiguous`` of a permuted tensor, a dtype cast): output bytes read at
     the input's element size + output bytes written."""
     if call.aliases():
@@ -132,6 +131,15 @@ def alias_or_copy(call: ByteCall) -> int:
     out = tensors_in(call.out)
     size = ins[0].element_size() if ins else 0
     return sum(int(t.numel()) * size for t in out) + call.written
+
+
+@byte_rule(nn.Identity, nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, nn.AlphaDropout, name="identity")
+def identity(call: ByteCall) -> int:
+    """0 for ``nn.Identity`` and for dropout in eval mode, which return their input; a training-mode dropout reads
+    its input and writes its output (the default)."""
+    if call.module is not None and call.module.training and not isinstance(call.module, nn.Identity):
+        return default_bytes(call)
+    return 0
 
 
 @byte_rule(operator.getitem, "__getitem__", name="getitem")
