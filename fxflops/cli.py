@@ -60,6 +60,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--svg", metavar="PATH", help="draw the annotated graph into PATH (.svg, .png or .pdf); "
                    "each module at --depth becomes one node (a large depth draws every op), --top marks the K costliest")
     g.add_argument("--roll", action="store_true", help="roll identical consecutive blocks into one (×k)")
+    g.add_argument("--color", choices=("flops", "time", "bound"), default="flops",
+                   help="fill by share of FLOPs (default), of estimated time, or by compute/memory bound, on the "
+                        "--roofline device (default cpu)")
     g.add_argument("--max-nodes", type=int, default=1500, metavar="N",
                    help="roll and collapse bigger graphs until at most N nodes are drawn (0: no limit; default 1500)")
     return p
@@ -186,7 +189,8 @@ def run(args: argparse.Namespace) -> int:
                          measure=args.measure, repeats=args.repeats)
     est = report.roofline(args.roofline) if args.roofline else None
     if args.svg:
-        out = report.render(args.svg, depth=args.depth, top=args.top, roll=args.roll, max_nodes=args.max_nodes or None)
+        out = report.render(args.svg, depth=args.depth, top=args.top, roll=args.roll, max_nodes=args.max_nodes or None,
+                            color=args.color, device=est.device if est is not None else "cpu")
         print(f"fxflops: graph written to {out}", file=sys.stderr)
     if args.json:
         out = report.to_dict()

@@ -116,3 +116,11 @@ def test_device_and_roofline_errors(capsys) -> None:
     assert code == 2 and "is not a device" in err
     code, _, err = run_cli(capsys, "torchvision:resnet18", "--meta", "--measure")
     assert code == 2 and "drop one of them" in err
+
+
+def test_svg_coloured_by_bound(capsys, tmp_path) -> None:
+    svg = tmp_path / "r.svg"
+    code, _, err = run_cli(capsys, "torchvision:resnet18", "--input", "1,3,32,32", "--svg", str(svg), "--depth", "1",
+                           "--roofline", "a100", "--color", "bound")
+    assert code == 0 and "graph written" in err
+    assert "bound on a100" in svg.read_text()
