@@ -96,7 +96,8 @@ def parse_input(spec: str, device: torch.device | None = None) -> tuple[str | No
     except ValueError:
         raise FxFlopsError(f"--input {spec!r} is not a shape; write it like 1,3,224,224") from None
     if dtype.is_floating_point:
-        t = torch.randn(shape, dtype=dtype, device=device) if device is None else torch.empty(shape, dtype=dtype, device=device)
+        meta = device is not None and device.type == "meta"
+        t = torch.empty(shape, dtype=dtype, device=device) if meta else torch.randn(shape, dtype=dtype, device=device)
     else:
         t = torch.zeros(shape, dtype=dtype, device=device)
     return name, t
