@@ -20,7 +20,7 @@ import torch
 
 from .errors import FxFlopsError
 
-__all__ = ["Device", "PRESETS", "get_device", "calibrate_cpu", "dtype_key"]
+__all__ = ["Device", "PRESETS", "get_device", "preset_for", "calibrate_cpu", "dtype_key"]
 
 # The names a Device's per-dtype peaks are keyed by, and the torch dtypes that run at each.
 DTYPE_KEYS = ("fp64", "fp32", "tf32", "bf16", "fp16", "int8")
@@ -102,6 +102,17 @@ PRESETS: dict[str, Device] = {
         0.9e12, name="v100",
         source="NVIDIA Tesla V100 datasheet (SXM2): fp16 on tensor cores; no bf16 (runs at the fp32 peak here), HBM2 900 GB/s"),
 }
+
+
+def preset_for(device: "str | torch.device") -> str | None:
+    """The preset of the torch device ``device`` ("cpu" for a CPU, the GPU's preset by its name), or None."""
+    device = torch.device(device)
+    if device.type == "cpu":
+        return "cpu"
+    if device.type == "cuda" and torch.cuda.is_available():
+        name = torch.cuda.get_device_name(device).lower()
+        return next((key for key in PRESETS if key in name), None)
+    return None
 
 
 def get_device(device: "str | Device") -> Device:

@@ -84,3 +84,11 @@ def test_node_medians_add_up_to_the_whole_forward_resnet18():
     assert all(n.measured > 0 for n in _ops(r))
     whole = statistics.median([before, after])
     assert 0.65 * whole <= r.total_measured <= 1.35 * whole, (r.total_measured, before, after)
+
+
+def test_measuring_leaves_a_training_model_as_it_was():
+    model = nn.Sequential(nn.Linear(8, 8), nn.BatchNorm1d(8)).train()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    r = fxflops.trace_flops(model, torch.randn(16, 8), measure=True, repeats=2)
+    assert r.total_measured > 0
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())

@@ -22,6 +22,7 @@ import torch.fx as fx
 from torch.utils._pytree import tree_map
 
 from ..capture.dynamo import compiled_as_captured
+from ..capture.patching import kept_state
 from ..errors import FxFlopsError
 from ..tensors import META
 from ..types import OP_KINDS, NodeRecord
@@ -96,7 +97,7 @@ def time_fx(gm: fx.GraphModule, values: tuple, device: torch.device, repeats: in
     sync = _sync(device)
     out = Timings()
     interp = _Timed(gm, sync, out.nodes)
-    with torch.no_grad():
+    with torch.no_grad(), kept_state(gm):  # a training-mode batch norm would update its statistics 7 times
         for i in range(warmup + repeats):
             interp.record = i >= warmup
             sync()
@@ -150,7 +151,7 @@ def time_forward(model: torch.nn.Module, args: tuple, kwargs: dict, device: torc
     """Median seconds of the plain eager forward: what the per-node times should add up to."""
     sync = _sync(device)
     times = []
-    with torch.no_grad():
+    with torch.no_grad(), kept_state(model):
         for i in range(warmup + repeats):
             sync()
             t0 = time.perf_counter()

@@ -12,7 +12,7 @@ from typing import Any
 import torch.fx as fx
 
 from ..errors import FxFlopsError
-from ..devices import Device, get_device
+from ..devices import Device, get_device, preset_for
 from ..passes.roofline import intensity
 from ..types import OP_KINDS, Capture, ModuleRow, NodeRecord, Status
 from ..units import human, percent, seconds
@@ -89,7 +89,14 @@ class Report:
         return Roofline.of(self, get_device(device))
 
     def _default_device(self) -> "str | Device":
-        return "cpu" if self.measured_on is None or self.measured_on.startswith("cpu") else "a100"
+        """Where the nodes were measured, so that measured and estimated times compare; else this machine's cpu."""
+        if self.measured_on is None:
+            return "cpu"
+        preset = preset_for(self.measured_on)
+        if preset is None:
+            raise FxFlopsError(f"no roofline preset matches {self.measured_on}, where this report was measured: "
+                               "pass device= (a preset name or fxflops.Device(peak_flops=..., bandwidth=...))")
+        return preset
 
     @property
     def uncounted(self) -> list[NodeRecord]:
