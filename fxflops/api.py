@@ -14,7 +14,7 @@ import torch.fx as fx
 from . import rules as _rules  # noqa: F401 - importing fills the registry
 from .capture.dynamo import capture_dynamo
 from .capture.fx import capture_fx
-from .errors import CaptureError, FxFlopsError, UncountedOpError, warn_user
+from .errors import CaptureError, FxFlopsError, UncountedOpError, first_line, warn_user
 from .passes.bytes import count_bytes
 from .passes.costs import Counting, count_graph
 from .passes.dynamo_costs import DynamoFallback, count_capture, fallback_notes, outside_graphs
@@ -90,12 +90,21 @@ def _measure(report: Report, model: torch.nn.Module, args: tuple, kwargs: dict, 
     """Time every node on real tensors (:mod:`fxflops.passes.latency`) and add the times to the records."""
     device = model_device(model)
     args, kwargs = real_example((args, kwargs), device)
-    if report.capture == Capture.DYNAMO:
-        timed = time_dynamo(model, args, kwargs, device, len(report.graph_modules) > 1, mode=report.shape_mode,
-                            repeats=repeats)
-    else:
-        gm = report.graph_modules[0]
-        timed = time_fx(gm, _placeholder_values(gm, model, args, kwargs), device, repeats=repeats)
+    try:
+        if report.capture == Capture.DYNAMO:
+            timed = time_dynamo(model, args, kwargs, device, len(report.graph_modules) > 1, mode=report.shape_mode,
+                                repeats=repeats)
+        else:
+            gm = report.graph_modules[0]
+            timed = time_fx(gm, _placeholder_values(gm, model, args, kwargs), device, repeats=repeats)
+    except FxFlopsError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - the count is done; say why the timing run failed, in the user's terms
+        raise FxFlopsError(
+            f"measure=True could not run {type(model).__name__} on real tensors on {device}: {first_line(exc)}. "
+            "What to do: pass a real example on the model's device (a meta tensor is replaced by a random one, "
+            "but not inside other objects such as a KV cache), or leave measure off."
+        ) from exc
     done = apply_timings(report.nodes, timed.medians())
     report.modules = module_rows(model, report.nodes)
     report.measured_on = str(device)

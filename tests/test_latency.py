@@ -97,3 +97,14 @@ def test_measuring_leaves_a_training_model_as_it_was():
     r = fxflops.trace_flops(model, torch.randn(16, 8), measure=True, repeats=2)
     assert r.total_measured > 0
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+
+
+def test_a_timing_run_that_fails_says_what_to_do():
+    class Picky(nn.Module):
+        def forward(self, x):
+            if x.device.type == "meta":  # fine for the count, which runs on meta; the timing run is real
+                return x * 2
+            raise RuntimeError("needs a GPU")
+
+    with pytest.raises(fxflops.FxFlopsError, match="measure=True could not run Picky.*needs a GPU.*What to do"):
+        fxflops.trace_flops(Picky(), torch.randn(2, 3, device="meta"), measure=True, capture="dynamo")
