@@ -65,6 +65,8 @@ def trace_flops(
         )
     if capture not in CAPTURES:
         raise ValueError(f"capture must be one of {CAPTURES}, got {capture!r}")
+    if measure and repeats < 1:
+        raise ValueError(f"repeats must be at least 1, got {repeats}")
     args, kwargs = split_example(example)
     lazy_note = materialize_lazy(model, args, kwargs)
     reg = as_custom_rules(custom_rules, registry if registry is not None else REGISTRY)

@@ -185,10 +185,13 @@ def run(args: argparse.Namespace) -> int:
 
     if args.measure and args.meta:
         raise FxFlopsError("--measure runs the model, --meta builds it without weights: drop one of them")
+    from .devices import get_device
+
+    roof = get_device(args.roofline) if args.roofline else None  # an unknown name fails before any work
     model, example = prepare(args)
     report = trace_flops(model, example, ignore=args.ignore, capture=args.capture, strict=args.strict,
                          measure=args.measure, repeats=args.repeats)
-    est = report.roofline(args.roofline) if args.roofline else None
+    est = report.roofline(roof) if roof is not None else None
     if args.svg:
         out = report.render(args.svg, depth=args.depth, top=args.top, roll=args.roll, max_nodes=args.max_nodes or None,
                             color=args.color, device=est.device if est is not None else "cpu")

@@ -97,7 +97,7 @@ def time_fx(gm: fx.GraphModule, values: tuple, device: torch.device, repeats: in
     sync = _sync(device)
     out = Timings()
     interp = _Timed(gm, sync, out.nodes)
-    with torch.no_grad(), kept_state(gm):  # a training-mode batch norm would update its statistics 7 times
+    with torch.no_grad(), kept_state(gm):  # a training-mode batch norm updates its statistics every run
         for i in range(warmup + repeats):
             interp.record = i >= warmup
             sync()

@@ -11,8 +11,8 @@ from typing import Any
 
 import torch.fx as fx
 
-from ..errors import FxFlopsError
 from ..devices import Device, get_device, preset_for
+from ..errors import FxFlopsError
 from ..passes.roofline import intensity
 from ..types import OP_KINDS, Capture, ModuleRow, NodeRecord, Status
 from ..units import human, percent, seconds
@@ -20,8 +20,8 @@ from .audit import Audit, BlindSpot, audit, hook_blind_spot
 from .roofline import Roofline
 from .tables import fmt_shape, grid
 
-# Report.table's columns: header and whether the cell needs a roofline device. The default is the four columns
-# the table has always had.
+# Report.table's columns and their headers; those in _NEEDS_DEVICE read a roofline estimate. The default is the
+# four columns the table has always had.
 COLUMNS = {
     "params": "params", "macs": "MACs", "flops": "FLOPs", "% flops": "% FLOPs", "bytes": "bytes",
     "intensity": "FLOP/B", "est_time": "est. time", "% time": "% est. time", "bound": "bound",
