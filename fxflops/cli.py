@@ -194,7 +194,7 @@ def run(args: argparse.Namespace) -> int:
     est = report.roofline(roof) if roof is not None else None
     if args.svg:
         out = report.render(args.svg, depth=args.depth, top=args.top, roll=args.roll, max_nodes=args.max_nodes or None,
-                            color=args.color, device=est.device if est is not None else "cpu")
+                            color=args.color, device=est.device if est is not None else None)
         print(f"fxflops: graph written to {out}", file=sys.stderr)
     if args.json:
         out = report.to_dict()

@@ -403,9 +403,10 @@ def _dot_id(vid: str) -> str:
 # ---- public entry points ------------------------------------------------------------------------
 
 
-def _graph(source: "Report | nx.DiGraph", color: str = "flops", device: Any = "cpu") -> nx.DiGraph:
+def _graph(source: "Report | nx.DiGraph", color: str = "flops", device: Any = None) -> nx.DiGraph:
     """The graph to draw; for ``color="time"`` or ``"bound"``, with each node's roofline time and bound on
-    ``device`` as ``est_time`` and ``bound`` attributes (a DiGraph must already carry them)."""
+    ``device`` (by default where the report was measured, else this machine's cpu) as ``est_time`` and
+    ``bound`` attributes (a DiGraph must already carry them)."""
     if color not in COLORS:
         raise ValueError(f"color must be one of {', '.join(COLORS)}, got {color!r}")
     if isinstance(source, nx.DiGraph):
@@ -414,7 +415,7 @@ def _graph(source: "Report | nx.DiGraph", color: str = "flops", device: Any = "c
 
     g = to_networkx(source)
     if color != "flops":
-        est = source.roofline(device)
+        est = source.roofline(device if device is not None else source._default_device())
         for name, e in est.nodes.items():
             if name in g:
                 g.nodes[name]["est_time"] = e.time
@@ -425,14 +426,15 @@ def _graph(source: "Report | nx.DiGraph", color: str = "flops", device: Any = "c
 
 def to_dot(source: "Report | nx.DiGraph", *, depth: int | None = None, top: int = 0, roll: bool = False,
            hide_scalars: bool = True, show_params: bool = False, max_nodes: int | None = MAX_NODES,
-           color: str = "flops", device: Any = "cpu") -> str:
+           color: str = "flops", device: Any = None) -> str:
     """DOT text of the annotated graph. ``depth=N`` collapses every module at depth N (root 0) into
     one node; ``top=K`` marks the K costliest drawn nodes; ``roll=True`` rolls identical consecutive
     blocks into one (×k); ``hide_scalars`` leaves out nodes that make no tensor and cost nothing;
     ``show_params`` draws parameters and buffers as nodes of their own instead of folding them into
     their first user. Past ``max_nodes`` drawn nodes the graph is rolled, then collapsed. ``color`` is what
     the fill shows: ``"flops"`` (share of the FLOPs), ``"time"`` (share of the roofline time on ``device``)
-    or ``"bound"`` (compute- or memory-bound on ``device``)."""
+    or ``"bound"`` (compute- or memory-bound on ``device``); ``device`` defaults to where the report was
+    measured, else this machine's ``"cpu"``."""
     g = _graph(source, color, device)
     view = choose_view(g, depth, top, roll, hide_scalars, max_nodes, show_params)
     return view_to_dot(g, view, top, color)
@@ -441,7 +443,7 @@ def to_dot(source: "Report | nx.DiGraph", *, depth: int | None = None, top: int 
 def render(source: "Report | nx.DiGraph", path: str | os.PathLike, *, format: str | None = None,
            depth: int | None = None, top: int = 0, roll: bool = False, hide_scalars: bool = True,
            show_params: bool = False, max_nodes: int | None = MAX_NODES, engine: str = "dot",
-           color: str = "flops", device: Any = "cpu") -> Path:
+           color: str = "flops", device: Any = None) -> Path:
     """Draw the annotated graph into ``path``; the format (svg, png, pdf) comes from its suffix."""
     path = Path(path)
     fmt = (format or path.suffix.lstrip(".")).lower()
