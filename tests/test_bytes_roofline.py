@@ -219,3 +219,37 @@ def test_render_colours_by_time_and_bound(tmp_path):
     assert r.render(str(tmp_path / "b.svg"), color="bound", device="a100").read_text().startswith("<?xml")
     with pytest.raises(ValueError, match="color must be one of"):
         r.to_dot(color="speed")
+
+
+def test_reused_blocks_and_rerun_graphs_carry_their_source_bytes():
+    class Block(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = nn.Linear(16, 16)
+
+        def forward(self, x):
+            return torch.relu(self.fc(x)) + x
+
+    model = nn.Sequential(*[Block() for _ in range(4)]).eval()
+    x = torch.randn(2, 16)
+    fx_r = fxflops.trace_flops(model, x, capture="fx")
+    dy_r = fxflops.trace_flops(model, x, capture="dynamo")
+    assert any("@" in n.name for n in dy_r.nodes)  # three blocks are copies of the first
+    per_block = 4 * (32 + 16 * 16 + 16 + 32) + 4 * 2 * 32 + 4 * 3 * 32  # linear, relu, add
+    assert fx_r.total_bytes == dy_r.total_bytes == 4 * per_block
+    assert [dy_r.modules[str(i)].bytes for i in range(4)] == [per_block] * 4
+
+
+def test_a_measured_cuda_report_estimates_on_its_gpu_preset(monkeypatch):
+    from fxflops.devices import preset_for
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: "NVIDIA H100 80GB HBM3")
+    assert preset_for("cuda:0") == "h100" and preset_for("cpu") == "cpu"
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: "NVIDIA GeForce RTX 4090")
+    assert preset_for("cuda") is None
+    r = count(One(nn.Linear(4, 4)), torch.randn(1, 4))
+    r.measured_on = "cuda:0"
+    with pytest.raises(fxflops.FxFlopsError, match="pass device="):
+        r.table(columns=["est_time"])
+    assert "est. time" in r.table(columns=["est_time"], device="a100")
