@@ -6,7 +6,9 @@
 """
 from importlib.metadata import PackageNotFoundError, version
 
+from . import devices
 from .api import trace_flops
+from .devices import Device, get_device
 from .errors import CaptureError, FxFlopsError, RenderError, ShapeError, UncountedOpError, UncountedOpWarning
 from .report import Audit, AuditRow, BlindSpot, Report
 from .rules.registry import REGISTRY, Call, Registry, Rule, contraction, elementwise, free, rule
@@ -19,6 +21,8 @@ except PackageNotFoundError:  # run from a source tree that was never installed
 
 __all__ = [
     "trace_flops",
+    "Device",
+    "get_device",
     "Report",
     "NodeRecord",
     "ModuleRow",

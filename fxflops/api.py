@@ -5,6 +5,7 @@ capture (:mod:`fxflops.capture`) → passes (:mod:`fxflops.passes`: shapes, cost
 from __future__ import annotations
 
 import inspect
+import statistics
 from typing import Any, Callable, Iterable, Mapping
 
 import torch
@@ -14,14 +15,16 @@ from . import rules as _rules  # noqa: F401 - importing fills the registry
 from .capture.dynamo import capture_dynamo
 from .capture.fx import capture_fx
 from .capture.record import capture_record
-from .errors import CaptureError, FxFlopsError, ShapeError, UncountedOpError, UncountedOpWarning, warn_user
+from .errors import CaptureError, FxFlopsError, ShapeError, UncountedOpError, UncountedOpWarning, first_line, warn_user
+from .passes.bytes import count_bytes
 from .passes.costs import Counting, count_graph
 from .passes.dynamo_costs import OpaqueFallback, count_capture, equivalent_op, fallback_notes, outside_graphs
+from .passes.latency import apply_timings, model_device, real_example, time_dynamo, time_fx
 from .passes.records import module_rows, node_records
 from .passes.shapes import locate, materialize_lazy, propagate_shapes
 from .report.report import Report
 from .rules.registry import REGISTRY, Registry, as_custom_rules
-from .types import Capture
+from .types import OP_KINDS, Capture, NodeRecord, Status
 
 Example = torch.Tensor | tuple | list | Mapping[str, Any] | None
 CAPTURES = ("auto", "fx", "record", "dynamo")
@@ -38,6 +41,8 @@ def trace_flops(
     capture: str = "auto",
     strict: bool = False,
     registry: Registry | None = None,
+    measure: bool = False,
+    repeats: int = 5,
 ) -> Report:
     """Count the MACs, FLOPs and parameters of ``model`` on ``example`` and return a :class:`Report`.
 
@@ -50,6 +55,10 @@ def trace_flops(
     ``capture`` is ``"auto"`` (fx, then record, then dynamo), ``"fx"``, ``"record"`` (the eager call recorded
     at the torch-function level) or ``"dynamo"``. ``strict=True`` raises
     when an op has no rule instead of counting it as 0 with a warning.
+
+    ``measure=True`` also runs the captured graph on real tensors where the model is (its own weights; random
+    inputs of the example's shapes if the example is meta) and stores each node's median time over ``repeats``
+    runs in ``NodeRecord.measured`` (seconds), summed per module in ``ModuleRow.measured``.
     """
     if not isinstance(model, torch.nn.Module):
         raise TypeError(
@@ -58,6 +67,8 @@ def trace_flops(
         )
     if capture not in CAPTURES:
         raise ValueError(f"capture must be one of {CAPTURES}, got {capture!r}")
+    if measure and repeats < 1:
+        raise ValueError(f"repeats must be at least 1, got {repeats}")
     args, kwargs = split_example(example)
     lazy_note = materialize_lazy(model, args, kwargs)
     reg = as_custom_rules(custom_rules, registry if registry is not None else REGISTRY)
@@ -69,8 +80,11 @@ def trace_flops(
 
     check = not ignore and not custom_rules  # the eager cross-check prices ops the user ignores or re-prices
 
+    def record_leaf(m: torch.nn.Module) -> bool:  # what the recorder keeps whole: what fx keeps as a leaf
+        return ctx.registry.for_module(m) is not None or bool(leaf_types) and isinstance(m, leaf_types)
+
     def record_job() -> Report:
-        return _record_report(model, args, kwargs, ctx, leaf_types, check_missing=check)
+        return _record_report(model, args, kwargs, ctx, record_leaf, check_missing=check)
 
     def dynamo_job() -> Report:
         return _dynamo_report(model, args, kwargs, ctx, leaf_types, check_missing=check)
@@ -80,7 +94,42 @@ def trace_flops(
     if lazy_note:
         report.notes.insert(0, lazy_note)
     _check_complete(report, strict)
+    if measure:
+        _measure(report, model, args, kwargs, repeats, record_leaf)
     return report
+
+
+def _measure(report: Report, model: torch.nn.Module, args: tuple, kwargs: dict, repeats: int,
+             record_leaf: Callable[[torch.nn.Module], bool]) -> None:
+    """Time every node on real tensors (:mod:`fxflops.passes.latency`) and add the times to the records."""
+    device = model_device(model)
+    args, kwargs = real_example((args, kwargs), device)
+    try:
+        if report.capture == Capture.DYNAMO:
+            timed = time_dynamo(model, args, kwargs, device, len(report.graph_modules) > 1, mode=report.shape_mode,
+                                repeats=repeats)
+        elif report.capture == Capture.RECORD:  # recorded again on real tensors: a meta recording holds meta constants
+            gm = capture_record(model, args, kwargs, record_leaf, meta=False).graph_module
+            timed = time_fx(gm, (*args, *kwargs.values()), device, repeats=repeats)
+        else:
+            gm = report.graph_modules[0]
+            timed = time_fx(gm, _placeholder_values(gm, model, args, kwargs), device, repeats=repeats)
+    except FxFlopsError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - the count is done; say why the timing run failed, in the user's terms
+        raise FxFlopsError(
+            f"measure=True could not run {type(model).__name__} on real tensors on {device}: {first_line(exc)}. "
+            "What to do: pass a real example on the model's device (a meta tensor is replaced by a random one, "
+            "but not inside other objects such as a KV cache), or leave measure off."
+        ) from exc
+    done = apply_timings(report.nodes, timed.medians())
+    report.modules = module_rows(model, report.nodes)
+    report.measured_on = str(device)
+    ops = sum(n.kind in OP_KINDS for n in report.nodes)
+    missed = f" ({ops - done} of {ops} op nodes had no counterpart in the timed run)" if done < ops else ""
+    report.notes.append(f"measured on {device}: each node's median of {repeats} runs; they sum to "
+                        f"{1e3 * (report.total_measured or 0):.3g} ms, the timed forward took "
+                        f"{1e3 * statistics.median(timed.forwards):.3g} ms{missed}")
 
 
 def _fx_report(model: torch.nn.Module, args: tuple, kwargs: dict, ctx: Counting, leaf_types: tuple[type, ...],
@@ -100,6 +149,7 @@ def _fx_report(model: torch.nn.Module, args: tuple, kwargs: dict, ctx: Counting,
         raise locate(err, node.meta.get("stack_trace") if node is not None else None) from err.__cause__
     fallback = OpaqueFallback(ctx)
     count_graph(gm, ctx.nested(fallback))
+    count_bytes(gm)
     notes = fallback_notes(gm, cap.untraceable, fallback)
     if shapes.note:
         notes.append(shapes.note)
@@ -116,12 +166,9 @@ def _fx_report(model: torch.nn.Module, args: tuple, kwargs: dict, ctx: Counting,
     )
 
 
-def _record_report(model: torch.nn.Module, args: tuple, kwargs: dict, ctx: Counting, leaf_types: tuple[type, ...],
-                   check_missing: bool) -> Report:
-    """Record the eager call at the torch-function level; modules with a rule (or in ``leaf_types``) stay whole."""
-    def is_leaf(m: torch.nn.Module) -> bool:
-        return ctx.registry.for_module(m) is not None or bool(leaf_types) and isinstance(m, leaf_types)
-
+def _record_report(model: torch.nn.Module, args: tuple, kwargs: dict, ctx: Counting,
+                   is_leaf: Callable[[torch.nn.Module], bool], check_missing: bool) -> Report:
+    """Record the eager call at the torch-function level; the modules ``is_leaf`` picks stay whole."""
     cap = capture_record(model, args, kwargs, is_leaf)
     gm = cap.graph_module
     fallback = OpaqueFallback(ctx)
@@ -132,6 +179,7 @@ def _record_report(model: torch.nn.Module, args: tuple, kwargs: dict, ctx: Count
         return fallback(node, call)
 
     count_graph(gm, ctx.nested(opaque))
+    count_bytes(gm)
     nodes = node_records(gm)
     missing = outside_graphs(cap, nodes) if check_missing else None
     return Report(

@@ -58,10 +58,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the whole report as JSON (exact integers)")
     p.add_argument("--ignore", action="append", default=[], metavar="OP",
                    help="op name, method or module class name counted as 0 (repeatable), e.g. dropout, add, ReLU")
+    g = p.add_argument_group("time: roofline estimate and measured latency")
+    g.add_argument("--roofline", metavar="DEVICE",
+                   help="estimate each node's time on DEVICE (a100, h100, h200, v100, or cpu: measured here, cached); "
+                        "`fxflops devices` lists them")
+    g.add_argument("--measure", action="store_true",
+                   help="run the graph on real tensors and time every node (median of --repeats runs)")
+    g.add_argument("--repeats", type=int, default=5, metavar="N", help="timed runs per node with --measure (default 5)")
+    g.add_argument("--device", metavar="DEVICE", help="build the model and inputs on DEVICE (cpu, cuda, cuda:1): "
+                   "where --measure runs")
     g = p.add_argument_group("annotated graph")
     g.add_argument("--svg", metavar="PATH", help="draw the annotated graph into PATH (.svg, .png or .pdf); "
                    "each module at --depth becomes one node (a large depth draws every op), --top marks the K costliest")
     g.add_argument("--roll", action="store_true", help="roll identical consecutive blocks into one (×k)")
+    g.add_argument("--color", choices=("flops", "time", "bound"), default="flops",
+                   help="fill by share of FLOPs (default), of estimated time, or by compute/memory bound, on the "
+                        "--roofline device (default cpu)")
     g.add_argument("--max-nodes", type=int, default=1500, metavar="N",
                    help="roll and collapse bigger graphs until at most N nodes are drawn (0: no limit; default 1500)")
     return p
@@ -101,10 +113,23 @@ def parse_input(spec: str, device: torch.device | None = None) -> tuple[str | No
     if any(d < 1 for d in shape):
         raise FxFlopsError(f"--input {given!r} has a size below 1; every size of the example must be at least 1")
     if dtype.is_floating_point:
-        t = torch.randn(shape, dtype=dtype, device=device) if device is None else torch.empty(shape, dtype=dtype, device=device)
+        meta = device is not None and device.type == "meta"
+        t = torch.empty(shape, dtype=dtype, device=device) if meta else torch.randn(shape, dtype=dtype, device=device)
     else:
         t = torch.zeros(shape, dtype=dtype, device=device)
     return name, t
+
+
+def _device(name: str | None) -> torch.device | None:
+    if name is None:
+        return None
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise FxFlopsError(f"--device {name!r} is not a device; use cpu, cuda or cuda:N") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise FxFlopsError(f"--device {name}: this torch sees no CUDA device; use --device cpu")
+    return device
 
 
 def load_model(spec: str) -> torch.nn.Module:
@@ -218,8 +243,8 @@ def default_input(spec: str, model: torch.nn.Module) -> list[str]:
 
 def prepare(args: argparse.Namespace) -> tuple[torch.nn.Module, Any]:
     """The model (in eval mode unless --train) and its example from the parsed options."""
-    device = torch.device("meta") if args.meta else None
-    with torch.device("meta") if args.meta else contextlib.nullcontext():
+    device = torch.device("meta") if args.meta else _device(getattr(args, "device", None))
+    with torch.device(device) if device is not None else contextlib.nullcontext():
         model = load_model(args.model)
     model.train(args.train)
     specs = args.input or default_input(args.model, model)
@@ -262,7 +287,8 @@ def count(args: argparse.Namespace) -> Any:
     model, example = prepare(args)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UncountedOpWarning)
-        return trace_flops(model, example, ignore=args.ignore, capture=args.capture)
+        return trace_flops(model, example, ignore=args.ignore, capture=args.capture,
+                           measure=getattr(args, "measure", False), repeats=getattr(args, "repeats", 5))
 
 
 def tell_shortfall(report: Any, strict: bool) -> None:
@@ -276,26 +302,80 @@ def tell_shortfall(report: Any, strict: bool) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.measure and args.meta:
+        raise FxFlopsError("--measure runs the model, --meta builds it without weights: drop one of them")
+    from .devices import get_device
+
+    roof = get_device(args.roofline) if args.roofline else None  # an unknown name fails before any work
     if args.svg:
         check_output(args.svg)
     report = count(args)
     tell_shortfall(report, args.strict)
+    est = report.roofline(roof) if roof is not None else None
     if args.json:
-        print(report.to_json())
+        out = report.to_dict()
+        if est is not None:
+            out["roofline"] = est.to_dict()
+        print(json.dumps(out, indent=2))
     else:
         print(report.summary())
+        if est is not None:
+            print(est.summary())
         print()
-        print(report.table(depth=args.depth))
+        print(report.table(depth=args.depth, columns=_columns(args), device=est.device if est else None))
         if args.top:
             print()
-            print(report.top_table(args.top))
+            print(est.top_table(args.top) if est is not None else report.top_table(args.top))
         if args.by_op:
             print()
             print(report.op_table())
     if args.svg:  # after the report: a drawing that fails loses nothing printed
         sys.stdout.flush()
-        out = report.render(args.svg, depth=args.depth, top=args.top, roll=args.roll, max_nodes=args.max_nodes or None)
+        out = report.render(args.svg, depth=args.depth, top=args.top, roll=args.roll, max_nodes=args.max_nodes or None,
+                            color=args.color, device=est.device if est is not None else None)
         print(f"fxflops: graph written to {out}", file=sys.stderr)
+    return 0
+
+
+def _columns(args: argparse.Namespace) -> tuple[str, ...]:
+    if args.roofline:
+        cols = ("params", "flops", "bytes", "intensity", "est_time", "% time", "bound")
+        return cols + (("measured", "measured/est") if args.measure else ())
+    if args.measure:
+        return ("params", "macs", "flops", "% flops", "measured", "% measured")
+    return ("params", "macs", "flops", "% flops")
+
+
+def run_devices(argv: list[str]) -> int:
+    """``fxflops devices``: the roofline presets with their numbers and sources, and this machine's cpu."""
+    p = argparse.ArgumentParser(prog="fxflops devices", description="Devices --roofline knows: peak FLOP/s per "
+                                "dtype (dense), memory bandwidth, the ridge point, and where each number comes from.")
+    p.add_argument("--recalibrate", action="store_true", help="measure the cpu again instead of reading the cache")
+    p.add_argument("--json", action="store_true", help="print them as JSON")
+    args = p.parse_args(argv)
+    from .devices import DTYPE_KEYS, PRESETS, calibrate_cpu
+
+    devices = [*PRESETS.values(), calibrate_cpu(refresh=args.recalibrate)]
+    if args.json:
+        print(json.dumps({d.name: d.to_dict() for d in devices}, indent=2))
+        return 0
+    from .report.tables import grid
+
+    def tflops(d, key: str) -> str:
+        if not isinstance(d.peak_flops, dict):
+            return f"{d.peak(key) / 1e12:.3g}" if key == "fp32" else "="
+        return f"{d.peak_flops[key] / 1e12:.4g}" if key in d.peak_flops else "-"
+
+    keys = [k for k in DTYPE_KEYS if k != "fp64"]
+    rows = [("device", *(f"{k} TFLOP/s" for k in keys), "GB/s", "ridge fp32", "ridge bf16")]
+    for d in devices:
+        rows.append((d.name, *(tflops(d, k) for k in keys), f"{d.bandwidth / 1e9:,.0f}", f"{d.ridge('fp32'):.3g}",
+                     f"{d.ridge('bf16'):.3g}"))
+    print(grid(rows, align_right=tuple(range(1, len(rows[0])))))
+    print()
+    print("ridge: FLOP/byte above which a node is compute-bound; '=': one number for every dtype")
+    for d in devices:
+        print(f"{d.name}: {d.source}")
     return 0
 
 
@@ -336,6 +416,12 @@ def run_audit(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["devices"]:
+        try:
+            return run_devices(argv[1:])
+        except FxFlopsError as exc:
+            print(f"fxflops: error: {exc}", file=sys.stderr)
+            return 2
     if argv[:1] == ["audit"]:
         parser, runner, argv = build_audit_parser(), run_audit, argv[1:]
     else:

@@ -79,6 +79,7 @@ class NodeCost:
     target: str = ""  # human name of the call target
     qualname: str = ""  # its qualified name: nn.Conv2d, F.linear, operator.add, Tensor.softmax
     left_out: tuple[str, ...] = ()  # with Status.PARTIAL: what inside the node could not be priced
+    bytes: int = 0  # memory traffic, set by the bytes pass (fxflops.passes.bytes)
 
 
 @dataclass
@@ -104,6 +105,8 @@ class NodeRecord:
     # The module calls the node ran inside, outermost first. A module shared between owners has one path, so
     # module_path alone would charge every call of it to its first owner; the stack says which owner called it.
     module_stack: list[str] = field(default_factory=list)
+    bytes: int = 0  # bytes read + written when the node runs as one unfused kernel (fxflops.passes.bytes)
+    measured: float | None = None  # median seconds of the node on real tensors, with measure=True
 
 
 @dataclass
@@ -116,3 +119,5 @@ class ModuleRow:
     params: int
     macs: int
     flops: int
+    bytes: int = 0
+    measured: float | None = None  # summed medians of its nodes, with measure=True

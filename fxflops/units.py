@@ -24,3 +24,15 @@ def percent(part: int | float, whole: int | float) -> str:
     if p and p < 0.01:
         return "<0.01%"
     return f"{p:.2f}%"
+
+
+def seconds(t: float | None) -> str:
+    """``1.23 ms``, ``45.6 µs`` with three significant digits; "-" for no value."""
+    if t is None:
+        return "-"
+    if t == 0:
+        return "0"
+    for scale, unit in ((1.0, "s"), (1e-3, "ms"), (1e-6, "µs")):
+        if t >= scale:
+            return f"{t / scale:.3g} {unit}"
+    return f"{t / 1e-9:.3g} ns"

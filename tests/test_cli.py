@@ -86,3 +86,41 @@ def test_help_lists_model_specs(capsys, flag) -> None:
     with pytest.raises(SystemExit):
         main([flag])
     assert "torchvision:resnet50" in capsys.readouterr().out
+
+
+def test_roofline_and_measure_columns(capsys, tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("FXFLOPS_CACHE", str(tmp_path))  # a fresh cpu calibration, not the user's cache
+    code, out, _ = run_cli(capsys, "torchvision:resnet18", "--input", "1,3,32,32", "--depth", "1", "--roofline",
+                           "a100", "--top", "2")
+    assert code == 0 and "ResNet on a100:" in out and "| est. time |" in out and "| bound " in out
+    assert "compute" in out or "memory" in out
+    code, out, _ = run_cli(capsys, "torchvision:resnet18", "--input", "1,3,32,32", "--depth", "0", "--roofline",
+                           "cpu", "--measure", "--repeats", "1", "--json")
+    d = json.loads(out)
+    assert code == 0 and d["roofline"]["device"]["name"] == "cpu" and d["total_measured"] > 0
+    assert all(n["measured"] > 0 for n in d["nodes"] if n["kind"].startswith("call_"))
+
+
+def test_devices_lists_presets_with_sources(capsys, tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("FXFLOPS_CACHE", str(tmp_path))
+    code, out, _ = run_cli(capsys, "devices")
+    assert code == 0
+    assert "| a100 " in out and "| h100 " in out and "| cpu " in out
+    assert "a100: NVIDIA A100" in out and "cpu: measured on this machine" in out
+
+
+def test_device_and_roofline_errors(capsys) -> None:
+    code, _, err = run_cli(capsys, "torchvision:resnet18", "--roofline", "tpu9")
+    assert code == 2 and err.startswith("fxflops: error: unknown device 'tpu9'")
+    code, _, err = run_cli(capsys, "torchvision:resnet18", "--device", "nonsense")
+    assert code == 2 and "is not a device" in err
+    code, _, err = run_cli(capsys, "torchvision:resnet18", "--meta", "--measure")
+    assert code == 2 and "drop one of them" in err
+
+
+def test_svg_coloured_by_bound(capsys, tmp_path) -> None:
+    svg = tmp_path / "r.svg"
+    code, _, err = run_cli(capsys, "torchvision:resnet18", "--input", "1,3,32,32", "--svg", str(svg), "--depth", "1",
+                           "--roofline", "a100", "--color", "bound")
+    assert code == 0 and "graph written" in err
+    assert "bound on a100" in svg.read_text()

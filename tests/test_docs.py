@@ -16,3 +16,9 @@ def test_every_counted_rule_documents_its_formula() -> None:
 
 def test_every_free_rule_gives_a_reason() -> None:
     assert all(r.reason for _, _, r in REGISTRY.rules() if r.status == "free")
+
+
+def test_every_byte_rule_documents_its_formula() -> None:
+    from fxflops.passes.bytes import BYTE_RULES
+
+    assert all(len(r.formula) >= 10 for r in BYTE_RULES.values())

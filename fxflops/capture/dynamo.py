@@ -121,7 +121,28 @@ def _capture(target, root, args: tuple, kwargs: dict, mode: str, reuse_blocks: b
 
 
 @contextlib.contextmanager
-def _scope(root: torch.nn.Module | None, mode: str) -> Iterator[None]:
+def compiled_as_captured(target: torch.nn.Module, args: tuple, kwargs: dict, backend: Callable, mode: str,
+                         reuse_blocks: bool = True, is_leaf: Callable[[torch.nn.Module], bool] | None = None,
+                         ) -> Iterator[Callable[[], Any]]:
+    """``target`` compiled with ``backend`` the way :func:`capture_dynamo` captured it in ``mode`` (same dynamo
+    settings, same probe, the same repeated blocks stubbed), but on its real weights and the real example:
+    yields a function that runs one forward on a fresh copy of the example. The measured-latency pass
+    (:mod:`fxflops.passes.latency`) times the graphs this hands its backend; their nodes have the names of
+    the captured ones."""
+    with _scope(target, mode, swap_weights=False):
+        found = probe(target, target, *private_copy(args, kwargs, "real", target), reuse_blocks, is_leaf)
+        with forwards({target.get_submodule(p): fn for p, fn in found.stubs.items()}):
+            compiled = torch.compile(target, backend=backend, fullgraph=False, dynamic=False)
+
+            def run() -> Any:
+                a, k = private_copy(args, kwargs, "real", target)
+                return compiled(*a, **k)
+
+            yield run
+
+
+@contextlib.contextmanager
+def _scope(root: torch.nn.Module | None, mode: str, swap_weights: bool = True) -> Iterator[None]:
     """Fresh dynamo state, scoped config, no autograd; on meta, the weights swapped for meta copies.
 
     Meta constants a model creates while traced (``torch.tensor([], device=x.device)`` in a KV
@@ -130,7 +151,7 @@ def _scope(root: torch.nn.Module | None, mode: str) -> Iterator[None]:
     torch._dynamo.reset()
     old = fake_tensor_tls.allow_non_fake_inputs_override
     fake_tensor_tls.allow_non_fake_inputs_override = True
-    weights = meta_weights(root) if mode == "meta" and root is not None else contextlib.nullcontext()
+    weights = meta_weights(root) if mode == "meta" and root is not None and swap_weights else contextlib.nullcontext()
     # On real data, ops whose output size depends on values are kept in the graph (their sizes are
     # read from the real run) rather than run eagerly between graphs, where nothing would see them.
     real = dict(capture_dynamic_output_shape_ops=True, capture_scalar_outputs=True) if mode == "real" else {}

@@ -54,9 +54,15 @@ class RecordCapture:
 
 
 def capture_record(model: torch.nn.Module, args: tuple, kwargs: dict,
-                   is_leaf: Callable[[torch.nn.Module], bool]) -> RecordCapture:
-    """Record ``model(*args, **kwargs)``; see the module docstring. ``is_leaf`` picks the modules kept whole."""
+                   is_leaf: Callable[[torch.nn.Module], bool], meta: bool = True) -> RecordCapture:
+    """Record ``model(*args, **kwargs)``; see the module docstring. ``is_leaf`` picks the modules kept whole;
+    ``meta=False`` records the real run directly (a graph to run again on real data)."""
     real = all(t.device != META for t in tensors_in((args, kwargs)) + list(model.parameters()) + list(model.buffers()))
+    if not meta:
+        try:
+            return _record(model, args, kwargs, is_leaf, "real")
+        except Exception as real_exc:  # noqa: BLE001
+            raise CaptureError(_advice(model, real_exc, "on the real example")) from real_exc
     try:
         return _record(model, args, kwargs, is_leaf, "meta")
     except Exception as meta_exc:  # noqa: BLE001 - any failure on meta is retried on real data or reported
@@ -106,6 +112,8 @@ def _graph_module(model: torch.nn.Module, rec: _Recorder) -> fx.GraphModule:
     for store, own in ((gm._parameters, model._parameters), (gm._buffers, model._buffers)):
         for name, t in own.items():
             store.setdefault(name, t)
+    for name, value in rec.consts.items():
+        setattr(gm, name, value)
     gm.graph = rec.graph  # its targets now resolve
     return gm
 

@@ -26,7 +26,7 @@ import networkx as nx
 from . import style as st
 from .view import View, ViewCluster, ViewNode, build_view, owners, path_depth, roll_blocks, without_stubs
 from ..errors import RenderError
-from ..units import human
+from ..units import human, seconds
 
 if TYPE_CHECKING:
     from ..report.report import Report
@@ -113,12 +113,41 @@ def _span(path: str, rolled: list[str]) -> str:
     return f"{path}…{last[i:]}"
 
 
-def _node_attrs(vn: ViewNode, view: View, max_share: float) -> dict[str, str]:
+COLORS = ("flops", "time", "bound")
+
+
+def _total_time(view: View) -> float:
+    return sum(vn.time for vn in view.nodes.values())
+
+
+def _share(vn: ViewNode, view: View, color: str) -> float:
+    """What the fill shows: the node's share of the FLOPs, or of the estimated time."""
+    if color == "flops":
+        return vn.flops / view.total_flops if view.total_flops else 0.0
+    total = _total_time(view)
+    return vn.time / total if total else 0.0
+
+
+def _fill(vn: ViewNode, share: float, max_share: float, color: str) -> str | None:
+    """The node's fill, or None when it has nothing to show (drawn small and grey)."""
+    if color == "flops":
+        return st.heat(st.heat_position(share, max_share)) if vn.flops else None
+    if not vn.time:
+        return None
+    if color == "time":
+        return st.heat(st.heat_position(share, max_share))
+    return st.BOUND_FILLS["compute" if vn.compute_time > vn.time / 2 else "memory"]
+
+
+def _node_attrs(vn: ViewNode, view: View, max_share: float, color: str = "flops") -> dict[str, str]:
     """Shape, colours, label and tooltip of one drawn node, then the audit and top-K markings."""
-    share = vn.flops / view.total_flops if view.total_flops else 0.0
+    share = _share(vn, view, color)
     if vn.kind in ("input", "output"):
         return _io_attrs(vn)
-    attrs = _module_attrs(vn, share, max_share) if vn.kind == "module" else _op_attrs(vn, share, max_share)
+    if vn.kind == "module":
+        attrs = _module_attrs(vn, share, max_share, color)
+    else:
+        attrs = _op_attrs(vn, share, max_share, color)
     attrs["fontname"] = st.FONT
     if vn.status in ("uncounted", "partial"):
         note = "no rule: counted as 0" if vn.status == "uncounted" else "partly uncounted"
@@ -139,22 +168,25 @@ def _io_attrs(vn: ViewNode) -> dict[str, str]:
                 tooltip=_lines(f"{vn.kind} {name}", f"shape {shape}", f"dtype {vn.detail.get('dtype', '')}"))
 
 
-def _cost_line(vn: ViewNode, share: float) -> str:
-    return f"{st.flops_text(vn.flops)} · {st.pct(share)}"
+def _cost_line(vn: ViewNode, share: float, color: str = "flops") -> str:
+    if color == "flops":
+        return f"{st.flops_text(vn.flops)} · {st.pct(share)}"
+    bound = ("compute" if vn.compute_time > vn.time / 2 else "memory") if vn.time else "-"
+    return f"{st.flops_text(vn.flops)} · {seconds(vn.time)} ({st.pct(share)}, {bound})"
 
 
 def _rolled_line(vn: ViewNode) -> str:
     return f"rolled: {', '.join(vn.rolled_paths)} (costs summed)" if vn.repeat > 1 else ""
 
 
-def _module_attrs(vn: ViewNode, share: float, max_share: float) -> dict[str, str]:
+def _module_attrs(vn: ViewNode, share: float, max_share: float, color: str = "flops") -> dict[str, str]:
     e = html.escape
     name = _span(_short_path(vn.path, vn.home), vn.rolled_paths) if vn.path else "model"
     badge = f"#{vn.rank} " if vn.rank else ""
     shape = _shape_text(vn.shape)
-    fill = st.heat(st.heat_position(share, max_share)) if vn.flops else st.ZERO_FILL
+    fill = _fill(vn, share, max_share, color) or st.ZERO_FILL
     label = (f"<<b>{e(badge + name)}{_times(vn.repeat)}</b><br/>{e(vn.type)}<br/>"
-             f'<font point-size="10">{e(shape)}</font><br/>{e(_cost_line(vn, share))}>')
+             f'<font point-size="10">{e(shape)}</font><br/>{e(_cost_line(vn, share, color))}>')
     tip = _lines(f"{vn.path or 'model'} ({vn.type})", _rolled_line(vn), f"{len(vn.members)} nodes collapsed",
                  f"output {shape}", f"MACs {human(vn.macs)}", f"FLOPs {human(vn.flops)} ({st.pct(share)})",
                  f"params {human(vn.params)}")
@@ -162,7 +194,7 @@ def _module_attrs(vn: ViewNode, share: float, max_share: float) -> dict[str, str
                 label=label, tooltip=tip)
 
 
-def _op_attrs(vn: ViewNode, share: float, max_share: float) -> dict[str, str]:
+def _op_attrs(vn: ViewNode, share: float, max_share: float, color: str = "flops") -> dict[str, str]:
     e = html.escape
     d = vn.detail
     if vn.kind == "const":
@@ -177,11 +209,14 @@ def _op_attrs(vn: ViewNode, share: float, max_share: float) -> dict[str, str]:
                  f"op {vn.type}, rule: {d.get('rule', '') or '-'} [{vn.status or '-'}]",
                  "in " + ", ".join(_shape_text(x) for x in d.get("input_shapes", [])),
                  f"out {shape} {d.get('dtype', '')}", _rolled_line(vn),
-                 f"MACs {human(vn.macs)}", f"FLOPs {human(vn.flops)} ({st.pct(share)})", f"params {human(vn.params)}")
-    if vn.flops or vn.status in ("uncounted", "partial"):
-        fill = st.heat(st.heat_position(share, max_share)) if vn.flops else st.UNCOUNTED_FILL
+                 f"MACs {human(vn.macs)}", f"FLOPs {human(vn.flops)} ({st.pct(share)})" if color == "flops"
+                 else f"FLOPs {human(vn.flops)}", f"params {human(vn.params)}",
+                 f"est. time {seconds(vn.time)} ({st.pct(share)})" if vn.time else "")
+    fill = _fill(vn, share, max_share, color)
+    if fill is not None or vn.status in ("uncounted", "partial"):
+        fill = fill or st.UNCOUNTED_FILL
         badge = f"#{vn.rank} " if vn.rank else ""
-        label = f"<<b>{e(badge + op)}{_times(vn.repeat)}</b><br/>{e(shape)}<br/>{e(_cost_line(vn, share))}>"
+        label = f"<<b>{e(badge + op)}{_times(vn.repeat)}</b><br/>{e(shape)}<br/>{e(_cost_line(vn, share, color))}>"
         return dict(shape="box", style="rounded,filled", fillcolor=fill, fontcolor=st.text_colour(fill),
                     fontsize="11", color="#555555", label=label, tooltip=tip)
     # Costs nothing: small and grey, so the costly path stands out.
@@ -216,11 +251,14 @@ def _cluster_attrs(cl: ViewCluster, view: View) -> dict[str, str]:
     }
 
 
-def _legend(dot: graphviz.Digraph, max_share: float, view: View, top: int) -> None:
+def _legend(dot: graphviz.Digraph, max_share: float, view: View, top: int, color: str = "flops",
+            device: str = "") -> None:
     with dot.subgraph(name="cluster_legend") as lg:
         lg.attr(label="<<b>legend</b>>", fontname=st.FONT, fontsize="11", style="rounded", color="#c0c0c0",
                 tooltip="legend")
-        lg.node("legend_scale", st.scale_label(max_share), shape="plaintext", fontname=st.FONT, fontsize="10")
+        scale = (st.scale_label(max_share) if color == "flops" else st.bound_label(device) if color == "bound"
+                 else st.scale_label(max_share, f"estimated time share per node ({device})"))
+        lg.node("legend_scale", scale, shape="plaintext", fontname=st.FONT, fontsize="10")
         kinds = {(vn.kind, vn.status, bool(vn.flops)) for vn in view.nodes.values()}
         samples = [
             ("legend_zero", "view / shape op: no FLOPs", dict(shape="box", style="rounded,filled",
@@ -235,7 +273,8 @@ def _legend(dot: graphviz.Digraph, max_share: float, view: View, top: int) -> No
                 penwidth="3", fontsize="10")))
         if any(kind == "module" for kind, _, _ in kinds):
             samples.append(("legend_module", "module collapsed into one node\n(its subtotal)",
-                            dict(shape="box3d", style="filled", fillcolor=st.heat(0.5), fontsize="10")))
+                            dict(shape="box3d", style="filled", fontsize="10",
+                                 fillcolor=st.BOUND_FILLS["memory"] if color == "bound" else st.heat(0.5))))
         if top:
             samples.append(("legend_top", f"#k: one of the {top} costliest", dict(shape="box", style="rounded",
                             color=st.TOP_LINE, penwidth="3.5", fontsize="10")))
@@ -281,15 +320,15 @@ def _layout_attrs(n: int) -> dict[str, str]:
     return attrs
 
 
-def view_to_dot(g: nx.DiGraph, view: View, top: int = 0) -> str:
+def view_to_dot(g: nx.DiGraph, view: View, top: int = 0, color: str = "flops") -> str:
     edges, refs, note = _short_edges(view)
     dot = graphviz.Digraph(name=g.graph.get("name", "model"))
     dot.attr("graph", label=_graph_title(g, view, [note] if note else []), tooltip=g.graph.get("name", "model"),
              **_layout_attrs(len(view.nodes)))
     dot.attr("edge", color=st.EDGE, arrowsize="0.6", penwidth="1.1")
-    shares = [vn.flops / view.total_flops for vn in view.nodes.values() if view.total_flops and vn.flops > 0]
-    max_share = max(shares, default=1.0)
-    _legend(dot, max_share, view, top)
+    shares = [_share(vn, view, color) for vn in view.nodes.values()]
+    max_share = max((x for x in shares if x > 0), default=1.0)
+    _legend(dot, max_share, view, top, color, g.graph.get("roofline_device", ""))
 
     children: dict[str, list[ViewCluster]] = {}
     for cl in sorted(view.clusters.values(), key=lambda c: c.order):
@@ -300,7 +339,7 @@ def view_to_dot(g: nx.DiGraph, view: View, top: int = 0) -> str:
 
     def fill(sub: graphviz.Digraph, path: str) -> None:
         for vn in homed.get(path, []):
-            sub.node(_dot_id(vn.id), **_node_attrs(vn, view, max_share))
+            sub.node(_dot_id(vn.id), **_node_attrs(vn, view, max_share, color))
         for ref, of in refs.get(path, []):
             sub.node(ref, **_ref_attrs(view.nodes[of]))
         for cl in children.get(path, []):
@@ -365,36 +404,54 @@ def _dot_id(vid: str) -> str:
 # ---- public entry points ------------------------------------------------------------------------
 
 
-def _graph(source: "Report | nx.DiGraph") -> nx.DiGraph:
+def _graph(source: "Report | nx.DiGraph", color: str = "flops", device: Any = None) -> nx.DiGraph:
+    """The graph to draw; for ``color="time"`` or ``"bound"``, with each node's roofline time and bound on
+    ``device`` (by default where the report was measured, else this machine's cpu) as ``est_time`` and
+    ``bound`` attributes (a DiGraph must already carry them)."""
+    if color not in COLORS:
+        raise ValueError(f"color must be one of {', '.join(COLORS)}, got {color!r}")
     if isinstance(source, nx.DiGraph):
         return source
     from .graph import to_networkx
 
-    return to_networkx(source)
+    g = to_networkx(source)
+    if color != "flops":
+        est = source.roofline(device if device is not None else source._default_device())
+        for name, e in est.nodes.items():
+            if name in g:
+                g.nodes[name]["est_time"] = e.time
+                g.nodes[name]["bound"] = str(e.bound)
+        g.graph["roofline_device"] = est.device.name
+    return g
 
 
 def to_dot(source: "Report | nx.DiGraph", *, depth: int | None = None, top: int = 0, roll: bool = False,
-           hide_scalars: bool = True, show_params: bool = False, max_nodes: int | None = MAX_NODES) -> str:
+           hide_scalars: bool = True, show_params: bool = False, max_nodes: int | None = MAX_NODES,
+           color: str = "flops", device: Any = None) -> str:
     """DOT text of the annotated graph. ``depth=N`` collapses every module at depth N (root 0) into
     one node; ``top=K`` marks the K costliest drawn nodes; ``roll=True`` rolls identical consecutive
     blocks into one (×k); ``hide_scalars`` leaves out nodes that make no tensor and cost nothing;
     ``show_params`` draws parameters and buffers as nodes of their own instead of folding them into
-    their first user. Past ``max_nodes`` drawn nodes the graph is rolled, then collapsed."""
-    g = _graph(source)
+    their first user. Past ``max_nodes`` drawn nodes the graph is rolled, then collapsed. ``color`` is what
+    the fill shows: ``"flops"`` (share of the FLOPs), ``"time"`` (share of the roofline time on ``device``)
+    or ``"bound"`` (compute- or memory-bound on ``device``); ``device`` defaults to where the report was
+    measured, else this machine's ``"cpu"``."""
+    g = _graph(source, color, device)
     view = choose_view(g, depth, top, roll, hide_scalars, max_nodes, show_params)
-    return view_to_dot(g, view, top)
+    return view_to_dot(g, view, top, color)
 
 
 def render(source: "Report | nx.DiGraph", path: str | os.PathLike, *, format: str | None = None,
            depth: int | None = None, top: int = 0, roll: bool = False, hide_scalars: bool = True,
-           show_params: bool = False, max_nodes: int | None = MAX_NODES, engine: str = "dot") -> Path:
+           show_params: bool = False, max_nodes: int | None = MAX_NODES, engine: str = "dot",
+           color: str = "flops", device: Any = None) -> Path:
     """Draw the annotated graph into ``path``; the format (svg, png, pdf) comes from its suffix."""
     path = Path(path)
     fmt = (format or path.suffix.lstrip(".")).lower()
     if fmt not in FORMATS:
         raise ValueError(f"cannot render to {path.name!r}: the suffix must be one of {', '.join('.' + f for f in FORMATS)}")
     src = to_dot(source, depth=depth, top=top, roll=roll, hide_scalars=hide_scalars, show_params=show_params,
-                 max_nodes=max_nodes)
+                 max_nodes=max_nodes, color=color, device=device)
     try:
         data = graphviz.Source(src, engine=engine).pipe(format=fmt)
     except graphviz.ExecutableNotFound:

@@ -75,9 +75,21 @@ def flops_text(flops: int) -> str:
     return f"{human(flops)} FLOPs"
 
 
-def scale_label(max_share: float) -> str:
-    """An HTML-like table: the heat scale with the FLOPs shares its colours stand for."""
-    rows = ['<tr><td colspan="2" align="left"><b>FLOPs share per node</b></td></tr>']
+# render(color="bound"): the roof a node's estimated time is under (Okabe-Ito blue and orange).
+BOUND_FILLS = {"compute": "#56B4E9", "memory": "#E69F00"}
+
+
+def bound_label(device: str) -> str:
+    """The legend of ``color="bound"``: one swatch per roof."""
+    rows = [f'<tr><td colspan="2" align="left"><b>bound on {html.escape(device)}</b></td></tr>']
+    for bound, fill in BOUND_FILLS.items():
+        rows.append(f'<tr><td bgcolor="{fill}" width="34" height="16"></td><td align="left">{bound}-bound</td></tr>')
+    return '<<table border="0" cellborder="1" cellspacing="0" cellpadding="3">' + "".join(rows) + "</table>>"
+
+
+def scale_label(max_share: float, what: str = "FLOPs share per node") -> str:
+    """An HTML-like table: the heat scale with the shares (of FLOPs, or of time) its colours stand for."""
+    rows = [f'<tr><td colspan="2" align="left"><b>{html.escape(what)}</b></td></tr>']
     for t in (1.0, 0.8, 0.6, 0.4, 0.2, 0.0):
         share = max_share * 10 ** (-DECADES * (1 - t))
         text = pct(share)

@@ -35,6 +35,8 @@ class ViewNode:
     macs: int = 0
     flops: int = 0
     params: int = 0
+    time: float = 0.0  # roofline seconds, when the graph carries them (render(color="time" | "bound"))
+    compute_time: float = 0.0  # the part of ``time`` spent in compute-bound nodes
     status: str = ""
     shape: Any = None
     repeat: int = 1  # ×k of a rolled block
@@ -275,6 +277,8 @@ def build_view(g: nx.DiGraph, depth: int | None = None, roll: bool = False, hide
         vn.macs += a.get("macs", 0)
         vn.flops += a.get("flops", 0)
         vn.params += a.get("params", 0)
+        vn.time += a.get("est_time", 0.0)
+        vn.compute_time += a.get("est_time", 0.0) if a.get("bound") == "compute" else 0.0
         vn.status = _worse(vn.status, node_status(a))
         if r == n:
             reps_of.setdefault(vid, []).append(n)

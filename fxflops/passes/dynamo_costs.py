@@ -25,10 +25,11 @@ from ..capture.fx import Untraceable
 from ..capture.record import capture_record
 from ..capture.probe import LeafCall, signature
 from ..errors import FxFlopsError
-from ..paths import ancestors, attr_at
+from ..paths import ancestors, attr_at, under
 from ..rules.registry import Call, Cost, qualified_name
 from ..tensors import dtype_name, tensors_in
 from ..types import NodeRecord, Status
+from .bytes import ByteCall, count_bytes, default_bytes
 from .costs import Counting, as_cost, count_graph, left_out_of, total
 from .records import node_records, reused_nodes
 
@@ -40,6 +41,7 @@ def count_capture(cap: DynamoCapture, ctx: Counting) -> list[NodeRecord]:
     many = len(cap.graph_modules) > 1
     for i, gm in enumerate(cap.graph_modules):
         count_graph(gm, ctx.nested(subgraph_fallback(gm, ctx)))
+        count_bytes(gm)
         prefix = f"g{i}." if many else ""
         once = node_records(gm, seen, prefix=prefix)
         records += once
@@ -47,6 +49,9 @@ def count_capture(cap: DynamoCapture, ctx: Counting) -> list[NodeRecord]:
             again = [replace(r, name=f"{r.name}#{run}", params=0) for r in once]
             records += again
     records += [leaf_record(call, ctx) for call in cap.leaves]
+    for r in records:  # a reused block's stub (torch.empty of its output) stands in for work its copies carry
+        if r.bytes and any(under(r.module_path, b.path) for b in cap.reused):
+            r.bytes = 0
     return reused_nodes(records, cap.reused)
 
 
@@ -65,6 +70,7 @@ def leaf_record(call: LeafCall, ctx: Counting) -> NodeRecord:
         macs=cost.macs, flops=cost.flops, params=sum(p.numel() for p in m.parameters()), rule=rule.op,
         qualname=qualified_name(type(m)),
         status=Status.PARTIAL if c.left_out else Status.COUNTED, left_out=list(c.left_out),
+        bytes=default_bytes(ByteCall(ins, call.out, m)),
     )
 
 

@@ -62,6 +62,7 @@ def node_records(gm: fx.GraphModule, seen: set[int] | None = None, prefix: str =
                 left_out=list(cost.left_out) if cost else [],
                 qualname=cost.qualname if cost else "",
                 module_stack=[path for path, _ in module_stack(node)],
+                bytes=cost.bytes if cost else 0,
             )
         )
     return records
@@ -74,13 +75,16 @@ def module_rows(model: torch.nn.Module, nodes: list[NodeRecord]) -> dict[str, Mo
         params = sum(p.numel() for p in m.parameters())
         rows[path] = ModuleRow(path, type(m).__name__, path.count(".") + 1 if path else 0, params, 0, 0)
     for n in nodes:
-        if not (n.macs or n.flops):
+        if not (n.macs or n.flops or n.bytes or n.measured):
             continue
         for path in charged_paths(n):
             row = rows.get(path)
             if row is not None:
                 row.macs += n.macs
                 row.flops += n.flops
+                row.bytes += n.bytes
+                if n.measured is not None:
+                    row.measured = (row.measured or 0.0) + n.measured
     return rows
 
 

@@ -11,10 +11,24 @@ from typing import Any
 
 import torch.fx as fx
 
+from ..devices import Device, get_device, preset_for
+from ..errors import FxFlopsError
+from ..passes.roofline import intensity
 from ..types import OP_KINDS, Capture, ModuleRow, NodeRecord, Status
-from ..units import human, percent
+from ..units import human, percent, seconds
 from .audit import Audit, BlindSpot, audit, hook_blind_spot
+from .roofline import Roofline
 from .tables import fmt_shape, grid
+
+# Report.table's columns and their headers; those in _NEEDS_DEVICE read a roofline estimate. The default is the
+# four columns the table has always had.
+COLUMNS = {
+    "params": "params", "macs": "MACs", "flops": "FLOPs", "% flops": "% FLOPs", "bytes": "bytes",
+    "intensity": "FLOP/B", "est_time": "est. time", "% time": "% est. time", "bound": "bound",
+    "measured": "measured", "% measured": "% measured", "measured/est": "measured/est",
+}
+DEFAULT_COLUMNS = ("params", "macs", "flops", "% flops")
+_NEEDS_DEVICE = {"est_time", "% time", "bound", "measured/est"}
 
 
 @dataclass
@@ -31,6 +45,8 @@ class Report:
     # MACs an eager FlopCounterMode run saw that no node holds (work run outside the captured graphs), as a note
     missing: str | None = None
     graph_modules: list[fx.GraphModule] = field(default_factory=list, repr=False, compare=False)
+    # where measure=True timed the nodes ("cpu", "cuda:0"), and the device estimates default to there
+    measured_on: str | None = None
 
     @property
     def graph_module(self) -> fx.GraphModule | None:
@@ -50,6 +66,37 @@ class Report:
     def total_params(self) -> int:
         root = self.modules.get("")
         return root.params if root is not None else 0
+
+    @property
+    def total_bytes(self) -> int:
+        """Bytes read and written by all nodes, each run as one unfused kernel (see docs/conventions.md)."""
+        return sum(n.bytes for n in self.nodes)
+
+    @property
+    def intensity(self) -> float:
+        """Arithmetic intensity of the whole model: FLOPs per byte moved."""
+        return intensity(self.total_flops, self.total_bytes)
+
+    @property
+    def total_measured(self) -> float | None:
+        """Summed per-node median seconds, with ``measure=True``; None otherwise."""
+        times = [n.measured for n in self.nodes if n.measured is not None]
+        return sum(times) if times else None
+
+    def roofline(self, device: "str | Device" = "cpu") -> Roofline:
+        """Roofline estimate on ``device``: a preset name (``a100``, ``h100``, ``h200``, ``v100``), ``"cpu"``
+        (measured on this machine, cached) or an :class:`fxflops.Device`. Times are in seconds."""
+        return Roofline.of(self, get_device(device))
+
+    def _default_device(self) -> "str | Device":
+        """Where the nodes were measured, so that measured and estimated times compare; else this machine's cpu."""
+        if self.measured_on is None:
+            return "cpu"
+        preset = preset_for(self.measured_on)
+        if preset is None:
+            raise FxFlopsError(f"no roofline preset matches {self.measured_on}, where this report was measured: "
+                               "pass device= (a preset name or fxflops.Device(peak_flops=..., bandwidth=...))")
+        return preset
 
     @property
     def uncounted(self) -> list[NodeRecord]:
@@ -129,17 +176,52 @@ class Report:
         lines.extend(f"note: {note}" for note in self.notes)
         return "\n".join(lines)
 
-    def table(self, depth: int = 2) -> str:
-        """The per-module table (fvcore style): params, MACs, FLOPs and share of total FLOPs."""
-        head = ("module", "type", "params", "MACs", "FLOPs", "% FLOPs")
-        rows = [head]
-        total = self.total_flops
+    def table(self, depth: int = 2, columns: list[str] | tuple[str, ...] = DEFAULT_COLUMNS,
+              device: "str | Device | None" = None) -> str:
+        """The per-module table (fvcore style); by default params, MACs, FLOPs and share of total FLOPs.
+
+        ``columns`` picks others from :data:`COLUMNS`: ``bytes``, ``intensity`` (FLOP/B), ``measured`` (seconds,
+        with ``measure=True``), and, on the roofline of ``device`` (default: ``"cpu"``), ``est_time``,
+        ``% time``, ``bound`` and ``measured/est``."""
+        unknown = [c for c in columns if c not in COLUMNS]
+        if unknown:
+            raise FxFlopsError(f"unknown table column(s) {', '.join(map(repr, unknown))}; choose from "
+                               f"{', '.join(COLUMNS)}")
+        est = self.roofline(device or self._default_device()) if _NEEDS_DEVICE & set(columns) else None
+        rows = [("module", "type", *(COLUMNS[c] for c in columns))]
         for m in self.by_module(depth):
-            if m.depth and not (m.params or m.flops):
+            if m.depth and not (m.params or m.flops or (m.bytes and tuple(columns) != DEFAULT_COLUMNS)):
                 continue
             name = ("  " * m.depth) + (m.path.rsplit(".", 1)[-1] if m.path else "model")
-            rows.append((name, m.type, human(m.params), human(m.macs), human(m.flops), percent(m.flops, total)))
-        return grid(rows, align_right=(2, 3, 4, 5))
+            rows.append((name, m.type, *(self._cell(c, m, est) for c in columns)))
+        return grid(rows, align_right=tuple(range(2, 2 + len(columns))))
+
+    def _cell(self, column: str, m: ModuleRow, est: Roofline | None) -> str:
+        e = est.modules.get(m.path) if est is not None else None
+        if column == "params":
+            return human(m.params)
+        if column == "macs":
+            return human(m.macs)
+        if column == "flops":
+            return human(m.flops)
+        if column == "% flops":
+            return percent(m.flops, self.total_flops)
+        if column == "bytes":
+            return human(m.bytes)
+        if column == "intensity":
+            return f"{intensity(m.flops, m.bytes):.3g}" if m.bytes else "-"
+        if column == "est_time":
+            return seconds(e.time if e else 0.0)
+        if column == "% time":
+            return percent(e.time if e else 0.0, est.total_time)
+        if column == "bound":
+            return str(e.bound) if e else "-"
+        if column == "measured":
+            return seconds(m.measured)
+        if column == "% measured":
+            return percent(m.measured or 0.0, self.total_measured or 0.0)
+        # measured/est: how much slower the module ran than its roofline says
+        return f"{m.measured / e.time:.3g}×" if e and e.time and m.measured is not None else "-"
 
     def top_table(self, k: int = 10) -> str:
         rows = [("node", "op", "module", "output", "MACs", "FLOPs", "% FLOPs")]
@@ -173,6 +255,8 @@ class Report:
             "total_macs": self.total_macs,
             "total_flops": self.total_flops,
             "total_params": self.total_params,
+            "total_bytes": self.total_bytes,
+            "total_measured": self.total_measured,
             "notes": list(self.notes),
             "uncounted": sorted({n.target for n in self.uncounted}),
             "hook_blind_spot": self.hook_blind_spot().to_dict(),

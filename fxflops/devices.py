@@ -1,0 +1,191 @@
+"""Devices for the roofline estimate: peak FLOP/s per dtype and memory bandwidth.
+
+The GPU presets are the vendors' published dense (no sparsity) peaks, each with its source; ``"cpu"`` is
+measured on this machine by :func:`calibrate_cpu` (a float32 GEMM and a streaming copy, about two seconds)
+and cached under ``~/.cache/fxflops`` (``$FXFLOPS_CACHE`` overrides), keyed by the machine, the torch
+version and the number of threads. A :class:`Device` of your own takes plain numbers.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import time
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Mapping
+
+import torch
+
+from .errors import FxFlopsError
+
+__all__ = ["Device", "PRESETS", "get_device", "preset_for", "calibrate_cpu", "dtype_key"]
+
+# The names a Device's per-dtype peaks are keyed by, and the torch dtypes that run at each.
+DTYPE_KEYS = ("fp64", "fp32", "tf32", "bf16", "fp16", "int8")
+_TORCH_DTYPES = {"float64": "fp64", "float32": "fp32", "bfloat16": "bf16", "float16": "fp16", "int8": "int8",
+                 "uint8": "int8", "int32": "int8"}  # an int8 GEMM accumulates into int32
+
+
+def dtype_key(dtype: str) -> str:
+    """The peak a node of output dtype ``dtype`` (``float16``, ``fp16``...) runs at; unknown dtypes run at fp32."""
+    return dtype if dtype in DTYPE_KEYS else _TORCH_DTYPES.get(dtype, "fp32")
+
+
+@dataclass(frozen=True)
+class Device:
+    """A roofline: peak FLOP/s (one number for every dtype, or a dict keyed by ``fp32``, ``tf32``, ``bf16``,
+    ``fp16``, ``int8``, ``fp64``) and memory bandwidth in bytes/s. ``compute_efficiency`` and
+    ``memory_efficiency`` (0..1] scale the peaks to what kernels attain."""
+
+    peak_flops: float | Mapping[str, float]
+    bandwidth: float
+    name: str = "custom"
+    source: str = ""
+    compute_efficiency: float = 1.0
+    memory_efficiency: float = 1.0
+    fp32_as: str = "fp32"  # the peak float32 nodes run at ("tf32" where TF32 matmuls are enabled)
+
+    def __post_init__(self) -> None:
+        peaks = self.peak_flops.values() if isinstance(self.peak_flops, Mapping) else [self.peak_flops]
+        if not all(p > 0 for p in peaks) or self.bandwidth <= 0:
+            raise FxFlopsError(f"device {self.name!r}: peak_flops and bandwidth must be positive (FLOP/s and bytes/s)")
+        if not (0 < self.compute_efficiency <= 1 and 0 < self.memory_efficiency <= 1):
+            raise FxFlopsError(f"device {self.name!r}: efficiencies must be in (0, 1]")
+
+    def peak(self, dtype: str = "fp32") -> float:
+        """Attained FLOP/s for ``dtype`` (a torch dtype name or a key): the dtype's peak times the efficiency."""
+        if not isinstance(self.peak_flops, Mapping):
+            return float(self.peak_flops) * self.compute_efficiency
+        key = dtype_key(dtype)
+        if key == "fp32":
+            key = self.fp32_as
+        value = self.peak_flops.get(key, self.peak_flops.get("fp32"))
+        if value is None:
+            raise FxFlopsError(f"device {self.name!r} gives no peak for {dtype} nor fp32; add one to peak_flops")
+        return float(value) * self.compute_efficiency
+
+    @property
+    def attained_bandwidth(self) -> float:
+        return float(self.bandwidth) * self.memory_efficiency
+
+    def ridge(self, dtype: str = "fp32") -> float:
+        """The arithmetic intensity (FLOP/byte) above which a node is compute-bound."""
+        return self.peak(dtype) / self.attained_bandwidth
+
+    def with_efficiency(self, compute: float = 1.0, memory: float = 1.0) -> "Device":
+        return replace(self, compute_efficiency=compute, memory_efficiency=memory)
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["peak_flops"] = dict(self.peak_flops) if isinstance(self.peak_flops, Mapping) else self.peak_flops
+        return d
+
+
+T = 1e12
+PRESETS: dict[str, Device] = {
+    "a100": Device(
+        {"fp64": 9.7 * T, "fp32": 19.5 * T, "tf32": 156 * T, "bf16": 312 * T, "fp16": 312 * T, "int8": 624 * T},
+        2.039e12, name="a100",
+        source="NVIDIA A100 Tensor Core GPU datasheet (SXM4 80GB): dense peaks, HBM2e 2,039 GB/s"),
+    "h100": Device(
+        {"fp64": 34 * T, "fp32": 67 * T, "tf32": 494.7 * T, "bf16": 989.4 * T, "fp16": 989.4 * T, "int8": 1978.9 * T},
+        3.35e12, name="h100",
+        source="NVIDIA H100 Tensor Core GPU datasheet (SXM5): dense peaks (half the sparsity figures), HBM3 3.35 TB/s"),
+    "h200": Device(
+        {"fp64": 34 * T, "fp32": 67 * T, "tf32": 494.7 * T, "bf16": 989.4 * T, "fp16": 989.4 * T, "int8": 1978.9 * T},
+        4.8e12, name="h200",
+        source="NVIDIA H200 Tensor Core GPU datasheet (SXM): dense peaks as H100, HBM3e 4.8 TB/s"),
+    "v100": Device(
+        {"fp64": 7.8 * T, "fp32": 15.7 * T, "fp16": 125 * T, "int8": 62.8 * T},
+        0.9e12, name="v100",
+        source="NVIDIA Tesla V100 datasheet (SXM2): fp16 on tensor cores; no bf16 (runs at the fp32 peak here), HBM2 900 GB/s"),
+}
+
+
+def preset_for(device: "str | torch.device") -> str | None:
+    """The preset of the torch device ``device`` ("cpu" for a CPU, the GPU's preset by its name), or None."""
+    device = torch.device(device)
+    if device.type == "cpu":
+        return "cpu"
+    if device.type == "cuda" and torch.cuda.is_available():
+        name = torch.cuda.get_device_name(device).lower()
+        return next((key for key in PRESETS if key in name), None)
+    return None
+
+
+def get_device(device: "str | Device") -> Device:
+    """A :class:`Device`, a preset name (``a100``, ``h100``, ``h200``, ``v100``) or ``"cpu"`` (calibrated)."""
+    if isinstance(device, Device):
+        return device
+    if not isinstance(device, str):
+        raise FxFlopsError(f"device must be a preset name or an fxflops.Device, got {type(device).__name__}")
+    key = device.lower()
+    if key == "cpu":
+        return calibrate_cpu()
+    if key not in PRESETS:
+        raise FxFlopsError(f"unknown device {device!r}: use one of {', '.join(['cpu', *PRESETS])} "
+                           "(`fxflops devices` lists them) or fxflops.Device(peak_flops=..., bandwidth=...)")
+    return PRESETS[key]
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("FXFLOPS_CACHE") or Path.home() / ".cache" / "fxflops")
+
+
+def _machine_key() -> str:
+    ident = "|".join([platform.node(), platform.machine(), platform.processor(), _cpu_model(), torch.__version__,
+                      str(torch.get_num_threads())])
+    return hashlib.sha1(ident.encode()).hexdigest()[:12]
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor()
+
+
+def _best_rate(work: float, fn, seconds: float) -> float:
+    """``work`` per second of ``fn``, from the fastest of several runs over about ``seconds``."""
+    fn()  # warm-up: first-touch page faults and thread-pool start
+    times = []
+    end = time.perf_counter() + seconds
+    while time.perf_counter() < end or len(times) < 3:
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return work / min(times)
+
+
+def calibrate_cpu(refresh: bool = False, seconds: float = 0.8) -> Device:
+    """The ``"cpu"`` device: float32 GEMM FLOP/s and streaming-copy bytes/s measured here, cached per machine."""
+    path = cache_dir() / f"cpu-{_machine_key()}.json"
+    if not refresh and path.exists():
+        try:
+            d = json.loads(path.read_text())
+            return Device(d["peak_flops"], d["bandwidth"], name="cpu", source=d["source"])
+        except (ValueError, KeyError, FxFlopsError):
+            pass  # a damaged cache is measured again
+    n = 1024
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    out = torch.empty(n, n)
+    with torch.no_grad():
+        flops = _best_rate(2 * n**3, lambda: torch.mm(a, b, out=out), seconds)
+        src = torch.empty(32 * 2**20 // 4)  # 32 MiB each way: larger than the last-level cache of most CPUs
+        dst = torch.empty_like(src)
+        bandwidth = _best_rate(2 * src.numel() * 4, lambda: dst.copy_(src), seconds)
+    source = (f"measured on this machine ({_cpu_model()}, {torch.get_num_threads()} thread(s)): "
+              f"{n}x{n} float32 GEMM, 32 MiB copy; cached in {path}")
+    dev = Device(flops, bandwidth, name="cpu", source=source)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps({"peak_flops": flops, "bandwidth": bandwidth, "source": source,
+                                    "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}))
+    except OSError:
+        pass  # a read-only home: measured again next time
+    return dev
