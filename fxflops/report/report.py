@@ -13,6 +13,7 @@ import torch.fx as fx
 
 from ..types import OP_KINDS, Capture, ModuleRow, NodeRecord, Status
 from ..units import human, percent
+from . import export
 from .audit import Audit, BlindSpot, audit, hook_blind_spot
 from .tables import fmt_shape, grid
 
@@ -110,14 +111,17 @@ class Report:
         lines.extend(f"note: {note}" for note in self.notes)
         return "\n".join(lines)
 
+    def table_modules(self, depth: int | None = 2) -> list[ModuleRow]:
+        """The rows of :meth:`table` (and of the CSV/Markdown exports): modules down to ``depth``, leaving out
+        those below the root that hold neither parameters nor FLOPs."""
+        return [m for m in self.by_module(depth) if not m.depth or m.params or m.flops]
+
     def table(self, depth: int = 2) -> str:
         """The per-module table (fvcore style): params, MACs, FLOPs and share of total FLOPs."""
         head = ("module", "type", "params", "MACs", "FLOPs", "% FLOPs")
         rows = [head]
         total = self.total_flops
-        for m in self.by_module(depth):
-            if m.depth and not (m.params or m.flops):
-                continue
+        for m in self.table_modules(depth):
             name = ("  " * m.depth) + (m.path.rsplit(".", 1)[-1] if m.path else "model")
             rows.append((name, m.type, human(m.params), human(m.macs), human(m.flops), percent(m.flops, total)))
         return grid(rows, align_right=(2, 3, 4, 5))
@@ -164,6 +168,19 @@ class Report:
 
     def to_json(self, indent: int | None = 2) -> str:
         return json.dumps(self.to_dict(), indent=indent)
+
+    def to_csv(self, path: str | None = None, *, rows: str = "modules", depth: int | None = None) -> str:
+        """CSV of ``rows`` (``"modules"`` down to ``depth``, ``"ops"`` or ``"nodes"``), exact integers; also
+        written to ``path`` when given. See :mod:`fxflops.report.export`."""
+        return export.to_csv(self, path, rows=rows, depth=depth)
+
+    def to_markdown(self, depth: int = 2, *, exact: bool = False) -> str:
+        """The totals and the per-module table as a Markdown pipe table (``exact=True``: integers, not 4.09G)."""
+        return export.to_markdown(self, depth, exact=exact)
+
+    def to_dataframe(self, rows: str = "modules", depth: int | None = None):
+        """A ``pandas.DataFrame`` of ``rows`` (the CSV's columns); needs pandas (``pip install "fxflops[pandas]"``)."""
+        return export.to_dataframe(self, rows, depth)
 
     # ---- the annotated graph (fxflops.draw; imported on use, the drawing stage comes after the report) -----------------------------------
     def to_networkx(self):
