@@ -8,7 +8,7 @@ from importlib.metadata import PackageNotFoundError, version
 
 from .api import trace_flops
 from .errors import CaptureError, FxFlopsError, ShapeError, UncountedOpError
-from .report import Audit, AuditRow, BlindSpot, Report
+from .report import Align, Audit, AuditRow, BlindSpot, Comparison, ModuleMatch, Report, compare
 from .rules.registry import REGISTRY, Call, Registry, Rule, contraction, elementwise, free, rule
 from .types import Capture, Cost, ModuleRow, NodeCost, NodeRecord, Status
 
@@ -19,7 +19,11 @@ except PackageNotFoundError:  # run from a source tree that was never installed
 
 __all__ = [
     "trace_flops",
+    "compare",
     "Report",
+    "Comparison",
+    "ModuleMatch",
+    "Align",
     "NodeRecord",
     "ModuleRow",
     "NodeCost",
