@@ -394,7 +394,7 @@ def _delta(a: int | None, b: int | None, fmt=human) -> str:
 
 
 def compare(*reports: "Report", names: Sequence[str] | None = None, metrics: Sequence[str] = METRICS) -> Comparison:
-    """Compare any number of reports against the first: ``compare(trace_flops(a, x), trace_flops(b, x))``."""
+    """Compare any number of reports (of :func:`fxflops.trace_flops`) against the first."""
     if len(reports) == 1 and isinstance(reports[0], (list, tuple)):
         reports = tuple(reports[0])
     return Comparison(reports, names, metrics)
