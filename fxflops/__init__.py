@@ -6,8 +6,9 @@
 """
 from importlib.metadata import PackageNotFoundError, version
 
-from .api import trace_flops
+from .api import sweep, trace_flops
 from .errors import CaptureError, FxFlopsError, ShapeError, UncountedOpError
+from .report.sweep import Formula, Sweep
 from .report import Align, Audit, AuditRow, BlindSpot, Comparison, ModuleMatch, Report, compare
 from .rules.registry import REGISTRY, Call, Registry, Rule, contraction, elementwise, free, rule
 from .types import Capture, Cost, ModuleRow, NodeCost, NodeRecord, Status
@@ -20,6 +21,9 @@ except PackageNotFoundError:  # run from a source tree that was never installed
 __all__ = [
     "trace_flops",
     "compare",
+    "sweep",
+    "Sweep",
+    "Formula",
     "Report",
     "Comparison",
     "ModuleMatch",
