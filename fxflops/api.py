@@ -64,7 +64,7 @@ class FxCache:
     options, never on the input shapes, so it runs once; dynamo specialises its graphs on shapes and is rerun."""
 
     entries: dict[tuple, tuple] = field(default_factory=dict)
-    hits: int = 0
+    hits: int = 0  # points that reused a capture (not counting an fx failure that was remembered)
 
 
 def _trace(model: torch.nn.Module, example: Example = None, *, custom_rules: Mapping[Any, Callable] | None = None,
@@ -133,15 +133,15 @@ def _capture_fx(model: torch.nn.Module, ctx: Counting, leaf_types: tuple[type, .
     concrete = concrete or {}
     key = (id(model), model.training, tuple(map(id, rules)), leaf_types,
            tuple(sorted((k, id(v)) for k, v in concrete.items())))
-    if key in fx_cache.entries:
-        fx_cache.hits += 1
-    else:
+    if key not in fx_cache.entries:
         try:
             cap: FxCapture | CaptureError = capture_fx(model, ctx.registry, leaf_types, concrete_args=concrete or None)
         except CaptureError as err:  # kept too: the next point goes straight to the fallback
             cap = err
         # the objects behind the ids are held, so that no other object can take an id while the cache lives
         fx_cache.entries[key] = (cap, (model, rules, list(concrete.values())))
+    else:
+        fx_cache.hits += not isinstance(fx_cache.entries[key][0], CaptureError)
     cap = fx_cache.entries[key][0]
     if isinstance(cap, CaptureError):
         raise cap

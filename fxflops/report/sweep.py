@@ -175,7 +175,7 @@ class Sweep:
     points: list[dict[str, int]]
     reports: list["Report"]
     metrics: tuple[str, ...] = METRICS
-    reused: int = 0  # points whose graph capture was reused from an earlier point
+    reused: int = 0  # points whose fx capture was reused from an earlier point
     _fits: dict[str, Formula] = field(default_factory=dict, repr=False)
 
     def values(self, metric: str) -> list[int]:
@@ -204,7 +204,7 @@ class Sweep:
                          f"more: {', '.join(_fmt_point(self.symbols, p) for p in fitted.checked_on[:4])}"
                          f"{' ...' if len(fitted.checked_on) > 4 else ''})")
         if self.reused:
-            lines.append(f"graph capture reused for {self.reused} of {len(self.points)} points")
+            lines.append(f"fx capture traced once, reused for {self.reused} of {len(self.points)} points")
         return "\n".join(lines)
 
     def __str__(self) -> str:
