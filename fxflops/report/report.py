@@ -195,6 +195,12 @@ class Report:
 
         return to_dot(self, **options)
 
+    def chart(self, path: str, depth: int = 3, metric: str = "flops"):
+        """An icicle chart of ``metric`` by module down to ``depth`` (.png/.svg/.pdf; needs ``fxflops[plot]``)."""
+        from ..draw.charts import module_chart
+
+        return module_chart(self, path, depth=depth, metric=metric)
+
     def render(self, path: str, **options: Any):
         """Draw the annotated graph into ``path`` (.svg, .png or .pdf); options as :func:`fxflops.draw.dot.render`."""
         from ..draw.dot import render
