@@ -47,6 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the whole report as JSON (exact integers)")
     p.add_argument("--ignore", action="append", default=[], metavar="OP",
                    help="op name, method or module class name counted as 0 (repeatable), e.g. dropout, add, ReLU")
+    add_export_options(p)
     g = p.add_argument_group("annotated graph")
     g.add_argument("--svg", metavar="PATH", help="draw the annotated graph into PATH (.svg, .png or .pdf); "
                    "each module at --depth becomes one node (a large depth draws every op), --top marks the K costliest")
@@ -54,6 +55,14 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--max-nodes", type=int, default=1500, metavar="N",
                    help="roll and collapse bigger graphs until at most N nodes are drawn (0: no limit; default 1500)")
     return p
+
+
+def add_export_options(p: argparse.ArgumentParser, chart: str = "an icicle chart of FLOPs by module down to --depth") -> None:
+    """Where the numbers go besides the terminal: a spreadsheet, a paper, a picture."""
+    g = p.add_argument_group("export")
+    g.add_argument("--csv", metavar="PATH", help="also write the table's rows to PATH as CSV (exact integers)")
+    g.add_argument("--markdown", action="store_true", help="print the table as a Markdown pipe table")
+    g.add_argument("--chart", metavar="PATH", help=f"draw {chart} into PATH (.png/.svg/.pdf; needs fxflops[plot])")
 
 
 def add_model_options(p: argparse.ArgumentParser) -> None:
@@ -135,13 +144,23 @@ def default_input(spec: str, model: torch.nn.Module) -> list[str]:
     raise FxFlopsError("this model needs an example: pass --input SHAPE (e.g. --input 1,3,224,224)")
 
 
+def build_model(spec: str, args: argparse.Namespace) -> torch.nn.Module:
+    """The model a spec names, on the meta device with --meta, in eval mode unless --train."""
+    with torch.device("meta") if args.meta else contextlib.nullcontext():
+        model = load_model(spec)
+    model.train(args.train)
+    return model
+
+
 def prepare(args: argparse.Namespace) -> tuple[torch.nn.Module, Any]:
     """The model (in eval mode unless --train) and its example from the parsed options."""
-    device = torch.device("meta") if args.meta else None
-    with torch.device("meta") if args.meta else contextlib.nullcontext():
-        model = load_model(args.model)
-    model.train(args.train)
-    specs = args.input or default_input(args.model, model)
+    model = build_model(args.model, args)
+    return model, make_example(args.input or default_input(args.model, model), args.meta)
+
+
+def make_example(specs: Sequence[str], meta: bool) -> Any:
+    """The example of several ``--input`` specs: one tensor, a tuple of them, or a dict of keyword tensors."""
+    device = torch.device("meta") if meta else None
     positional, keywords = [], {}
     for s in specs:
         name, t = parse_input(s, device)
@@ -151,20 +170,36 @@ def prepare(args: argparse.Namespace) -> tuple[torch.nn.Module, Any]:
             positional.append(t)
     if keywords and positional:
         raise FxFlopsError("mix of positional and keyword --input values: name them all (name=SHAPE)")
-    example: Any = keywords or (positional[0] if len(positional) == 1 else tuple(positional))
-    return model, example
+    return keywords or (positional[0] if len(positional) == 1 else tuple(positional))
+
+
+def analyse(model: torch.nn.Module, example: Any, args: argparse.Namespace):
+    """The report of ``model`` on ``example`` with the options every subcommand shares."""
+    from .api import trace_flops
+
+    return trace_flops(model, example, ignore=getattr(args, "ignore", ()), capture=args.capture, strict=args.strict)
+
+
+def wrote(what: str, path: Any) -> None:
+    print(f"fxflops: {what} written to {path}", file=sys.stderr)
 
 
 def run(args: argparse.Namespace) -> int:
-    from .api import trace_flops
-
     model, example = prepare(args)
-    report = trace_flops(model, example, ignore=args.ignore, capture=args.capture, strict=args.strict)
+    report = analyse(model, example, args)
+    if args.csv:
+        report.to_csv(args.csv, depth=args.depth)
+        wrote("CSV", args.csv)
+    if args.chart:
+        wrote("chart", report.chart(args.chart, depth=args.depth))
     if args.svg:
         out = report.render(args.svg, depth=args.depth, top=args.top, roll=args.roll, max_nodes=args.max_nodes or None)
         print(f"fxflops: graph written to {out}", file=sys.stderr)
     if args.json:
         print(report.to_json())
+        return 0
+    if args.markdown:
+        print(report.to_markdown(depth=args.depth))
         return 0
     print(report.summary())
     print()
@@ -205,21 +240,31 @@ def run_audit(args: argparse.Namespace) -> int:
         raise FxFlopsError("fxflops audit needs a model spec, or --api")
     import warnings
 
-    from .api import trace_flops
-
     model, example = prepare(args)
     with warnings.catch_warnings():  # the audit lists the uncounted ops itself
         warnings.simplefilter("ignore", UserWarning)
-        report = trace_flops(model, example, ignore=args.ignore, capture=args.capture)
+        report = analyse(model, example, argparse.Namespace(**{**vars(args), "strict": False}))
     result = report.audit()
     print(json.dumps(result.to_dict(), indent=2) if args.json else result.table())
     return 1 if args.strict and result.incomplete else 0
 
 
+def subcommand(name: str):
+    """``(parser, runner)`` of a subcommand, or None for the plain ``fxflops MODEL``."""
+    if name == "audit":
+        return build_audit_parser(), run_audit
+    if name in ("compare", "sweep"):
+        from . import cli_compare
+
+        return cli_compare.COMMANDS[name]()
+    return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv[:1] == ["audit"]:
-        parser, runner, argv = build_audit_parser(), run_audit, argv[1:]
+    found = subcommand(argv[0]) if argv else None
+    if found:
+        (parser, runner), argv = found, argv[1:]
     else:
         parser, runner = build_parser(), run
     args = parser.parse_args(argv)

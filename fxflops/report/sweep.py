@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 from ..errors import FxFlopsError
 from .compare import LABELS, METRICS
+from .export import markdown_table
 from .tables import grid
 
 if TYPE_CHECKING:
@@ -188,13 +189,23 @@ class Sweep:
             self._fits[metric] = fit(metric, self.symbols, pts, self.values(metric))
         return self._fits[metric]
 
-    def table(self) -> str:
-        """Every point with its exact totals."""
+    def _rows(self) -> list[tuple]:
         rows = [tuple(self.symbols) + tuple(LABELS.get(m, m) for m in self.metrics)]
         for p, r in zip(self.points, self.reports):
             rows.append(tuple(str(p[s]) for s in self.symbols)
                         + tuple(f"{getattr(r, f'total_{m}'):,}" for m in self.metrics))
+        return rows
+
+    def table(self) -> str:
+        """Every point with its exact totals."""
+        rows = self._rows()
         return grid(rows, align_right=tuple(range(len(rows[0]))))
+
+    def to_markdown(self) -> str:
+        """The points as a Markdown pipe table, then one formula per line."""
+        rows = self._rows()
+        formulas = "\n".join(f"- {self.formula(m)}" for m in self.metrics)
+        return markdown_table(rows, align_right=tuple(range(len(rows[0])))) + "\n\n" + formulas + "\n"
 
     def summary(self) -> str:
         lines = [str(self.formula(m)) for m in self.metrics]
