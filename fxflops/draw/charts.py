@@ -35,8 +35,10 @@ def _save(fig: Any, path: str | Path) -> Path:
     path = Path(path)
     if path.suffix.lower() not in (".png", ".svg", ".pdf"):
         raise FxFlopsError(f"cannot tell the chart's format from {path.name!r}: end the path in .png, .svg or .pdf")
-    fig.savefig(path, dpi=150, bbox_inches="tight")
     import matplotlib.pyplot as plt
+
+    with plt.rc_context({"svg.fonttype": "none"}):  # SVG text stays text: searchable, editable in a paper
+        fig.savefig(path, dpi=150, bbox_inches="tight")
 
     plt.close(fig)
     return path
