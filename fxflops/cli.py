@@ -35,7 +35,9 @@ inputs (repeat --input for several positional inputs; name= makes a keyword inpu
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="fxflops",
-        description="Count the MACs, FLOPs and parameters of a PyTorch model from its torch.fx graph.",
+        description="Count the MACs, FLOPs and parameters of a PyTorch model from its torch.fx graph. "
+                    "Subcommands (each with --help): fxflops audit MODEL, fxflops compare MODEL [MODEL ...], "
+                    "fxflops sweep MODEL --vary T=...",
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
