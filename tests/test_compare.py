@@ -134,6 +134,14 @@ def test_comparison_csv_and_markdown_round_trip() -> None:
     assert table[1].startswith("|---|---|---:") and "| `0` | Conv2d |" in md
 
 
-def test_compare_needs_two_reports() -> None:
+def test_compare_needs_two_reports_and_known_metrics() -> None:
     with pytest.raises(FxFlopsError, match="at least two reports"):
         compare(blocks()[0])
+    with pytest.raises(FxFlopsError, match="cannot compare bytes"):
+        compare(*blocks(), metrics=("macs", "bytes"))
+
+
+def test_metrics_are_names_a_new_column_needs_only_its_name() -> None:
+    c = compare(*blocks(), metrics=("flops",))
+    assert c.to_dict()["totals"] == [{"flops": 2 * STD_MACS + 5 * 128 * HW}, {"flops": 2 * DW_MACS + 5 * 128 * HW}]
+    assert "MACs A" not in c.table() and "FLOPs A" in c.table()

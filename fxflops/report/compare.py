@@ -139,6 +139,10 @@ class Comparison:
         if len(self.names) != len(self.reports):
             raise FxFlopsError(f"compare got {len(self.names)} names for {len(self.reports)} reports")
         self.metrics = tuple(metrics)
+        unknown = [m for m in self.metrics if not all(hasattr(r, f"total_{m}") for r in self.reports)]
+        if unknown:
+            raise FxFlopsError(f"cannot compare {', '.join(unknown)}: a report has no total_<name> for it; "
+                               f"the metrics every report has are {', '.join(METRICS)}")
         self.modules = self._rows()
 
     # ---- the aligned rows ---------------------------------------------------------------------------

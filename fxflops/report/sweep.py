@@ -177,7 +177,7 @@ class Sweep:
     reports: list["Report"]
     metrics: tuple[str, ...] = METRICS
     reused: int = 0  # points whose fx capture was reused from an earlier point
-    _fits: dict[str, Formula] = field(default_factory=dict, repr=False)
+    _fits: dict[str, Formula] = field(default_factory=dict, init=False, repr=False)
 
     def values(self, metric: str) -> list[int]:
         return [getattr(r, f"total_{metric}") for r in self.reports]
