@@ -175,11 +175,13 @@ def make_example(specs: Sequence[str], meta: bool) -> Any:
     return keywords or (positional[0] if len(positional) == 1 else tuple(positional))
 
 
-def analyse(model: torch.nn.Module, example: Any, args: argparse.Namespace):
-    """The report of ``model`` on ``example`` with the options every subcommand shares."""
+def analyse(model: torch.nn.Module, example: Any, args: argparse.Namespace, strict: bool | None = None):
+    """The report of ``model`` on ``example`` with the options every subcommand shares (``strict`` overrides
+    ``--strict``)."""
     from .api import trace_flops
 
-    return trace_flops(model, example, ignore=getattr(args, "ignore", ()), capture=args.capture, strict=args.strict)
+    return trace_flops(model, example, ignore=args.ignore, capture=args.capture,
+                       strict=args.strict if strict is None else strict)
 
 
 def wrote(what: str, path: Any) -> None:
@@ -245,7 +247,7 @@ def run_audit(args: argparse.Namespace) -> int:
     model, example = prepare(args)
     with warnings.catch_warnings():  # the audit lists the uncounted ops itself
         warnings.simplefilter("ignore", UserWarning)
-        report = analyse(model, example, argparse.Namespace(**{**vars(args), "strict": False}))
+        report = analyse(model, example, args, strict=False)  # --strict sets the exit status, not an error
     result = report.audit()
     print(json.dumps(result.to_dict(), indent=2) if args.json else result.table())
     return 1 if args.strict and result.incomplete else 0
