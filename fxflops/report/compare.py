@@ -232,9 +232,11 @@ class Comparison:
             parts = [f"{LABELS.get(m, m)} {_delta(self.total(m, 0), self.total(m, i))}" for m in self.metrics]
             lines.append(f"{letters[i]} vs A: " + ", ".join(parts))
         for i in range(len(self.reports)):
-            alone = [r for r in self.only_in(i) if not _under_lone(r, i, self.modules)]
+            lone = self.only_in(i)
+            held = {r.paths[i] for r in lone}
+            alone = [r for r in lone if r.paths[i].rpartition(".")[0] not in held]  # the tops of unmatched subtrees
             if alone:
-                lines.append(f"only in {letters[i]}: {len(self.only_in(i))} modules, under "
+                lines.append(f"only in {letters[i]}: {len(lone)} modules, under "
                              + ", ".join(r.paths[i] for r in alone[:8]) + (" ..." if len(alone) > 8 else ""))
         return "\n".join(lines)
 
@@ -365,12 +367,6 @@ def _put(entry: list, i: int, value: Any) -> tuple:
     out = list(entry)
     out[i] = value
     return tuple(out)
-
-
-def _under_lone(r: ModuleMatch, i: int, rows: list[ModuleMatch]) -> bool:
-    """``r``'s parent is itself held by report ``i`` alone (so ``r`` is not the top of its unmatched subtree)."""
-    parent = r.paths[i].rpartition(".")[0]
-    return any(o.paths[i] == parent and o.only_in() == i for o in rows)
 
 
 def _how(r: ModuleMatch, letters: list[str]) -> str:
