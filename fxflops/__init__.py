@@ -7,10 +7,11 @@
 from importlib.metadata import PackageNotFoundError, version
 
 from . import devices
-from .api import trace_flops
+from .api import sweep, trace_flops
 from .devices import Device, get_device
 from .errors import CaptureError, FxFlopsError, RenderError, ShapeError, UncountedOpError, UncountedOpWarning
-from .report import Audit, AuditRow, BlindSpot, Report
+from .report.sweep import Formula, Sweep
+from .report import Align, Audit, AuditRow, BlindSpot, Comparison, ModuleMatch, Report, compare
 from .rules.registry import REGISTRY, Call, Registry, Rule, contraction, elementwise, free, rule
 from .types import Capture, Cost, ModuleRow, NodeCost, NodeRecord, Status
 
@@ -23,7 +24,14 @@ __all__ = [
     "trace_flops",
     "Device",
     "get_device",
+    "compare",
+    "sweep",
+    "Sweep",
+    "Formula",
     "Report",
+    "Comparison",
+    "ModuleMatch",
+    "Align",
     "NodeRecord",
     "ModuleRow",
     "NodeCost",

@@ -1,19 +1,23 @@
-"""``trace_flops``, the one orchestrator: choose a capture, run the passes, assemble the report.
+"""``trace_flops``, the one orchestrator: choose a capture, run the passes, assemble the report; and ``sweep``,
+which runs it over a grid of sizes.
 
 capture (:mod:`fxflops.capture`) → passes (:mod:`fxflops.passes`: shapes, costs, records) → :class:`Report`.
 """
 from __future__ import annotations
 
+import copy
 import inspect
 import statistics
-from typing import Any, Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from itertools import product
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import torch
 import torch.fx as fx
 
 from . import rules as _rules  # noqa: F401 - importing fills the registry
 from .capture.dynamo import capture_dynamo
-from .capture.fx import capture_fx
+from .capture.fx import FxCapture, capture_fx
 from .capture.record import capture_record
 from .errors import CaptureError, FxFlopsError, ShapeError, UncountedOpError, UncountedOpWarning, first_line, warn_user
 from .passes.bytes import count_bytes
@@ -23,6 +27,7 @@ from .passes.latency import apply_timings, model_device, real_example, time_dyna
 from .passes.records import module_rows, node_records
 from .passes.shapes import locate, materialize_lazy, propagate_shapes
 from .report.report import Report
+from .report.sweep import Sweep
 from .rules.registry import REGISTRY, Registry, as_custom_rules
 from .types import OP_KINDS, Capture, NodeRecord, Status
 
@@ -60,6 +65,24 @@ def trace_flops(
     inputs of the example's shapes if the example is meta) and stores each node's median time over ``repeats``
     runs in ``NodeRecord.measured`` (seconds), summed per module in ``ModuleRow.measured``.
     """
+    return _trace(model, example, custom_rules=custom_rules, ignore=ignore, leaf_modules=leaf_modules,
+                  concrete_args=concrete_args, capture=capture, strict=strict, registry=registry, measure=measure,
+                  repeats=repeats)
+
+
+@dataclass
+class FxCache:
+    """fx captures kept across the points of a sweep. Symbolic tracing depends on the model and the tracing
+    options, never on the input shapes, so it runs once; dynamo specialises its graphs on shapes and is rerun."""
+
+    entries: dict[tuple, tuple] = field(default_factory=dict)
+    hits: int = 0  # points that reused a capture (not counting an fx failure that was remembered)
+
+
+def _trace(model: torch.nn.Module, example: Example = None, *, custom_rules: Mapping[Any, Callable] | None = None,
+           ignore: Iterable[Any] = (), leaf_modules: Iterable[type] = (), concrete_args: Mapping[str, Any] | None = None,
+           capture: str = "auto", strict: bool = False, registry: Registry | None = None, measure: bool = False,
+           repeats: int = 5, fx_cache: FxCache | None = None) -> Report:
     if not isinstance(model, torch.nn.Module):
         raise TypeError(
             f"trace_flops needs a torch.nn.Module, got {type(model).__name__}. "
@@ -71,12 +94,14 @@ def trace_flops(
         raise ValueError(f"repeats must be at least 1, got {repeats}")
     args, kwargs = split_example(example)
     lazy_note = materialize_lazy(model, args, kwargs)
-    reg = as_custom_rules(custom_rules, registry if registry is not None else REGISTRY)
+    base = registry if registry is not None else REGISTRY
+    reg = as_custom_rules(custom_rules, base)
+    rules = (base, *(x for kv in (custom_rules or {}).items() for x in kv))  # what the copy in ``reg`` was made of
     ctx = Counting(reg, list(ignore))
     leaf_types = tuple(leaf_modules) + tuple(t for t in (custom_rules or {}) if isinstance(t, type))
 
     def fx_job() -> Report:
-        return _fx_report(model, args, kwargs, ctx, leaf_types, concrete_args)
+        return _fx_report(model, args, kwargs, ctx, leaf_types, concrete_args, fx_cache, rules)
 
     check = not ignore and not custom_rules  # the eager cross-check prices ops the user ignores or re-prices
 
@@ -133,10 +158,10 @@ def _measure(report: Report, model: torch.nn.Module, args: tuple, kwargs: dict, 
 
 
 def _fx_report(model: torch.nn.Module, args: tuple, kwargs: dict, ctx: Counting, leaf_types: tuple[type, ...],
-               concrete_args: Mapping[str, Any] | None) -> Report:
+               concrete_args: Mapping[str, Any] | None, fx_cache: FxCache | None = None, rules: tuple = ()) -> Report:
     """Symbolic tracing (partial where a submodule resists), meta shapes, costs; opaque leaves through dynamo."""
     concrete = _concrete(model, args, kwargs, concrete_args)
-    cap = capture_fx(model, ctx.registry, leaf_types, concrete_args=concrete)
+    cap = _capture_fx(model, ctx, leaf_types, concrete, fx_cache, rules)
     gm = cap.graph_module
     try:
         shapes = propagate_shapes(gm, _placeholder_values(gm, model, args, kwargs))
@@ -193,6 +218,71 @@ def _record_report(model: torch.nn.Module, args: tuple, kwargs: dict, ctx: Count
         graph_modules=[gm],
         missing=missing,
     )
+
+
+def _capture_fx(model: torch.nn.Module, ctx: Counting, leaf_types: tuple[type, ...], concrete: dict | None,
+                fx_cache: FxCache | None, rules: tuple) -> FxCapture:
+    """``capture_fx``, or with ``fx_cache`` a fresh copy of the graph traced for the same model, the same
+    ``rules`` (the registry and custom rules the counting registry was made of) and the same options (the
+    passes write into ``node.meta``, so every report gets graph nodes of its own)."""
+    if fx_cache is None:
+        return capture_fx(model, ctx.registry, leaf_types, concrete_args=concrete)
+    concrete = concrete or {}
+    key = (id(model), model.training, tuple(map(id, rules)), leaf_types,
+           tuple(sorted((k, id(v)) for k, v in concrete.items())))
+    if key not in fx_cache.entries:
+        try:
+            cap: FxCapture | CaptureError = capture_fx(model, ctx.registry, leaf_types, concrete_args=concrete or None)
+        except CaptureError as err:  # kept too: the next point goes straight to the fallback
+            cap = err
+        # the objects behind the ids are held, so that no other object can take an id while the cache lives
+        fx_cache.entries[key] = (cap, (model, rules, list(concrete.values())))
+    else:
+        fx_cache.hits += not isinstance(fx_cache.entries[key][0], CaptureError)
+    cap = fx_cache.entries[key][0]
+    if isinstance(cap, CaptureError):
+        raise cap
+    gm = cap.graph_module
+    return FxCapture(fx.GraphModule(gm, copy.deepcopy(gm.graph), type(model).__name__), list(cap.untraceable))
+
+
+def sweep(build: Callable[..., tuple[torch.nn.Module, Example]], *, trace_options: Mapping[str, Any] | None = None,
+          **values: Sequence[int]) -> Sweep:
+    """Run :func:`trace_flops` at every point of the grid of ``values`` and fit each total exactly.
+
+    ``build(**point)`` returns ``(model, example)`` for one point, e.g.
+    ``sweep(lambda T: (model, {"input_ids": torch.zeros(1, T, dtype=torch.long)}), T=[128, 256, 512, 1024])``.
+    Several symbols (``B=[1, 2, 4], T=[...]``) sweep every combination. ``trace_options`` are passed to
+    :func:`trace_flops`. Returning the same model at every point lets the fx capture be traced once.
+    """
+    if not values:
+        raise FxFlopsError("sweep needs the values to vary, e.g. sweep(build, T=[128, 256, 512, 1024])")
+    symbols = tuple(values)
+    axes = []
+    for s, vs in values.items():
+        try:
+            axis = sorted({int(v) for v in vs})
+        except (TypeError, ValueError):
+            raise FxFlopsError(f"sweep values must be integers: {s}={vs!r}") from None
+        if len(axis) < 2:
+            raise FxFlopsError(f"{s} takes {len(axis)} value(s): a sweep needs at least 2 "
+                               "(and degree + 2 for a formula of that degree to be checked)")
+        axes.append(axis)
+    options = dict(trace_options or {})
+    cache = FxCache()
+    points, reports = [], []
+    for combo in product(*axes):
+        point = dict(zip(symbols, combo))
+        built = build(**point)
+        if not (isinstance(built, tuple) and len(built) == 2 and isinstance(built[0], torch.nn.Module)):
+            raise FxFlopsError(f"sweep's build({_fmt(point)}) must return (model, example), got {type(built).__name__}")
+        reports.append(_trace(built[0], built[1], fx_cache=cache, **options))
+        points.append(point)
+    return Sweep(symbols, points, reports, reused=cache.hits)
+
+
+def _fmt(point: Mapping[str, int]) -> str:
+    return ", ".join(f"{k}={v}" for k, v in point.items())
 
 
 def _dynamo_report(model: torch.nn.Module, args: tuple, kwargs: dict, ctx: Counting, leaf_types: tuple[type, ...],

@@ -46,7 +46,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="fxflops",
         description="Count the MACs, FLOPs and parameters of a PyTorch model from its torch.fx graph.\n"
-                    "Subcommand: `fxflops audit MODEL` lists every op target with its rule and status.",
+                    "Subcommands (each with --help): fxflops audit MODEL, fxflops compare MODEL [MODEL ...], "
+                    "fxflops sweep MODEL --vary T=..., fxflops devices.",
         epilog=SUBCOMMAND + EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -67,6 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--repeats", type=int, default=5, metavar="N", help="timed runs per node with --measure (default 5)")
     g.add_argument("--device", metavar="DEVICE", help="build the model and inputs on DEVICE (cpu, cuda, cuda:1): "
                    "where --measure runs")
+    add_export_options(p)
     g = p.add_argument_group("annotated graph")
     g.add_argument("--svg", metavar="PATH", help="draw the annotated graph into PATH (.svg, .png or .pdf); "
                    "each module at --depth becomes one node (a large depth draws every op), --top marks the K costliest")
@@ -77,6 +79,14 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--max-nodes", type=int, default=1500, metavar="N",
                    help="roll and collapse bigger graphs until at most N nodes are drawn (0: no limit; default 1500)")
     return p
+
+
+def add_export_options(p: argparse.ArgumentParser, chart: str = "an icicle chart of FLOPs by module down to --depth") -> None:
+    """Where the numbers go besides the terminal: a spreadsheet, a paper, a picture."""
+    g = p.add_argument_group("export")
+    g.add_argument("--csv", metavar="PATH", help="also write the table's rows to PATH as CSV (exact integers)")
+    g.add_argument("--markdown", action="store_true", help="print the table as a Markdown pipe table")
+    g.add_argument("--chart", metavar="PATH", help=f"draw {chart} into PATH (.png/.svg/.pdf; needs fxflops[plot])")
 
 
 def add_model_options(p: argparse.ArgumentParser) -> None:
@@ -241,13 +251,23 @@ def default_input(spec: str, model: torch.nn.Module) -> list[str]:
     raise FxFlopsError("this model needs an example: pass --input SHAPE (e.g. --input 1,3,224,224)")
 
 
+def build_model(spec: str, args: argparse.Namespace) -> torch.nn.Module:
+    """The model a spec names, on the meta device with --meta, in eval mode unless --train."""
+    with torch.device("meta") if args.meta else contextlib.nullcontext():
+        model = load_model(spec)
+    model.train(args.train)
+    return model
+
+
 def prepare(args: argparse.Namespace) -> tuple[torch.nn.Module, Any]:
     """The model (in eval mode unless --train) and its example from the parsed options."""
+    model = build_model(args.model, args)
     device = torch.device("meta") if args.meta else _device(getattr(args, "device", None))
-    with torch.device(device) if device is not None else contextlib.nullcontext():
-        model = load_model(args.model)
-    model.train(args.train)
-    specs = args.input or default_input(args.model, model)
+    return model, make_example(args.input or default_input(args.model, model), device)
+
+
+def make_example(specs: Sequence[str], device: torch.device | None) -> Any:
+    """The example of several ``--input`` specs: one tensor, a tuple of them, or a dict of keyword tensors."""
     positional, keywords = [], {}
     for s in specs:
         name, t = parse_input(s, device)
@@ -257,8 +277,23 @@ def prepare(args: argparse.Namespace) -> tuple[torch.nn.Module, Any]:
             positional.append(t)
     if keywords and positional:
         raise FxFlopsError("mix of positional and keyword --input values: name them all (name=SHAPE)")
-    example: Any = keywords or (positional[0] if len(positional) == 1 else tuple(positional))
-    return model, example
+    return keywords or (positional[0] if len(positional) == 1 else tuple(positional))
+
+
+def analyse(model: torch.nn.Module, example: Any, args: argparse.Namespace, strict: bool | None = None):
+    """The report of ``model`` on ``example`` with the options every subcommand shares (``strict`` overrides
+    ``--strict``)."""
+    from .api import trace_flops
+
+    with warnings.catch_warnings():  # the library's warning gives Python advice; tell_shortfall gives the CLI's
+        warnings.simplefilter("ignore", UncountedOpWarning)
+        return trace_flops(model, example, ignore=args.ignore, capture=args.capture,
+                           strict=bool(args.strict) if strict is None else strict,
+                           measure=getattr(args, "measure", False), repeats=getattr(args, "repeats", 5))
+
+
+def wrote(what: str, path: Any) -> None:
+    print(f"fxflops: {what} written to {path}", file=sys.stderr)
 
 
 def check_output(path: str) -> None:
@@ -280,15 +315,10 @@ CLI_FIX = ("What to do: count them as 0 with --ignore OP, or price them with a c
 
 
 def count(args: argparse.Namespace) -> Any:
-    """The report of the model the options name, without the library's uncounted-op warning (its advice is
-    Python's; :func:`tell_shortfall` says it in CLI terms)."""
-    from .api import trace_flops
-
+    """The report of the model the options name (see :func:`analyse`); what it could not price is for
+    :func:`tell_shortfall` to say, in CLI terms."""
     model, example = prepare(args)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UncountedOpWarning)
-        return trace_flops(model, example, ignore=args.ignore, capture=args.capture,
-                           measure=getattr(args, "measure", False), repeats=getattr(args, "repeats", 5))
+    return analyse(model, example, args, strict=False)
 
 
 def tell_shortfall(report: Any, strict: bool) -> None:
@@ -311,12 +341,19 @@ def run(args: argparse.Namespace) -> int:
         check_output(args.svg)
     report = count(args)
     tell_shortfall(report, args.strict)
+    if args.csv:
+        report.to_csv(args.csv, depth=args.depth)
+        wrote("CSV", args.csv)
+    if args.chart:
+        wrote("chart", report.chart(args.chart, depth=args.depth))
     est = report.roofline(roof) if roof is not None else None
     if args.json:
         out = report.to_dict()
         if est is not None:
             out["roofline"] = est.to_dict()
         print(json.dumps(out, indent=2))
+    elif args.markdown:
+        print(report.to_markdown(depth=args.depth))
     else:
         print(report.summary())
         if est is not None:
@@ -414,6 +451,17 @@ def run_audit(args: argparse.Namespace) -> int:
     return 0
 
 
+def subcommand(name: str):
+    """``(parser, runner)`` of a subcommand, or None for the plain ``fxflops MODEL``."""
+    if name == "audit":
+        return build_audit_parser(), run_audit
+    if name in ("compare", "sweep"):
+        from . import cli_compare
+
+        return cli_compare.COMMANDS[name]()
+    return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["devices"]:
@@ -422,8 +470,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         except FxFlopsError as exc:
             print(f"fxflops: error: {exc}", file=sys.stderr)
             return 2
-    if argv[:1] == ["audit"]:
-        parser, runner, argv = build_audit_parser(), run_audit, argv[1:]
+    found = subcommand(argv[0]) if argv else None
+    if found:
+        (parser, runner), argv = found, argv[1:]
     else:
         parser, runner = build_parser(), run
     args = parser.parse_args(argv)

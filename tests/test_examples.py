@@ -37,7 +37,7 @@ def conv_macs(c_out: int, h: int, w: int, c_in_per_group: int, k: int, n: int = 
 
 def test_every_example_is_tested() -> None:
     tested = {"total_flops.py", "per_layer.py", "ignore_ops.py", "custom_rule.py", "conv_vs_depthwise.py",
-              "batch_size.py", "simple_cnn_graph.py"}
+              "batch_size.py", "simple_cnn_graph.py", "compare_variants.py"}
     assert {p.name for p in EXAMPLES.glob("*.py")} == tested
 
 
@@ -125,6 +125,25 @@ def test_simple_cnn_counts_and_svg(capsys, monkeypatch, tmp_path) -> None:
     root = ET.parse(svg).getroot()
     texts = " ".join(t.text or "" for t in root.iter("{http://www.w3.org/2000/svg}text"))
     assert "SimpleCNN" in texts and texts.count("conv2d") == 2 and texts.count("linear") == 3
+
+
+def test_compare_variants_hand_deltas_batch_and_formula(capsys, monkeypatch) -> None:
+    out = run_example("compare_variants.py", capsys, monkeypatch)
+    standard = conv_macs(128, 112, 112, 64, 3)
+    grouped = conv_macs(128, 112, 112, 1, 3)
+    separable = conv_macs(64, 112, 112, 1, 3) + conv_macs(128, 112, 112, 64, 1)
+    line = next(ln for ln in out.splitlines() if ln.startswith("groups=64: MACs"))
+    assert f"MACs {grouped:,} ({grouped - standard:+,})" in line
+    assert f"({2 * (grouped - standard):+,})" in line  # FLOPs: norm and ReLU unchanged
+    assert f"params {128 * 9 + 2 * 128:,} ({128 * 9 - 128 * 64 * 9:+,})" in line  # conv weights + BN affine
+    line = next(ln for ln in out.splitlines() if ln.startswith("depthwise-separable: MACs"))
+    assert f"MACs {separable:,} ({separable - standard:+,})" in line
+    assert "only in C: 6 modules" in out and "| `0` | Conv2d | 925M | 14.5M |" in out
+    assert "every one of 68 modules exactly x8: True" in out
+    layers, d, vocab = 4, 64, 1000  # per token: qkv 3d², proj d², MLP 8d² per layer, head d·V; QKᵀ, AV: 2·T²·d
+    assert f"MACs(T) = {12 * layers * d * d + d * vocab:,}·T + {2 * layers * d}·T²" in out
+    m = re.search(r"from the formula: ([\d,]+); traced: ([\d,]+)", out)
+    assert m.group(1) == m.group(2)
 
 
 def test_an_example_runs_as_a_script(tmp_path) -> None:

@@ -16,6 +16,7 @@ from ..errors import FxFlopsError
 from ..passes.roofline import intensity
 from ..types import OP_KINDS, Capture, ModuleRow, NodeRecord, Status
 from ..units import human, percent, seconds
+from . import export
 from .audit import Audit, BlindSpot, audit, hook_blind_spot
 from .roofline import Roofline
 from .tables import fmt_shape, grid
@@ -176,6 +177,11 @@ class Report:
         lines.extend(f"note: {note}" for note in self.notes)
         return "\n".join(lines)
 
+    def table_modules(self, depth: int | None = 2, bytes_too: bool = False) -> list[ModuleRow]:
+        """The rows of :meth:`table` (and of the CSV/Markdown exports): modules down to ``depth``, leaving out
+        those below the root that hold neither parameters nor FLOPs (nor bytes, with ``bytes_too``)."""
+        return [m for m in self.by_module(depth) if not m.depth or m.params or m.flops or (bytes_too and m.bytes)]
+
     def table(self, depth: int = 2, columns: list[str] | tuple[str, ...] = DEFAULT_COLUMNS,
               device: "str | Device | None" = None) -> str:
         """The per-module table (fvcore style); by default params, MACs, FLOPs and share of total FLOPs.
@@ -189,9 +195,7 @@ class Report:
                                f"{', '.join(COLUMNS)}")
         est = self.roofline(device or self._default_device()) if _NEEDS_DEVICE & set(columns) else None
         rows = [("module", "type", *(COLUMNS[c] for c in columns))]
-        for m in self.by_module(depth):
-            if m.depth and not (m.params or m.flops or (m.bytes and tuple(columns) != DEFAULT_COLUMNS)):
-                continue
+        for m in self.table_modules(depth, bytes_too=tuple(columns) != DEFAULT_COLUMNS):
             name = ("  " * m.depth) + (m.path.rsplit(".", 1)[-1] if m.path else "model")
             rows.append((name, m.type, *(self._cell(c, m, est) for c in columns)))
         return grid(rows, align_right=tuple(range(2, 2 + len(columns))))
@@ -268,6 +272,19 @@ class Report:
     def to_json(self, indent: int | None = 2) -> str:
         return json.dumps(self.to_dict(), indent=indent)
 
+    def to_csv(self, path: str | None = None, *, rows: str = "modules", depth: int | None = None) -> str:
+        """CSV of ``rows`` (``"modules"`` down to ``depth``, ``"ops"`` or ``"nodes"``), exact integers; also
+        written to ``path`` when given. See :mod:`fxflops.report.export`."""
+        return export.to_csv(self, path, rows=rows, depth=depth)
+
+    def to_markdown(self, depth: int = 2, *, exact: bool = False) -> str:
+        """The totals and the per-module table as a Markdown pipe table (``exact=True``: integers, not 4.09G)."""
+        return export.to_markdown(self, depth, exact=exact)
+
+    def to_dataframe(self, rows: str = "modules", depth: int | None = None):
+        """A ``pandas.DataFrame`` of ``rows`` (the CSV's columns); needs pandas (``pip install "fxflops[pandas]"``)."""
+        return export.to_dataframe(self, rows, depth)
+
     # ---- the annotated graph (fxflops.draw; imported on use, the drawing stage comes after the report) -----------------------------------
     def to_networkx(self):
         """A ``networkx.DiGraph``: one node per fx node with its costs and shapes, edges along data flow."""
@@ -280,6 +297,12 @@ class Report:
         from ..draw.dot import to_dot
 
         return to_dot(self, **options)
+
+    def chart(self, path: str, depth: int = 3, metric: str = "flops"):
+        """An icicle chart of ``metric`` by module down to ``depth`` (.png/.svg/.pdf; needs ``fxflops[plot]``)."""
+        from ..draw.charts import module_chart
+
+        return module_chart(self, path, depth=depth, metric=metric)
 
     def render(self, path: str, **options: Any):
         """Draw the annotated graph into ``path`` (.svg, .png or .pdf); options as :func:`fxflops.draw.dot.render`."""
