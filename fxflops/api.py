@@ -205,17 +205,22 @@ def _record_report(model: torch.nn.Module, args: tuple, kwargs: dict, ctx: Count
 
     count_graph(gm, ctx.nested(opaque))
     count_bytes(gm)
-    nodes = node_records(gm)
+    return _checked_report(model, args, kwargs, Capture.RECORD, cap, node_records(gm), [gm], check_missing)
+
+
+def _checked_report(model: torch.nn.Module, args: tuple, kwargs: dict, capture: Capture, cap: Any,
+                    nodes: list[NodeRecord], graphs: list[fx.GraphModule], check_missing: bool) -> Report:
+    """The report of a path that ran the model (record, dynamo), with its eager MAC check's shortfall."""
     missing = outside_graphs(cap, nodes) if check_missing else None
     return Report(
         model_name=type(model).__name__,
         nodes=nodes,
         modules=module_rows(model, nodes),
         input_shapes=_input_shapes(args, kwargs),
-        capture=Capture.RECORD,
+        capture=capture,
         shape_mode=cap.shape_mode,
         notes=list(cap.notes) + ([missing] if missing else []),
-        graph_modules=[gm],
+        graph_modules=graphs,
         missing=missing,
     )
 
@@ -294,19 +299,8 @@ def _dynamo_report(model: torch.nn.Module, args: tuple, kwargs: dict, ctx: Count
         return isinstance(m, leaf_types) and ctx.registry.for_module(m) is not None
 
     cap = capture_dynamo(model, args, kwargs, is_leaf=is_leaf if leaf_types else None)
-    nodes = count_capture(cap, ctx)
-    missing = outside_graphs(cap, nodes) if check_missing else None
-    return Report(
-        model_name=type(model).__name__,
-        nodes=nodes,
-        modules=module_rows(model, nodes),
-        input_shapes=_input_shapes(args, kwargs),
-        capture=Capture.DYNAMO,
-        shape_mode=cap.shape_mode,
-        notes=list(cap.notes) + ([missing] if missing else []),
-        graph_modules=cap.graph_modules,
-        missing=missing,
-    )
+    return _checked_report(model, args, kwargs, Capture.DYNAMO, cap, count_capture(cap, ctx), cap.graph_modules,
+                           check_missing)
 
 
 def _choose(capture: str, jobs: dict[str, Callable[[], Report]], name: str) -> Report:
