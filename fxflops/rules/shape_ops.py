@@ -76,6 +76,7 @@ free(*_both("cat", "concat", "concatenate", "stack", "hstack", "vstack", "dstack
      nn.ChannelShuffle, nn.Fold, nn.Unfold,
      op="copy", family="shape", reason=COPY)
 free("T", "mT", "H", "mH", "real", "imag", "data", op="view", family="shape", reason=VIEW)  # attribute views
+free("__reversed__", op="copy", family="shape", reason=COPY)  # reversed(x) as the eager call records it
 free("__setitem__", op="copy", family="shape", reason=COPY)  # x[idx] = v as the eager call records it
 free(*_both("where", "masked_fill", "masked_fill_", "fill_", "zero_", "fill"),
      op="select", family="shape", reason=SELECT)
@@ -90,7 +91,8 @@ free(*_torch("zeros", "ones", "full", "empty", "arange", "linspace", "logspace",
 free(builtins.getattr, builtins.len, "size", "dim", "numel", "ndimension", "nelement", "element_size", "stride",
      "storage_offset", "is_contiguous", "is_floating_point", "is_complex", "data_ptr", "get_device", "tolist",
      "item", "__len__", "__getitem__", "__bool__", "__float__", "__int__", "__index__", "__complex__",
-     "__contains__", "__iter__", "__array__", "__format__", "__hash__", "__reduce_ex__", "__deepcopy__", torch.numel, torch.is_tensor, torch.is_floating_point, torch._assert,
+     "__contains__", "__iter__", "__array__", "__format__", "__hash__", "__reduce_ex__", "__deepcopy__", "__long__",
+     "__nonzero__", torch.numel, torch.is_tensor, torch.is_floating_point, torch._assert,
      torch.Size,
      # dynamo reads data-dependent sizes with these aten ops
      torch.ops.aten.sym_size.int, torch.ops.aten.sym_numel.default, torch.ops.aten.sym_stride.int,
@@ -105,6 +107,7 @@ free(operator.and_, operator.or_, operator.xor, operator.invert, operator.not_, 
      operator.truth,
      *_both("logical_and", "logical_or", "logical_not", "logical_xor", "bitwise_and", "bitwise_or", "bitwise_not",
             "bitwise_xor", "__and__", "__or__", "__xor__", "__invert__", "__rand__", "__ror__", "__rxor__",
-            "__lshift__", "__rshift__", "__rlshift__", "__rrshift__", "__iand__", "__ior__", "__ixor__"),
+            "__lshift__", "__rshift__", "__rlshift__", "__rrshift__", "__iand__", "__ior__", "__ixor__", "__ilshift__",
+            "__irshift__"),
      op="logic", family="shape", reason=LOGIC)
 

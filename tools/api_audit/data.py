@@ -129,5 +129,5 @@ NOT_APPLICABLE: dict[str, tuple[str, ...]] = {
 _NA_REASON = {name: reason for reason, names in NOT_APPLICABLE.items() for name in names}
 
 
-PROTOCOL = ("Python protocol method: fx turns operators into operator.* calls (audited in the operator family); "
-            "the rest (__repr__, __bool__, __reduce_ex__...) are not tensor computations")
+PROTOCOL = ("Python protocol method that is no tensor computation (serialisation, printing, interop); the ones the "
+            "record and dynamo paths see as Tensor method calls (__add__, __eq__, __setitem__, __bool__...) have rules")
