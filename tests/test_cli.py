@@ -9,6 +9,7 @@ import torchvision
 
 from fxflops import trace_flops
 from fxflops.cli import main
+from conftest import needs_dot
 
 
 def run_cli(capsys, *argv: str) -> tuple[int, str, str]:
@@ -118,6 +119,7 @@ def test_device_and_roofline_errors(capsys) -> None:
     assert code == 2 and "drop one of them" in err
 
 
+@needs_dot
 def test_svg_coloured_by_bound(capsys, tmp_path) -> None:
     svg = tmp_path / "r.svg"
     code, _, err = run_cli(capsys, "torchvision:resnet18", "--input", "1,3,32,32", "--svg", str(svg), "--depth", "1",

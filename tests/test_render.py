@@ -19,6 +19,7 @@ from fxflops.passes.records import node_records
 from fxflops.report import Report
 from fxflops.units import human
 from tiny_transformer import TinyEncoder
+from conftest import needs_dot
 
 NS = {"svg": "http://www.w3.org/2000/svg", "xlink": "http://www.w3.org/1999/xlink"}
 XLINK_TITLE = "{http://www.w3.org/1999/xlink}title"
@@ -87,6 +88,7 @@ def _pct(part: int, whole: int) -> str:
     return st.pct(part / whole)
 
 
+@needs_dot
 def test_every_counted_node_appears_with_its_cost(resnet18, tmp_path):
     resnet18.render(tmp_path / "r.svg")
     nodes, clusters, title = _read(tmp_path / "r.svg")
@@ -102,6 +104,7 @@ def test_every_counted_node_appears_with_its_cost(resnet18, tmp_path):
     assert f"{human(total)} FLOPs" in title and "ResNet" in title
 
 
+@needs_dot
 def test_scalar_nodes_are_hidden_unless_asked(tiny, tmp_path):
     scalars = [n.name for n in tiny.nodes if n.kind.startswith("call") and not n.output_shapes and not n.flops]
     assert len(scalars) >= 4 * 4  # x.shape unpacking in each attention: getattr + 3 getitem
@@ -116,6 +119,7 @@ def test_scalar_nodes_are_hidden_unless_asked(tiny, tmp_path):
     assert f"{len(scalars)} scalar nodes hidden" in title and "1 parameter inputs folded" in title
 
 
+@needs_dot
 def test_cluster_titles_carry_the_module_subtotals(resnet18, tmp_path):
     resnet18.render(tmp_path / "r.svg")
     _, clusters, _ = _read(tmp_path / "r.svg")
@@ -129,6 +133,7 @@ def test_cluster_titles_carry_the_module_subtotals(resnet18, tmp_path):
         assert f"{human(modules[p].flops)} FLOPs · {_pct(modules[p].flops, resnet18.total_flops)}" in text
 
 
+@needs_dot
 def test_collapsed_nodes_carry_the_sum_of_what_they_hide(resnet50, tmp_path):
     resnet50.render(tmp_path / "r.svg", depth=2)
     nodes, clusters, title = _read(tmp_path / "r.svg")
@@ -160,6 +165,7 @@ def test_every_view_keeps_the_totals(tiny, depth, roll):
                              or not a["kind"].startswith("call"))
 
 
+@needs_dot
 def test_roll_folds_identical_layers_into_one_cluster(tiny, tmp_path):
     tiny.render(tmp_path / "r.svg", roll=True)
     nodes, clusters, _ = _read(tmp_path / "r.svg")
@@ -177,6 +183,7 @@ def test_roll_folds_identical_layers_into_one_cluster(tiny, tmp_path):
     assert "legend_rolled" in nodes
 
 
+@needs_dot
 def test_roll_at_depth_2_on_resnet50(resnet50, tmp_path):
     resnet50.render(tmp_path / "r.svg", depth=2, roll=True)
     nodes, _, _ = _read(tmp_path / "r.svg")
@@ -191,6 +198,7 @@ def test_roll_at_depth_2_on_resnet50(resnet50, tmp_path):
     assert len(drawn) == 25 - (2 + 3 + 5 + 2) + 4
 
 
+@needs_dot
 def test_markings_heat_zero_cost_uncounted_top(tmp_path):
     class NoRule(nn.Module):
         def forward(self, x):
@@ -219,6 +227,7 @@ def test_markings_heat_zero_cost_uncounted_top(tmp_path):
     assert {"legend_scale", "legend_zero", "legend_uncounted", "legend_top"} <= set(nodes)
 
 
+@needs_dot
 def test_legend_shows_the_scale(resnet18, tmp_path):
     resnet18.render(tmp_path / "r.svg")
     nodes, clusters, _ = _read(tmp_path / "r.svg")
@@ -241,6 +250,7 @@ def test_heat_scale_runs_light_to_dark():
     assert st.text_colour(st.heat(1.0)) == "#ffffff" and st.text_colour(st.heat(0.0)) == "#000000"
 
 
+@needs_dot
 def test_big_graphs_are_reduced_and_say_so(tiny, tmp_path):
     full = choose_view(tiny.to_networkx())
     view = choose_view(tiny.to_networkx(), max_nodes=20)
@@ -251,6 +261,7 @@ def test_big_graphs_are_reduced_and_say_so(tiny, tmp_path):
     assert f"({len(view.nodes)} nodes drawn)" in title
 
 
+@needs_dot
 def test_several_graphs_render_together(resnet18, tiny, tmp_path):
     gms = [resnet18.graph_module, tiny.graph_module]
     nodes = node_records(gms[0], prefix="g0.") + node_records(gms[1], prefix="g1.")
@@ -260,6 +271,7 @@ def test_several_graphs_render_together(resnet18, tiny, tmp_path):
     assert {"g0.conv1", "g0.fc", "g1.head"} <= set(drawn)
 
 
+@needs_dot
 def test_formats_dot_and_cli(resnet18, tmp_path, capsys):
     assert resnet18.render(tmp_path / "r.png", depth=1).read_bytes().startswith(b"\x89PNG")
     assert resnet18.render(tmp_path / "r.pdf", depth=1).read_bytes().startswith(b"%PDF")
@@ -274,6 +286,7 @@ def test_formats_dot_and_cli(resnet18, tmp_path, capsys):
     assert "graph written to" in capsys.readouterr().err
 
 
+@needs_dot
 def test_partly_priced_nodes_are_marked(tmp_path):
     """A leaf module no rule knows is priced through the dynamo fallback; an op inside it that has
     no rule leaves it partly priced, drawn with a dashed red outline."""
@@ -301,6 +314,7 @@ def tiny_both():
     return {capture: fxflops.trace_flops(model, ids, capture=capture) for capture in ("fx", "dynamo")}
 
 
+@needs_dot
 @pytest.mark.parametrize("options", [{}, {"depth": 2}, {"roll": True}, {"depth": 3, "roll": True}])
 def test_both_capture_paths_look_the_same(tiny_both, options, tmp_path):
     """The dynamo capture (which reuses layer 0 for layers 1-3) draws the same clusters, collapsed
@@ -315,6 +329,7 @@ def test_both_capture_paths_look_the_same(tiny_both, options, tmp_path):
     assert drawn["fx"] == drawn["dynamo"]
 
 
+@needs_dot
 def test_graph_breaks_are_drawn_in_order(tmp_path):
     """A data-dependent branch splits the dynamo capture in two graphs; the picture links them."""
     class Branchy(nn.Module):
@@ -345,6 +360,7 @@ def test_graph_breaks_are_drawn_in_order(tmp_path):
     assert all(n.name in drawn for n in report.nodes if n.flops)
 
 
+@needs_dot
 def test_edges_across_most_of_the_graph_go_to_a_reference(tmp_path):
     """An input read again 70 layers later is drawn a second time next to its far reader."""
     class LongSkip(nn.Module):
