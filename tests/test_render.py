@@ -3,6 +3,7 @@ collapsed and rolled nodes, markings and the legend. Expected numbers come from 
 per-module table or from hand counts, never from the renderer."""
 from __future__ import annotations
 
+import re
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 
@@ -380,3 +381,81 @@ def test_edges_across_most_of_the_graph_go_to_a_reference(tmp_path):
     assert nodes["ref/x/"].text.startswith("↪ x")
     assert "1 edges spanning more than 60 nodes" in title
     assert {n.name for n in report.nodes} <= set(nodes)
+
+
+def _dot_edges(src: str) -> list[tuple[str, str, str]]:
+    """(tail, head, attributes) of every edge in DOT text."""
+    return re.findall(r'^\t+"?([^"\s]+)"? -> "?([^"\s]+)"? \[(.*)\]$', src, re.M)
+
+
+def test_a_long_chain_is_wrapped_into_columns_cut_between_modules(resnet50):
+    from fxflops.draw.dot import _graph, _short_edges, choose_view, wrap_breaks
+
+    view = choose_view(_graph(resnet50), depth=2)
+    edges, _, _ = _short_edges(view)
+    breaks = wrap_breaks(view, edges)
+    # 25 ranks in one column; 4 columns of at most 7 ranks fit 1050×750 pt at 100 pt a rank.
+    assert len(breaks) == 3 and wrap_breaks(view, edges, columns=1) == []
+    cut = [(u, v) for u, v, attrs in _dot_edges(resnet50.to_dot(depth=2)) if 'constraint=false' in attrs]
+    # Every cut is between two top-level blocks (a stage and the next, the stem and layer1, layer4 and the pool)...
+    assert len(cut) == 3
+    for u, v in cut:
+        assert u.split("/")[-1].split(".")[0] != v.split("/")[-1].split(".")[0], (u, v)
+    # ...and one column is the old tall strip.
+    assert "constraint=false" not in resnet50.to_dot(depth=2, columns=1)
+    with pytest.raises(ValueError, match="columns must be 1 or more"):
+        resnet50.to_dot(columns=0)
+
+
+@needs_dot
+def test_the_default_layout_fits_a_screen(resnet50, tmp_path):
+    def size(path):
+        w, h = re.search(r'<svg width="(\d+)pt" height="(\d+)pt"', path.read_text()).groups()
+        return int(w), int(h)
+
+    w, h = size(resnet50.render(tmp_path / "r.svg", depth=2, top=5))
+    tall_w, tall_h = size(resnet50.render(tmp_path / "tall.svg", depth=2, top=5, columns=1))
+    assert tall_h > 2 * 750 and tall_h > 3 * tall_w  # the strip the issue was about (537×2022 pt)
+    assert w <= 1050 and h <= 750  # a 1400×1000 px window at 96 dpi
+
+
+def test_the_legend_swatch_is_filled_as_the_collapsed_nodes_are(resnet50):
+    src = resnet50.to_dot(depth=2)
+    fill = dict(re.findall(r'^\t+"?([^"\s]+)"? \[[^\]]*?fillcolor="(#[0-9a-f]+)"', src, re.M))
+    collapsed = {k: v for k, v in fill.items() if k.startswith("module/")}
+    assert len(collapsed) == 16  # ResNet-50's 3+4+6+3 bottlenecks
+    # The costliest collapsed node (layer2.0, 9.1% of the FLOPs) sets the swatch; the old swatch was heat(0.5).
+    assert fill["legend_module"] == collapsed["module/layer2.0"] != st.heat(0.5)
+
+
+def test_forward_defaults_nothing_reads_are_not_drawn():
+    class Block(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = nn.Linear(8, 8)
+
+        def forward(self, x, attn_mask=None, is_causal=False):
+            return self.fc(x)
+
+    report = fxflops.trace_flops(Block(), torch.randn(2, 8))
+    inputs = {n.name.rstrip("_1") for n in report.nodes if n.kind == "placeholder"}  # fx names them attn_mask_1
+    assert inputs == {"x", "attn_mask", "is_causal"}
+    src = report.to_dot()
+    assert "input</b>&#160;x" in src and "attn_mask" not in src and "is_causal" not in src
+
+
+@pytest.mark.parametrize("depth", [None, 2])
+def test_top_k_marks_the_nodes_the_top_table_lists(resnet50, depth):
+    from fxflops.draw.dot import _graph, choose_view
+
+    view = choose_view(_graph(resnet50), depth=depth, top=5)
+    marked = {i for vn in view.nodes.values() for i in vn.ranks}
+    assert marked == {1, 2, 3, 4, 5}
+    for i, rec in enumerate(resnet50.top(5), 1):
+        (holder,) = [vn for vn in view.nodes.values() if rec.name in vn.members]
+        assert i in holder.ranks
+    if depth == 2:  # conv1 (236M FLOPs) is #1, then the 3×3 convs of layer1.0, 1.1, 1.2 and layer2.0 (231M each)
+        src = resnet50.to_dot(depth=2, top=5)
+        assert re.search(r"^\t+conv1 \[label=<<b>#1 conv2d", src, re.M | re.S)
+        for i, block in enumerate(("layer1.0", "layer1.1", "layer1.2", "layer2.0"), 2):
+            assert re.search(rf'^\t+"module/{re.escape(block)}" \[label=<<b>#{i} ', src, re.M | re.S), block
