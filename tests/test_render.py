@@ -376,7 +376,9 @@ def test_edges_across_most_of_the_graph_go_to_a_reference(tmp_path):
     report.render(tmp_path / "l.svg")
     nodes, _, title = _read(tmp_path / "l.svg")
     root = ET.parse(tmp_path / "l.svg").getroot()
-    edges = {e.find("svg:title", NS).text for e in root.iter("{%s}g" % NS["svg"]) if e.get("class") == "edge"}
+    # Graphviz titles an edge aimed at a port "tail->head:ne" (edges entering a cluster, see below).
+    edges = {e.find("svg:title", NS).text.removesuffix(":ne") for e in root.iter("{%s}g" % NS["svg"])
+             if e.get("class") == "edge"}
     assert "x->add" not in edges and "ref/x/->add" in edges and "x->body_0" in edges
     assert nodes["ref/x/"].text.startswith("↪ x")
     assert "1 edges spanning more than 60 nodes" in title
@@ -459,3 +461,14 @@ def test_top_k_marks_the_nodes_the_top_table_lists(resnet50, depth):
         assert re.search(r"^\t+conv1 \[label=<<b>#1 conv2d", src, re.M | re.S)
         for i, block in enumerate(("layer1.0", "layer1.1", "layer1.2", "layer2.0"), 2):
             assert re.search(rf'^\t+"module/{re.escape(block)}" \[label=<<b>#{i} ', src, re.M | re.S), block
+
+
+def test_edges_into_a_cluster_pass_right_of_its_title(resnet18):
+    src = resnet18.to_dot()
+    edges = {(u, v): attrs for u, v, attrs in _dot_edges(src)}
+    # layer1.0's first op is entered from the stem: aimed at its right corner, past the left-justified title...
+    assert "headport=ne" in edges[("maxpool", "layer1_0_conv1")]
+    # ...while the residual into layer1.0's add, lower down, and edges within a cluster keep the plain head.
+    assert "headport" not in edges[("maxpool", "add")]
+    assert "headport" not in edges[("layer1_0_conv1", "layer1_0_bn1")]
+    assert 'labeljust=l' in src

@@ -388,7 +388,7 @@ def wrap_breaks(view: View, edges: list[tuple[str, str, Any]], columns: int | No
 def view_to_dot(g: nx.DiGraph, view: View, top: int = 0, color: str = "flops", columns: int | None = None) -> str:
     edges, refs, note = _short_edges(view)
     breaks = wrap_breaks(view, edges, columns)
-    rank = _ranks(edges) if breaks else {}
+    rank = _ranks(edges)
     dot = graphviz.Digraph(name=g.graph.get("name", "model"))
     dot.attr("graph", label=_graph_title(g, view, [note] if note else []), tooltip=g.graph.get("name", "model"),
              **_layout_attrs(len(view.nodes)))
@@ -415,10 +415,31 @@ def view_to_dot(g: nx.DiGraph, view: View, top: int = 0, color: str = "flops", c
                 fill(c, cl.path)
 
     fill(dot, "")
+    by_id = {_dot_id(vid): vn for vid, vn in view.nodes.items()}
+
+    def clusters_of(dot_id: str) -> set[str]:
+        vn = by_id.get(dot_id)
+        p, out = (vn.home if vn is not None and vn.home in view.clusters else ""), set()
+        while p:
+            out.add(p)
+            p = view.clusters[p].parent if p in view.clusters else ""
+        return out
+
+    top_rank: dict[str, int] = {}  # each cluster's first rank: where its title sits
+    for dot_id in by_id:
+        for p in clusters_of(dot_id):
+            top_rank[p] = min(top_rank.get(p, rank.get(dot_id, 0)), rank.get(dot_id, 0))
+
     for u, v, shape in edges:
+        attrs = {"tooltip": _shape_text(shape)}
         # An edge across a column break does not rank its head below its tail: the next column starts at the top.
-        cut = any(rank[u] < b <= rank[v] for b in breaks)
-        dot.edge(u, v, tooltip=_shape_text(shape), **({"constraint": "false"} if cut else {}))
+        if any(rank[u] < b <= rank[v] for b in breaks):
+            attrs["constraint"] = "false"
+        # An edge entering a cluster at its first rank comes down through its title, which is
+        # left-justified: aim it at the head's right corner so it passes right of the title.
+        if any(top_rank[p] == rank[v] for p in clusters_of(v) - clusters_of(u)):
+            attrs["headport"] = "ne"
+        dot.edge(u, v, **attrs)
     for u, v in view.breaks:
         dot.edge(_dot_id(u), _dot_id(v), style="dashed", color=st.ZERO_LINE, label="graph break", fontsize="9",
                  fontname=st.FONT, fontcolor=st.ZERO_TEXT, tooltip="graph break: Python runs between these graphs")
