@@ -342,6 +342,8 @@ def run(args: argparse.Namespace) -> int:
     roof = get_device(args.roofline) if args.roofline else None  # an unknown name fails before any work
     if args.svg:
         check_output(args.svg)
+    if args.columns < 0:
+        raise FxFlopsError(f"--columns {args.columns} is below 0; give 0 (as many as fit a screen) or a number of columns")
     report = count(args)
     tell_shortfall(report, args.strict)
     if args.csv:
@@ -371,8 +373,6 @@ def run(args: argparse.Namespace) -> int:
             print(report.op_table())
     if args.svg:  # after the report: a drawing that fails loses nothing printed
         sys.stdout.flush()
-        if args.columns < 0:
-            raise FxFlopsError(f"--columns {args.columns} is below 0; give 0 (fit a screen) or a number of columns")
         out = report.render(args.svg, depth=args.depth, top=args.top, roll=args.roll, max_nodes=args.max_nodes or None,
                             color=args.color, device=est.device if est is not None else None,
                             columns=args.columns or None)
