@@ -4,7 +4,8 @@ Each drawn node shows a short op name, its output shape and its FLOPs with their
 the module path and the details are in the tooltip (the SVG ``<title>``/``xlink:title``), so labels
 stay short. Fill colour is the FLOPs share on a heat scale (see :mod:`fxflops.draw.style`), ops
 that cost nothing are small and grey, ops without a rule have a red outline, modules are nested
-clusters titled with their subtotal. What is drawn (rolled, collapsed, scalars hidden) is decided by
+clusters titled with their subtotal. A long chain is wrapped into side-by-side columns that fit a
+screen, cut only between modules (:func:`wrap_breaks`). What is drawn (rolled, collapsed, scalars hidden) is decided by
 :mod:`fxflops.draw.view`.
 
 ``dot`` is slow on big graphs with many clusters (minutes, or it never ends, past a few thousand
