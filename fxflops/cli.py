@@ -71,11 +71,14 @@ def build_parser() -> argparse.ArgumentParser:
     add_export_options(p)
     g = p.add_argument_group("annotated graph")
     g.add_argument("--svg", metavar="PATH", help="draw the annotated graph into PATH (.svg, .png or .pdf); "
-                   "each module at --depth becomes one node (a large depth draws every op), --top marks the K costliest")
+                   "each module at --depth becomes one node (a large depth draws every op), --top marks the K costliest nodes, the ones its table lists")
     g.add_argument("--roll", action="store_true", help="roll identical consecutive blocks into one (×k)")
     g.add_argument("--color", choices=("flops", "time", "bound"), default="flops",
                    help="fill by share of FLOPs (default), of estimated time, or by compute/memory bound, on the "
                         "--roofline device (default cpu)")
+    g.add_argument("--columns", type=int, default=0, metavar="N",
+                   help="wrap the graph into N side-by-side columns, cut between modules (0: as many as fit a "
+                        "screen best, the default; 1: one tall strip)")
     g.add_argument("--max-nodes", type=int, default=1500, metavar="N",
                    help="roll and collapse bigger graphs until at most N nodes are drawn (0: no limit; default 1500)")
     return p
@@ -339,6 +342,8 @@ def run(args: argparse.Namespace) -> int:
     roof = get_device(args.roofline) if args.roofline else None  # an unknown name fails before any work
     if args.svg:
         check_output(args.svg)
+    if args.columns < 0:
+        raise FxFlopsError(f"--columns {args.columns} is below 0; give 0 (as many as fit a screen) or a number of columns")
     report = count(args)
     tell_shortfall(report, args.strict)
     if args.csv:
@@ -369,7 +374,8 @@ def run(args: argparse.Namespace) -> int:
     if args.svg:  # after the report: a drawing that fails loses nothing printed
         sys.stdout.flush()
         out = report.render(args.svg, depth=args.depth, top=args.top, roll=args.roll, max_nodes=args.max_nodes or None,
-                            color=args.color, device=est.device if est is not None else None)
+                            color=args.color, device=est.device if est is not None else None,
+                            columns=args.columns or None)
         print(f"fxflops: graph written to {out}", file=sys.stderr)
     return 0
 

@@ -2,6 +2,9 @@
 from __future__ import annotations
 
 import inspect
+import shutil
+
+import pytest
 
 import torch
 from torch.utils.flop_counter import FlopCounterMode
@@ -56,3 +59,12 @@ class One(torch.nn.Module):
 
     def forward(self, x):
         return self.layer(x)
+
+
+# Drawing goes through Graphviz's `dot` program, a system package pip cannot install: on a machine with
+# only Python the tests that draw skip, saying so, and .ci/run installs graphviz so they run in CI.
+needs_dot = pytest.mark.skipif(
+    shutil.which("dot") is None,
+    reason="Graphviz's `dot` is not on PATH (apt install graphviz, brew install graphviz or "
+           "conda install -c conda-forge graphviz); .ci/run installs it",
+)

@@ -8,7 +8,7 @@ import torch.nn as nn
 import fxflops
 from fxflops import Device
 from fxflops.passes.roofline import Bound
-from tests.conftest import Fn, One, count, ops, only
+from tests.conftest import Fn, One, count, needs_dot, ops, only
 
 
 def test_conv_bytes_are_input_output_and_weights():
@@ -194,6 +194,7 @@ def test_identity_and_eval_dropout_move_nothing():
     assert [n.bytes for n in ops(train)][:2] == [0, 4 * 2 * 32]  # training dropout reads and writes
 
 
+@needs_dot
 def test_render_colours_by_time_and_bound(tmp_path):
     import re
 

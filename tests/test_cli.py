@@ -9,6 +9,7 @@ import torchvision
 
 from fxflops import trace_flops
 from fxflops.cli import main
+from conftest import needs_dot
 
 
 def run_cli(capsys, *argv: str) -> tuple[int, str, str]:
@@ -118,9 +119,31 @@ def test_device_and_roofline_errors(capsys) -> None:
     assert code == 2 and "drop one of them" in err
 
 
+@needs_dot
 def test_svg_coloured_by_bound(capsys, tmp_path) -> None:
     svg = tmp_path / "r.svg"
     code, _, err = run_cli(capsys, "torchvision:resnet18", "--input", "1,3,32,32", "--svg", str(svg), "--depth", "1",
                            "--roofline", "a100", "--color", "bound")
     assert code == 0 and "graph written" in err
     assert "bound on a100" in svg.read_text()
+
+
+def test_columns_below_zero_is_refused_before_the_model_is_built(capsys, tmp_path) -> None:
+    code, out, err = run_cli(capsys, "torchvision:resnet18", "--input", "1,3,32,32", "--svg", str(tmp_path / "r.svg"),
+                             "--columns", "-1")
+    assert code == 2 and out == "" and not (tmp_path / "r.svg").exists()
+    assert err.strip() == "fxflops: error: --columns -1 is below 0; give 0 (as many as fit a screen) or a number of columns"
+
+
+@needs_dot
+def test_columns_one_draws_the_tall_strip(capsys, tmp_path) -> None:
+    import re
+
+    sizes = {}
+    for columns in ("0", "1"):
+        svg = tmp_path / f"c{columns}.svg"
+        code, _, _ = run_cli(capsys, "torchvision:resnet50", "--meta", "--svg", str(svg), "--columns", columns)
+        assert code == 0
+        w, h = re.search(r'<svg width="(\d+)pt" height="(\d+)pt"', svg.read_text()).groups()
+        sizes[columns] = int(w), int(h)
+    assert sizes["1"][1] > 2 * sizes["0"][1] and sizes["0"][0] > sizes["1"][0]  # one column: tall and narrow

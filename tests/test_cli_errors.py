@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 import fxflops
 from fxflops.cli import main
+from conftest import needs_dot
 
 ROOT = Path(__file__).resolve().parents[1]
 slow = pytest.mark.slow
@@ -113,6 +114,7 @@ def test_attribute_that_is_not_a_model(mynet: Path) -> None:
     one_error(fxflops_cli(f"{mynet}:NOT_A_MODULE"), "type int, not a model")
 
 
+@needs_dot
 @slow
 def test_svg_unwritable_still_prints_the_report() -> None:
     # /sys is a directory that even root cannot create files in; os.access cannot tell, so the write fails late.

@@ -17,6 +17,7 @@ import pytest
 import torch
 import torchvision
 from torch.utils.flop_counter import FlopCounterMode
+from conftest import needs_dot
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
@@ -111,6 +112,7 @@ def test_batch_size_scales_macs_not_params(capsys, monkeypatch) -> None:
     assert len({p for _, p in rows.values()}) == 1
 
 
+@needs_dot
 def test_simple_cnn_counts_and_svg(capsys, monkeypatch, tmp_path) -> None:
     svg = tmp_path / "simple_cnn.svg"
     out = run_example("simple_cnn_graph.py", capsys, monkeypatch, str(svg))

@@ -3,6 +3,7 @@ collapsed and rolled nodes, markings and the legend. Expected numbers come from 
 per-module table or from hand counts, never from the renderer."""
 from __future__ import annotations
 
+import re
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 
@@ -19,6 +20,7 @@ from fxflops.passes.records import node_records
 from fxflops.report import Report
 from fxflops.units import human
 from tiny_transformer import TinyEncoder
+from conftest import needs_dot
 
 NS = {"svg": "http://www.w3.org/2000/svg", "xlink": "http://www.w3.org/1999/xlink"}
 XLINK_TITLE = "{http://www.w3.org/1999/xlink}title"
@@ -87,6 +89,7 @@ def _pct(part: int, whole: int) -> str:
     return st.pct(part / whole)
 
 
+@needs_dot
 def test_every_counted_node_appears_with_its_cost(resnet18, tmp_path):
     resnet18.render(tmp_path / "r.svg")
     nodes, clusters, title = _read(tmp_path / "r.svg")
@@ -102,6 +105,7 @@ def test_every_counted_node_appears_with_its_cost(resnet18, tmp_path):
     assert f"{human(total)} FLOPs" in title and "ResNet" in title
 
 
+@needs_dot
 def test_scalar_nodes_are_hidden_unless_asked(tiny, tmp_path):
     scalars = [n.name for n in tiny.nodes if n.kind.startswith("call") and not n.output_shapes and not n.flops]
     assert len(scalars) >= 4 * 4  # x.shape unpacking in each attention: getattr + 3 getitem
@@ -116,6 +120,7 @@ def test_scalar_nodes_are_hidden_unless_asked(tiny, tmp_path):
     assert f"{len(scalars)} scalar nodes hidden" in title and "1 parameter inputs folded" in title
 
 
+@needs_dot
 def test_cluster_titles_carry_the_module_subtotals(resnet18, tmp_path):
     resnet18.render(tmp_path / "r.svg")
     _, clusters, _ = _read(tmp_path / "r.svg")
@@ -129,6 +134,7 @@ def test_cluster_titles_carry_the_module_subtotals(resnet18, tmp_path):
         assert f"{human(modules[p].flops)} FLOPs · {_pct(modules[p].flops, resnet18.total_flops)}" in text
 
 
+@needs_dot
 def test_collapsed_nodes_carry_the_sum_of_what_they_hide(resnet50, tmp_path):
     resnet50.render(tmp_path / "r.svg", depth=2)
     nodes, clusters, title = _read(tmp_path / "r.svg")
@@ -160,6 +166,7 @@ def test_every_view_keeps_the_totals(tiny, depth, roll):
                              or not a["kind"].startswith("call"))
 
 
+@needs_dot
 def test_roll_folds_identical_layers_into_one_cluster(tiny, tmp_path):
     tiny.render(tmp_path / "r.svg", roll=True)
     nodes, clusters, _ = _read(tmp_path / "r.svg")
@@ -177,6 +184,7 @@ def test_roll_folds_identical_layers_into_one_cluster(tiny, tmp_path):
     assert "legend_rolled" in nodes
 
 
+@needs_dot
 def test_roll_at_depth_2_on_resnet50(resnet50, tmp_path):
     resnet50.render(tmp_path / "r.svg", depth=2, roll=True)
     nodes, _, _ = _read(tmp_path / "r.svg")
@@ -191,6 +199,7 @@ def test_roll_at_depth_2_on_resnet50(resnet50, tmp_path):
     assert len(drawn) == 25 - (2 + 3 + 5 + 2) + 4
 
 
+@needs_dot
 def test_markings_heat_zero_cost_uncounted_top(tmp_path):
     class NoRule(nn.Module):
         def forward(self, x):
@@ -219,6 +228,7 @@ def test_markings_heat_zero_cost_uncounted_top(tmp_path):
     assert {"legend_scale", "legend_zero", "legend_uncounted", "legend_top"} <= set(nodes)
 
 
+@needs_dot
 def test_legend_shows_the_scale(resnet18, tmp_path):
     resnet18.render(tmp_path / "r.svg")
     nodes, clusters, _ = _read(tmp_path / "r.svg")
@@ -241,6 +251,7 @@ def test_heat_scale_runs_light_to_dark():
     assert st.text_colour(st.heat(1.0)) == "#ffffff" and st.text_colour(st.heat(0.0)) == "#000000"
 
 
+@needs_dot
 def test_big_graphs_are_reduced_and_say_so(tiny, tmp_path):
     full = choose_view(tiny.to_networkx())
     view = choose_view(tiny.to_networkx(), max_nodes=20)
@@ -251,6 +262,7 @@ def test_big_graphs_are_reduced_and_say_so(tiny, tmp_path):
     assert f"({len(view.nodes)} nodes drawn)" in title
 
 
+@needs_dot
 def test_several_graphs_render_together(resnet18, tiny, tmp_path):
     gms = [resnet18.graph_module, tiny.graph_module]
     nodes = node_records(gms[0], prefix="g0.") + node_records(gms[1], prefix="g1.")
@@ -260,6 +272,7 @@ def test_several_graphs_render_together(resnet18, tiny, tmp_path):
     assert {"g0.conv1", "g0.fc", "g1.head"} <= set(drawn)
 
 
+@needs_dot
 def test_formats_dot_and_cli(resnet18, tmp_path, capsys):
     assert resnet18.render(tmp_path / "r.png", depth=1).read_bytes().startswith(b"\x89PNG")
     assert resnet18.render(tmp_path / "r.pdf", depth=1).read_bytes().startswith(b"%PDF")
@@ -274,6 +287,7 @@ def test_formats_dot_and_cli(resnet18, tmp_path, capsys):
     assert "graph written to" in capsys.readouterr().err
 
 
+@needs_dot
 def test_partly_priced_nodes_are_marked(tmp_path):
     """A leaf module no rule knows is priced through the dynamo fallback; an op inside it that has
     no rule leaves it partly priced, drawn with a dashed red outline."""
@@ -301,6 +315,7 @@ def tiny_both():
     return {capture: fxflops.trace_flops(model, ids, capture=capture) for capture in ("fx", "dynamo")}
 
 
+@needs_dot
 @pytest.mark.parametrize("options", [{}, {"depth": 2}, {"roll": True}, {"depth": 3, "roll": True}])
 def test_both_capture_paths_look_the_same(tiny_both, options, tmp_path):
     """The dynamo capture (which reuses layer 0 for layers 1-3) draws the same clusters, collapsed
@@ -315,6 +330,7 @@ def test_both_capture_paths_look_the_same(tiny_both, options, tmp_path):
     assert drawn["fx"] == drawn["dynamo"]
 
 
+@needs_dot
 def test_graph_breaks_are_drawn_in_order(tmp_path):
     """A data-dependent branch splits the dynamo capture in two graphs; the picture links them."""
     class Branchy(nn.Module):
@@ -345,6 +361,7 @@ def test_graph_breaks_are_drawn_in_order(tmp_path):
     assert all(n.name in drawn for n in report.nodes if n.flops)
 
 
+@needs_dot
 def test_edges_across_most_of_the_graph_go_to_a_reference(tmp_path):
     """An input read again 70 layers later is drawn a second time next to its far reader."""
     class LongSkip(nn.Module):
@@ -359,8 +376,99 @@ def test_edges_across_most_of_the_graph_go_to_a_reference(tmp_path):
     report.render(tmp_path / "l.svg")
     nodes, _, title = _read(tmp_path / "l.svg")
     root = ET.parse(tmp_path / "l.svg").getroot()
-    edges = {e.find("svg:title", NS).text for e in root.iter("{%s}g" % NS["svg"]) if e.get("class") == "edge"}
+    # Graphviz titles an edge aimed at a port "tail->head:ne" (edges entering a cluster, see below).
+    edges = {e.find("svg:title", NS).text.removesuffix(":ne") for e in root.iter("{%s}g" % NS["svg"])
+             if e.get("class") == "edge"}
     assert "x->add" not in edges and "ref/x/->add" in edges and "x->body_0" in edges
     assert nodes["ref/x/"].text.startswith("↪ x")
     assert "1 edges spanning more than 60 nodes" in title
     assert {n.name for n in report.nodes} <= set(nodes)
+
+
+def _dot_edges(src: str) -> list[tuple[str, str, str]]:
+    """(tail, head, attributes) of every edge in DOT text."""
+    return re.findall(r'^\t+"?([^"\s]+)"? -> "?([^"\s]+)"? \[(.*)\]$', src, re.M)
+
+
+def test_a_long_chain_is_wrapped_into_columns_cut_between_modules(resnet50):
+    from fxflops.draw.dot import _graph, _short_edges, choose_view, wrap_breaks
+
+    view = choose_view(_graph(resnet50), depth=2)
+    edges, _, _ = _short_edges(view)
+    breaks = wrap_breaks(view, edges)
+    # 25 ranks in one column; 4 columns of at most 7 ranks fit 1050×750 pt at 100 pt a rank.
+    assert len(breaks) == 3 and wrap_breaks(view, edges, columns=1) == []
+    cut = [(u, v) for u, v, attrs in _dot_edges(resnet50.to_dot(depth=2)) if 'constraint=false' in attrs]
+    # Every cut is between two top-level blocks (a stage and the next, the stem and layer1, layer4 and the pool)...
+    assert len(cut) == 3
+    for u, v in cut:
+        assert u.split("/")[-1].split(".")[0] != v.split("/")[-1].split(".")[0], (u, v)
+    # ...and one column is the old tall strip.
+    assert "constraint=false" not in resnet50.to_dot(depth=2, columns=1)
+    with pytest.raises(ValueError, match="columns must be 1 or more"):
+        resnet50.to_dot(columns=0)
+
+
+@needs_dot
+def test_the_default_layout_fits_a_screen(resnet50, tmp_path):
+    def size(path):
+        w, h = re.search(r'<svg width="(\d+)pt" height="(\d+)pt"', path.read_text()).groups()
+        return int(w), int(h)
+
+    w, h = size(resnet50.render(tmp_path / "r.svg", depth=2, top=5))
+    tall_w, tall_h = size(resnet50.render(tmp_path / "tall.svg", depth=2, top=5, columns=1))
+    assert tall_h > 2 * 750 and tall_h > 3 * tall_w  # the strip the issue was about (537×2022 pt)
+    assert w <= 1050 and h <= 750  # a 1400×1000 px window at 96 dpi
+
+
+def test_the_legend_swatch_is_filled_as_the_collapsed_nodes_are(resnet50):
+    src = resnet50.to_dot(depth=2)
+    fill = dict(re.findall(r'^\t+"?([^"\s]+)"? \[[^\]]*?fillcolor="(#[0-9a-f]+)"', src, re.M))
+    collapsed = {k: v for k, v in fill.items() if k.startswith("module/")}
+    assert len(collapsed) == 16  # ResNet-50's 3+4+6+3 bottlenecks
+    # The costliest collapsed node (layer2.0, 9.1% of the FLOPs) sets the swatch; the old swatch was heat(0.5).
+    assert fill["legend_module"] == collapsed["module/layer2.0"] != st.heat(0.5)
+
+
+def test_forward_defaults_nothing_reads_are_not_drawn():
+    class Block(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = nn.Linear(8, 8)
+
+        def forward(self, x, attn_mask=None, is_causal=False):
+            return self.fc(x)
+
+    report = fxflops.trace_flops(Block(), torch.randn(2, 8))
+    inputs = {n.name.rstrip("_1") for n in report.nodes if n.kind == "placeholder"}  # fx names them attn_mask_1
+    assert inputs == {"x", "attn_mask", "is_causal"}
+    src = report.to_dot()
+    assert "input</b>&#160;x" in src and "attn_mask" not in src and "is_causal" not in src
+
+
+@pytest.mark.parametrize("depth", [None, 2])
+def test_top_k_marks_the_nodes_the_top_table_lists(resnet50, depth):
+    from fxflops.draw.dot import _graph, choose_view
+
+    view = choose_view(_graph(resnet50), depth=depth, top=5)
+    marked = {i for vn in view.nodes.values() for i in vn.ranks}
+    assert marked == {1, 2, 3, 4, 5}
+    for i, rec in enumerate(resnet50.top(5), 1):
+        (holder,) = [vn for vn in view.nodes.values() if rec.name in vn.members]
+        assert i in holder.ranks
+    if depth == 2:  # conv1 (236M FLOPs) is #1, then the 3×3 convs of layer1.0, 1.1, 1.2 and layer2.0 (231M each)
+        src = resnet50.to_dot(depth=2, top=5)
+        assert re.search(r"^\t+conv1 \[label=<<b>#1 conv2d", src, re.M | re.S)
+        for i, block in enumerate(("layer1.0", "layer1.1", "layer1.2", "layer2.0"), 2):
+            assert re.search(rf'^\t+"module/{re.escape(block)}" \[label=<<b>#{i} ', src, re.M | re.S), block
+
+
+def test_edges_into_a_cluster_pass_right_of_its_title(resnet18):
+    src = resnet18.to_dot()
+    edges = {(u, v): attrs for u, v, attrs in _dot_edges(src)}
+    # layer1.0's first op is entered from the stem: aimed at its right corner, past the left-justified title...
+    assert "headport=ne" in edges[("maxpool", "layer1_0_conv1")]
+    # ...while the residual into layer1.0's add, lower down, and edges within a cluster keep the plain head.
+    assert "headport" not in edges[("maxpool", "add")]
+    assert "headport" not in edges[("layer1_0_conv1", "layer1_0_bn1")]
+    assert 'labeljust=l' in src

@@ -58,14 +58,21 @@ PICTURES = {
     "resnet50_full": ("resnet50", dict(top=5), 2600),
     "vit_b_16_rolled": ("vit_b_16", dict(roll=True, top=3), None),
     "bert_base_rolled": ("bert", dict(roll=True, top=3), None),
+    # The CLI's default picture (--svg with --depth 2, here --top 5), shot in a 1400×1000 window as a
+    # screen shows it: the default layout wraps long chains into columns to fit it.
+    "resnet50_default": ("resnet50", dict(depth=2, top=5), None),
+    "vit_b_16_default": ("vit_b_16", dict(depth=2, top=5), None),
+    "bert_default": ("bert", dict(depth=2, top=5), None),
 }
+WINDOW = {"resnet50_default", "vit_b_16_default", "bert_default"}  # shot at 1400×1000, not at the SVG's size
 
 
-def screenshot(svg: str, png: str) -> None:
+def screenshot(svg: str, png: str, window: bool = False) -> None:
     head = open(svg, encoding="utf-8").read(4000)
     w, h = (float(re.search(rf'{k}="([\d.]+)pt"', head).group(1)) * 4 / 3 for k in ("width", "height"))
+    size = "1400,1000" if window else f"{int(w) + 16},{int(h) + 16}"
     subprocess.run(["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
-                    f"--screenshot={png}", f"--window-size={int(w) + 16},{int(h) + 16}", svg],
+                    f"--screenshot={png}", f"--window-size={size}", svg],
                    check=True, capture_output=True, timeout=180)
 
 
@@ -95,7 +102,7 @@ def main() -> None:
             report = reports[model]
             svg = os.path.join(tmp, name + ".svg")
             report.render(svg, **options)
-            screenshot(svg, os.path.join(tmp, name + ".png"))
+            screenshot(svg, os.path.join(tmp, name + ".png"), window=name in WINDOW)
             save(os.path.join(tmp, name + ".png"), os.path.join(HERE, name + ".png"), crop)
 
 

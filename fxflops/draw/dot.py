@@ -4,7 +4,8 @@ Each drawn node shows a short op name, its output shape and its FLOPs with their
 the module path and the details are in the tooltip (the SVG ``<title>``/``xlink:title``), so labels
 stay short. Fill colour is the FLOPs share on a heat scale (see :mod:`fxflops.draw.style`), ops
 that cost nothing are small and grey, ops without a rule have a red outline, modules are nested
-clusters titled with their subtotal. What is drawn (rolled, collapsed, scalars hidden) is decided by
+clusters titled with their subtotal. A long chain is wrapped into side-by-side columns that fit a
+screen, cut only between modules (:func:`wrap_breaks`). What is drawn (rolled, collapsed, scalars hidden) is decided by
 :mod:`fxflops.draw.view`.
 
 ``dot`` is slow on big graphs with many clusters (minutes, or it never ends, past a few thousand
@@ -97,6 +98,11 @@ def _short_path(path: str, home: str) -> str:
     return rel
 
 
+def _badge(vn: ViewNode) -> str:
+    """``#2 `` on the 2nd costliest node; a collapsed module holding several of the top K reads ``#1,3 ``."""
+    return "#" + ",".join(map(str, sorted(vn.ranks))) + " " if vn.ranks else ""
+
+
 def _times(repeat: int) -> str:
     return f" ×{repeat}" if repeat > 1 else ""
 
@@ -182,7 +188,7 @@ def _rolled_line(vn: ViewNode) -> str:
 def _module_attrs(vn: ViewNode, share: float, max_share: float, color: str = "flops") -> dict[str, str]:
     e = html.escape
     name = _span(_short_path(vn.path, vn.home), vn.rolled_paths) if vn.path else "model"
-    badge = f"#{vn.rank} " if vn.rank else ""
+    badge = _badge(vn)
     shape = _shape_text(vn.shape)
     fill = _fill(vn, share, max_share, color) or st.ZERO_FILL
     label = (f"<<b>{e(badge + name)}{_times(vn.repeat)}</b><br/>{e(vn.type)}<br/>"
@@ -215,7 +221,7 @@ def _op_attrs(vn: ViewNode, share: float, max_share: float, color: str = "flops"
     fill = _fill(vn, share, max_share, color)
     if fill is not None or vn.status in ("uncounted", "partial"):
         fill = fill or st.UNCOUNTED_FILL
-        badge = f"#{vn.rank} " if vn.rank else ""
+        badge = _badge(vn)
         label = f"<<b>{e(badge + op)}{_times(vn.repeat)}</b><br/>{e(shape)}<br/>{e(_cost_line(vn, share, color))}>"
         return dict(shape="box", style="rounded,filled", fillcolor=fill, fontcolor=st.text_colour(fill),
                     fontsize="11", color="#555555", label=label, tooltip=tip)
@@ -271,12 +277,16 @@ def _legend(dot: graphviz.Digraph, max_share: float, view: View, top: int, color
             samples.append(("legend_partial", "some ops inside could not be priced", dict(
                 shape="box", style="rounded,filled,dashed", fillcolor="white", color=st.UNCOUNTED_LINE,
                 penwidth="3", fontsize="10")))
-        if any(kind == "module" for kind, _, _ in kinds):
-            samples.append(("legend_module", "module collapsed into one node\n(its subtotal)",
-                            dict(shape="box3d", style="filled", fontsize="10",
-                                 fillcolor=st.BOUND_FILLS["memory"] if color == "bound" else st.heat(0.5))))
+        modules = [vn for vn in view.nodes.values() if vn.kind == "module"]
+        if modules:
+            # Filled as the costliest collapsed node is drawn, so the swatch matches a node in the picture.
+            big = max(modules, key=lambda vn: (_share(vn, view, color), -vn.order))
+            fill = _fill(big, _share(big, view, color), max_share, color) or st.ZERO_FILL
+            samples.append(("legend_module", "module collapsed into one node\n(its subtotal, filled by its share)",
+                            dict(shape="box3d", style="filled", fontsize="10", fillcolor=fill,
+                                 fontcolor=st.text_colour(fill))))
         if top:
-            samples.append(("legend_top", f"#k: one of the {top} costliest", dict(shape="box", style="rounded",
+            samples.append(("legend_top", f"#k: the k-th of the {top} costliest nodes\n(the --top table's order)", dict(shape="box", style="rounded",
                             color=st.TOP_LINE, penwidth="3.5", fontsize="10")))
         if view.rolled:
             samples.append(("legend_rolled", "×k: k identical blocks\nrolled into one, costs summed",
@@ -320,8 +330,66 @@ def _layout_attrs(n: int) -> dict[str, str]:
     return attrs
 
 
-def view_to_dot(g: nx.DiGraph, view: View, top: int = 0, color: str = "flops") -> str:
+# ---- wrapping a tall graph into columns ---------------------------------------------------------
+
+SCREEN = (1050, 750)  # points: a 1400×1000 pixel window (96 dpi), what the default layout is fitted to
+RANK_H, NODE_W, COLUMN_PAD = 100, 170, 40  # typical points per rank (cluster titles included), per node, per column
+MAX_COLUMNS = 6
+
+
+def _ranks(edges: list[tuple[str, str, Any]]) -> dict[str, int]:
+    """dot's rank of each node, as the longest path to it (edges point down the layout)."""
+    g = nx.DiGraph((u, v) for u, v, _ in edges)
+    rank: dict[str, int] = {}
+    for v in nx.topological_sort(g):
+        rank[v] = max((rank[u] + 1 for u in g.predecessors(v)), default=0)
+    return rank
+
+
+def _fit(breaks: list[int], n_ranks: int, widest: int) -> float:
+    """How far the layout cut at ``breaks`` must shrink to fit SCREEN (1 = not at all; bigger is better)."""
+    cuts = [0, *breaks, n_ranks]
+    w = (len(cuts) - 1) * (widest * NODE_W + COLUMN_PAD)
+    h = max(b - a for a, b in zip(cuts, cuts[1:])) * RANK_H
+    return min(1.0, SCREEN[0] / w, SCREEN[1] / h)
+
+
+def wrap_breaks(view: View, edges: list[tuple[str, str, Any]], columns: int | None = None) -> list[int]:
+    """The ranks where the layout starts a new column: cut into ``columns``, or (None) into the number
+    that lets the picture fit SCREEN with the least shrinking. A column only starts where no module
+    cluster spans the cut, so every cluster stays one box."""
+    rank = _ranks(edges)
+    if not rank or columns == 1:
+        return []
+    n = max(rank.values()) + 1
+    widest = max(Counter(rank.values()).values())
+    spans: dict[str, list[int]] = {}
+    for vid, vn in view.nodes.items():
+        r = rank.get(_dot_id(vid))
+        p = vn.home if vn.home in view.clusters else ""
+        while r is not None and p:
+            lo_hi = spans.setdefault(p, [r, r])
+            lo_hi[0], lo_hi[1] = min(lo_hi[0], r), max(lo_hi[1], r)
+            p = view.clusters[p].parent if p in view.clusters else ""
+    clean = [b for b in range(1, n) if not any(lo < b <= hi for lo, hi in spans.values())]
+
+    def cut(c: int) -> list[int]:
+        breaks: list[int] = []
+        for k in range(1, c):
+            b = min(clean, key=lambda x: abs(x - k * n / c), default=None)
+            if b is not None and (not breaks or b > breaks[-1]):
+                breaks.append(b)
+        return breaks
+
+    if columns is not None:
+        return cut(columns)
+    return max((cut(c) for c in range(1, MAX_COLUMNS + 1)), key=lambda b: (round(_fit(b, n, widest), 2), -len(b)))
+
+
+def view_to_dot(g: nx.DiGraph, view: View, top: int = 0, color: str = "flops", columns: int | None = None) -> str:
     edges, refs, note = _short_edges(view)
+    breaks = wrap_breaks(view, edges, columns)
+    rank = _ranks(edges)
     dot = graphviz.Digraph(name=g.graph.get("name", "model"))
     dot.attr("graph", label=_graph_title(g, view, [note] if note else []), tooltip=g.graph.get("name", "model"),
              **_layout_attrs(len(view.nodes)))
@@ -348,8 +416,31 @@ def view_to_dot(g: nx.DiGraph, view: View, top: int = 0, color: str = "flops") -
                 fill(c, cl.path)
 
     fill(dot, "")
+    by_id = {_dot_id(vid): vn for vid, vn in view.nodes.items()}
+
+    def clusters_of(dot_id: str) -> set[str]:
+        vn = by_id.get(dot_id)
+        p, out = (vn.home if vn is not None and vn.home in view.clusters else ""), set()
+        while p:
+            out.add(p)
+            p = view.clusters[p].parent if p in view.clusters else ""
+        return out
+
+    top_rank: dict[str, int] = {}  # each cluster's first rank: where its title sits
+    for dot_id in by_id:
+        for p in clusters_of(dot_id):
+            top_rank[p] = min(top_rank.get(p, rank.get(dot_id, 0)), rank.get(dot_id, 0))
+
     for u, v, shape in edges:
-        dot.edge(u, v, tooltip=_shape_text(shape))
+        attrs = {"tooltip": _shape_text(shape)}
+        # An edge across a column break does not rank its head below its tail: the next column starts at the top.
+        if any(rank[u] < b <= rank[v] for b in breaks):
+            attrs["constraint"] = "false"
+        # An edge entering a cluster at its first rank comes down through its title, which is
+        # left-justified: aim it at the head's right corner so it passes right of the title.
+        if any(top_rank[p] == rank[v] for p in clusters_of(v) - clusters_of(u)):
+            attrs["headport"] = "ne"
+        dot.edge(u, v, **attrs)
     for u, v in view.breaks:
         dot.edge(_dot_id(u), _dot_id(v), style="dashed", color=st.ZERO_LINE, label="graph break", fontsize="9",
                  fontname=st.FONT, fontcolor=st.ZERO_TEXT, tooltip="graph break: Python runs between these graphs")
@@ -427,7 +518,7 @@ def _graph(source: "Report | nx.DiGraph", color: str = "flops", device: Any = No
 
 def to_dot(source: "Report | nx.DiGraph", *, depth: int | None = None, top: int = 0, roll: bool = False,
            hide_scalars: bool = True, show_params: bool = False, max_nodes: int | None = MAX_NODES,
-           color: str = "flops", device: Any = None) -> str:
+           color: str = "flops", device: Any = None, columns: int | None = None) -> str:
     """DOT text of the annotated graph. ``depth=N`` collapses every module at depth N (root 0) into
     one node; ``top=K`` marks the K costliest drawn nodes; ``roll=True`` rolls identical consecutive
     blocks into one (×k); ``hide_scalars`` leaves out nodes that make no tensor and cost nothing;
@@ -435,23 +526,27 @@ def to_dot(source: "Report | nx.DiGraph", *, depth: int | None = None, top: int 
     their first user. Past ``max_nodes`` drawn nodes the graph is rolled, then collapsed. ``color`` is what
     the fill shows: ``"flops"`` (share of the FLOPs), ``"time"`` (share of the roofline time on ``device``)
     or ``"bound"`` (compute- or memory-bound on ``device``); ``device`` defaults to where the report was
-    measured, else this machine's ``"cpu"``."""
+    measured, else this machine's ``"cpu"``. A long chain is wrapped into side-by-side columns, cut
+    only between modules: ``columns=None`` picks the number that fits a 1400×1000 pixel window best,
+    ``columns=1`` draws one tall strip."""
+    if columns is not None and columns < 1:
+        raise ValueError(f"columns must be 1 or more (None picks them), got {columns}")
     g = _graph(source, color, device)
     view = choose_view(g, depth, top, roll, hide_scalars, max_nodes, show_params)
-    return view_to_dot(g, view, top, color)
+    return view_to_dot(g, view, top, color, columns)
 
 
 def render(source: "Report | nx.DiGraph", path: str | os.PathLike, *, format: str | None = None,
            depth: int | None = None, top: int = 0, roll: bool = False, hide_scalars: bool = True,
            show_params: bool = False, max_nodes: int | None = MAX_NODES, engine: str = "dot",
-           color: str = "flops", device: Any = None) -> Path:
+           color: str = "flops", device: Any = None, columns: int | None = None) -> Path:
     """Draw the annotated graph into ``path``; the format (svg, png, pdf) comes from its suffix."""
     path = Path(path)
     fmt = (format or path.suffix.lstrip(".")).lower()
     if fmt not in FORMATS:
         raise ValueError(f"cannot render to {path.name!r}: the suffix must be one of {', '.join('.' + f for f in FORMATS)}")
     src = to_dot(source, depth=depth, top=top, roll=roll, hide_scalars=hide_scalars, show_params=show_params,
-                 max_nodes=max_nodes, color=color, device=device)
+                 max_nodes=max_nodes, color=color, device=device, columns=columns)
     try:
         data = graphviz.Source(src, engine=engine).pipe(format=fmt)
     except graphviz.ExecutableNotFound:

@@ -41,7 +41,8 @@ class ViewNode:
     shape: Any = None
     repeat: int = 1  # ×k of a rolled block
     rolled_paths: list[str] = field(default_factory=list)
-    rank: int = 0  # 1..K for the top-K costliest, else 0
+    rank: int = 0  # the best of ranks, else 0
+    ranks: list[int] = field(default_factory=list)  # which of the top-K costliest graph nodes it holds (1..K)
     detail: dict = field(default_factory=dict)  # the exported node's attributes, for single nodes
 
 
@@ -250,6 +251,10 @@ def build_view(g: nx.DiGraph, depth: int | None = None, roll: bool = False, hide
     run_of = {paths[0]: paths for paths in runs.values()}
 
     hidden = {n for n, a in g.nodes(data=True) if hide_scalars and is_scalar(a)}
+    # A forward's defaulted argument that nothing reads (ViT's attn_mask, is_causal) is no input of the model:
+    # at most the trace's check that it kept its default (_assert_is_none) reads it, and no output depends on it.
+    feeds = set().union(*(nx.ancestors(g, n) for n, a in g.nodes(data=True) if a["kind"] == "output"))
+    unused = {n for n, a in g.nodes(data=True) if a["kind"] == "placeholder" and not is_const(a) and n not in feeds}
     # Parameters and buffers are folded into the node that first uses them, as a leaf module's own
     # are: so a dynamo graph, which lifts them all to inputs, looks like an fx graph.
     folded = set() if show_params else {n for n, a in g.nodes(data=True) if is_const(a)}
@@ -264,7 +269,7 @@ def build_view(g: nx.DiGraph, depth: int | None = None, roll: bool = False, hide
     nodes: dict[str, ViewNode] = {}
     reps_of: dict[str, list[str]] = {}  # view id -> representative exported nodes (first block only)
     for n in sorted(g.nodes, key=lambda x: g.nodes[x]["order"]):
-        if n in hidden or n in folded:
+        if n in hidden or n in folded or n in unused:
             continue
         r = _final(rep, n)
         mod = collapsed_into(r)
@@ -316,9 +321,15 @@ def build_view(g: nx.DiGraph, depth: int | None = None, roll: bool = False, hide
 
     clusters = _clusters(nodes, modules, run_of)
     breaks = _graph_breaks(g, view_of)
-    ranked = sorted((vn for vn in nodes.values() if vn.flops > 0), key=lambda v: (-v.flops, v.order))
-    for i, vn in enumerate(ranked[:top]):
-        vn.rank = i + 1
+    # The K costliest graph nodes, ranked as Report.top ranks them, so the picture and the printed
+    # table mean the same K; a collapsed or rolled node shows the best rank it holds.
+    costliest = sorted((n for n, a in g.nodes(data=True) if a["kind"] in OP_KINDS),
+                       key=lambda n: (-g.nodes[n].get("flops", 0), n))[:top]
+    for i, n in enumerate(costliest):
+        vn = nodes.get(view_of.get(n, ""))
+        if vn is not None:
+            vn.ranks.append(i + 1)
+            vn.rank = vn.rank or i + 1
     return View(nodes, edges, clusters, g.graph.get("total_flops", sum(v.flops for v in nodes.values())),
                 g.graph.get("total_macs", sum(v.macs for v in nodes.values())), depth, bool(roll), len(hidden),
                 len(folded - hidden), breaks)
