@@ -174,8 +174,9 @@ def _fx_report(model: torch.nn.Module, args: tuple, kwargs: dict, ctx: Counting,
     concrete = _concrete(model, args, kwargs, concrete_args)
     cap = _capture_fx(model, ctx, leaf_types, concrete, fx_cache, rules)
     gm = cap.graph_module
+    values = _placeholder_values(gm, model, args, kwargs)
     try:
-        shapes = propagate_shapes(gm, _placeholder_values(gm, model, args, kwargs))
+        shapes = propagate_shapes(gm, values)
     except ShapeError as err:
         if err.located or err.node is None:
             raise
@@ -186,7 +187,7 @@ def _fx_report(model: torch.nn.Module, args: tuple, kwargs: dict, ctx: Counting,
     fallback = OpaqueFallback(ctx)
     count_graph(gm, ctx.nested(fallback))
     count_bytes(gm)
-    count_backward(gm, families(ctx.registry))
+    count_backward(gm, families(ctx.registry), values)
     notes = fallback_notes(gm, cap.untraceable, fallback)
     if shapes.note:
         notes.append(shapes.note)
@@ -217,7 +218,7 @@ def _record_report(model: torch.nn.Module, args: tuple, kwargs: dict, ctx: Count
 
     count_graph(gm, ctx.nested(opaque))
     count_bytes(gm)
-    count_backward(gm, families(ctx.registry))
+    count_backward(gm, families(ctx.registry), (*args, *kwargs.values()))
     nodes = node_records(gm)
     missing = outside_graphs(cap, nodes) if check_missing else None
     return Report(
@@ -361,7 +362,9 @@ def _check_complete(report: Report, strict: bool) -> None:
     gap = report.shortfall(strict)
     if gap is None:
         return
-    msg = gap + ". Add a rule with custom_rules={target: fn} or @fxflops.rule(target); report.audit() lists them."
+    msg = gap + ". Add a rule with custom_rules={target: fn} or @fxflops.rule(target)" + (
+        " and a backward formula with @fxflops.backward_rule(op)" if report.no_backward else "") + \
+        "; report.audit() lists them."
     if strict:
         raise UncountedOpError(msg)
     warn_user(msg, UncountedOpWarning)

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import inspect
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import torch
 import torch.fx as fx
@@ -213,13 +213,18 @@ def _requires(t: Any) -> bool:
     return isinstance(t, torch.Tensor) and bool(t.requires_grad) and (t.is_floating_point() or t.is_complex())
 
 
-def needs_grad(gm: fx.GraphModule) -> dict[fx.Node, bool]:
-    """Which nodes' outputs require grad, as autograd would decide."""
+def needs_grad(gm: fx.GraphModule, inputs: Sequence[Any] | None = None) -> dict[fx.Node, bool]:
+    """Which nodes' outputs require grad, as autograd would decide. ``inputs`` are the example's values of the
+    placeholders, in order (shape propagation's meta copies do not keep ``requires_grad``); without them the
+    placeholders' own values are read (dynamo's fake tensors keep it)."""
     needs: dict[fx.Node, bool] = {}
+    given = list(inputs) if inputs is not None else None
     for node in gm.graph.nodes:
         val = node.meta.get("val")
         floating = any(t.is_floating_point() or t.is_complex() for t in tensors_in(val))
         if node.op == "placeholder":
+            if given is not None:
+                val = given.pop(0) if given else None
             needs[node] = any(_requires(t) for t in tensors_in(val))
         elif node.op == "get_attr":
             try:
@@ -255,9 +260,9 @@ def _call(fwd: Cost, ins: list, grads: list[bool], out: Any, module: nn.Module |
     return BwdCall(fwd, grads, ins, out, module, weight, bias)
 
 
-def count_backward(gm: fx.GraphModule, fams: dict[str, str]) -> None:
-    """Set the backward cost of every op node of ``gm`` (after the cost pass)."""
-    needs = needs_grad(gm)
+def count_backward(gm: fx.GraphModule, fams: dict[str, str], inputs: Sequence[Any] | None = None) -> None:
+    """Set the backward cost of every op node of ``gm`` (after the cost pass); ``inputs`` as :func:`needs_grad`."""
+    needs = needs_grad(gm, inputs)
     for node in gm.graph.nodes:
         cost: NodeCost | None = node.meta.get("fxflops")
         if node.op not in OP_KINDS or cost is None:
