@@ -41,7 +41,7 @@ class Status(_StrEnum):
 
 
 class Backward(_StrEnum):
-    """How a node's backward was priced (``trace_flops(..., mode="train")``)."""
+    """How a node's backward was priced (with ``mode="train"``)."""
 
     COUNTED = "counted"  # a backward rule computed it
     FREE = "free"  # the op does no floating-point work, forward or backward (views, copies)

@@ -1,5 +1,5 @@
 """The backward pass: the MACs and FLOPs of each op node's gradient, written into ``node.meta["fxflops"]``
-(``bwd_macs``, ``bwd_flops``, ``bwd``), for ``trace_flops(..., mode="train")``.
+(``bwd_macs``, ``bwd_flops``, ``bwd``), for a count with ``mode="train"``.
 
 It is gradient-aware, deciding from the graph what autograd would: a value requires grad when it is a
 parameter with ``requires_grad`` (a ``get_attr``, a lifted placeholder, a leaf module's own parameters), an

@@ -51,7 +51,7 @@ class Report:
     graph_modules: list[fx.GraphModule] = field(default_factory=list, repr=False, compare=False)
     # where measure=True timed the nodes ("cpu", "cuda:0"), and the device estimates default to there
     measured_on: str | None = None
-    mode: str = "infer"  # "train": totals are forward + backward (trace_flops(..., mode="train"))
+    mode: str = "infer"  # "train": totals are forward + backward
 
     @property
     def train(self) -> bool:
