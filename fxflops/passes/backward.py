@@ -109,30 +109,24 @@ def layer(call: BwdCall) -> Cost:
     return _grad_macs(call.fwd.macs, gx + gw, call.out_numel if call.bias_grad() else 0)
 
 
-_ADD_FORMS = ("addmm", "addbmm", "addr")  # bias first, then the two operands
-
-
 @backward_rule("matmul", name="matmul")
 def matmul(call: BwdCall) -> Cost:
-    """MACs = forward MACs × operands needing a gradient (of the two multiplied; ``addmm``'s added term is
-    passed through: +its elements when it needs a gradient)."""
+    """MACs = forward MACs × the two multiplied operands needing a gradient (dA = dC·Bᵀ, dB = Aᵀ·dC)."""
     return _grad_macs(call.fwd.macs, sum(call.grads[:2]))
 
 
-def _addmm(call: BwdCall) -> Cost:
+@backward_rule("addmm", "addbmm", "addr", name="addmm")
+def addmm(call: BwdCall) -> Cost:
+    """MACs = forward MACs × the two multiplied operands (after the added term) needing a gradient; the added
+    term's gradient is the output gradient itself (free)."""
     return _grad_macs(call.fwd.macs, sum(call.grads[1:3]))
-
-
-for _op in _ADD_FORMS:
-    BACKWARD_RULES[_op] = BwdRule("addmm", _addmm, "MACs = forward MACs × multiplied operands needing a gradient; "
-                                                   "the added term's gradient is the output gradient (free).")
 
 
 @backward_rule("scaled_dot_product_attention", name="attention")
 def attention(call: BwdCall) -> Cost:
     """With the forward's S = QKᵀ (MACs_qk) and P·V (MACs_pv): dV = Pᵀ·dO (MACs_pv) if V needs a gradient,
     dP = dO·Vᵀ (MACs_pv) if Q or K does, dQ = dS·K and dK = dSᵀ·Q (MACs_qk each) as needed; FLOPs = 2·MACs
-    + the softmax's backward, 4 per score (as the forward's non-contraction FLOPs, scaled)."""
+    + the softmax's backward, 4 per score, when Q or K needs a gradient."""
     gq, gk, gv = (call.grads + [False] * 3)[:3]
     q, v = call.inputs[0], call.inputs[2] if len(call.inputs) > 2 else call.inputs[-1]
     e, ev = q.shape[-1], v.shape[-1]
