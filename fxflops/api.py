@@ -129,6 +129,7 @@ def _trace(model: torch.nn.Module, example: Example = None, *, custom_rules: Map
     if lazy_note:
         report.notes.insert(0, lazy_note)
     report.mode = mode
+    report.model = model
     _check_complete(report, strict)
     if measure:
         _measure(report, model, args, kwargs, repeats, record_leaf)

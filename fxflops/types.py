@@ -93,6 +93,7 @@ class NodeCost:
     bwd_macs: int = 0  # the gradient's cost, set by the backward pass (fxflops.passes.backward)
     bwd_flops: int = 0
     bwd: Backward = Backward.NONE
+    saved_bytes: int = 0  # activations this node keeps for the backward (train mode)
 
 
 @dataclass
@@ -123,6 +124,7 @@ class NodeRecord:
     bwd_macs: int = 0  # the backward's MACs and FLOPs (fxflops.passes.backward); macs/flops are the forward's
     bwd_flops: int = 0
     bwd: Backward = Backward.NONE
+    saved_bytes: int = 0  # activations this node keeps for the backward (train mode)
 
 
 @dataclass

@@ -255,8 +255,11 @@ def _call(fwd: Cost, ins: list, grads: list[bool], out: Any, module: nn.Module |
 
 
 def count_backward(gm: fx.GraphModule, fams: dict[str, str], inputs: Sequence[Any] | None = None) -> None:
-    """Set the backward cost of every op node of ``gm`` (after the cost pass); ``inputs`` as :func:`needs_grad`."""
+    """Set the backward cost of every op node of ``gm`` (after the cost pass), and the bytes it saves for the
+    backward (``saved_bytes``: a tensor saved by several nodes, or through a view, counts once, at its first
+    saver); ``inputs`` as :func:`needs_grad`."""
     needs = needs_grad(gm, inputs)
+    kept: set[fx.Node] = set()
     for node in gm.graph.nodes:
         cost: NodeCost | None = node.meta.get("fxflops")
         if node.op not in OP_KINDS or cost is None:
@@ -271,5 +274,155 @@ def count_backward(gm: fx.GraphModule, fams: dict[str, str], inputs: Sequence[An
         try:
             call = _call(Cost(cost.macs, cost.flops), ins, [needs[a] for a in operands], node.meta.get("val"), module)
             backward_cost(cost, call, fams.get(cost.op, ""))
+            cost.saved_bytes = _saved_bytes(node, operands, call, cost, fams.get(cost.op, ""), kept)
         except Exception:  # noqa: BLE001 - an odd value (a symbolic size) must not sink the forward count
             cost.bwd = Backward.MISSING
+
+
+def _source(node: fx.Node) -> fx.Node:
+    """The node whose storage ``node`` shares: through views and other free aliasing ops."""
+    while node.op in OP_KINDS and node.all_input_nodes:
+        c = node.meta.get("fxflops")
+        if c is None or c.status != Status.FREE:
+            break
+        node = node.all_input_nodes[0]
+    return node
+
+
+def _saved_bytes(node: fx.Node, operands: list[fx.Node], call: BwdCall, cost: NodeCost, family: str,
+                 kept: set[fx.Node]) -> int:
+    if cost.status == Status.FREE and cost.op not in SAVED_RULES:
+        return 0
+    r = SAVED_RULES.get(cost.op) or SAVED_RULES.get(family) or SAVED_RULES["elementwise"]
+    saved = r.fn(call)
+    nodes = [operands[i] for i in saved.operands] + ([node] if saved.out else [])
+    total = saved.extra
+    for n in nodes:
+        src = _source(n)
+        if src.op == "get_attr" or src in kept:  # a parameter is no activation; a tensor kept already
+            continue
+        kept.add(src)
+        total += sum(int(t.numel()) * t.element_size() for t in tensors_in(n.meta.get("val"))[:1])
+    return total
+
+
+# ---- what autograd saves for the backward ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Saved:
+    """What one node keeps for its backward: some operands (by position in ``BwdCall.inputs``), its output, and
+    ``extra`` bytes of its own (max-pool indices, a dropout mask, a norm's statistics)."""
+
+    operands: tuple[int, ...] = ()
+    out: bool = False
+    extra: int = 0
+
+
+@dataclass(frozen=True)
+class SavedRule:
+    name: str
+    fn: Callable[[BwdCall], Saved]
+    formula: str
+
+
+# Keyed like BACKWARD_RULES: op name, then rule family.
+SAVED_RULES: dict[str, SavedRule] = {}
+
+
+def saved_rule(*keys: str, name: str | None = None):
+    """Register ``fn(call: BwdCall) -> Saved`` as what the ops or families ``keys`` save for the backward."""
+
+    def deco(fn: Callable[[BwdCall], Saved]) -> Callable[[BwdCall], Saved]:
+        r = SavedRule(name or fn.__name__, fn, inspect.cleandoc(fn.__doc__ or ""))
+        for k in keys:
+            SAVED_RULES[k] = r
+        return fn
+
+    return deco
+
+
+def _wanted(call: BwdCall, *pos: int) -> tuple[int, ...]:
+    return tuple(p for p in pos if p < len(call.inputs))
+
+
+@saved_rule("linear", "conv", "bilinear", "matmul", name="contraction")
+def saved_contraction(call: BwdCall) -> Saved:
+    """Each operand the other operand's gradient needs: the input when the weight (or the other factor) needs a
+    gradient, a non-parameter second factor when the input does; parameters are not activations."""
+    gx, gw = call.operands()
+    if call.module is not None:
+        return Saved(_wanted(call, 0) if gw else ())
+    return Saved((_wanted(call, 0) if gw else ()) + (_wanted(call, 1) if gx else ()))
+
+
+@saved_rule("relu", "relu6", "sigmoid", "tanh", "hardtanh", "softmax", "log_softmax", "exp", "sqrt", "rsqrt",
+            name="output")
+def saved_output(call: BwdCall) -> Saved:
+    """The output: the derivative is a function of it (relu's mask, sigmoid's y·(1−y), softmax's y)."""
+    return Saved(out=True)
+
+
+@saved_rule("add", "sub", "iadd", "isub", "neg", "adaptive_avg_pool1d", "adaptive_avg_pool2d", "adaptive_avg_pool3d",
+            "avg_pool1d", "avg_pool2d", "avg_pool3d", "mean", "reduce", "interpolate", "shape", name="nothing")
+def saved_nothing(call: BwdCall) -> Saved:
+    """Nothing: the gradient is the output gradient passed through, summed or spread back by shape alone."""
+    return Saved()
+
+
+@saved_rule("mul", "imul", name="product")
+def saved_product(call: BwdCall) -> Saved:
+    """Each factor whose partner needs a gradient."""
+    a, b = (call.grads + [False, False])[:2]
+    return Saved((_wanted(call, 1) if a else ()) + (_wanted(call, 0) if b else ()))
+
+
+@saved_rule("max_pool1d", "max_pool2d", "max_pool3d", "adaptive_max_pool1d", "adaptive_max_pool2d",
+            "adaptive_max_pool3d", name="max_pool")
+def saved_max_pool(call: BwdCall) -> Saved:
+    """The input and the int64 index of each output's maximum (8 bytes per output element)."""
+    return Saved(_wanted(call, 0), extra=8 * call.out_numel)
+
+
+@saved_rule("dropout", name="dropout")
+def saved_dropout(call: BwdCall) -> Saved:
+    """A training-mode dropout: a bool mask, 1 byte per element; in eval mode nothing."""
+    training = call.module.training if call.module is not None else True
+    return Saved(extra=call.out_numel if training and call.fwd.flops else 0)
+
+
+@saved_rule("norm", name="norm")
+def saved_norm(call: BwdCall) -> Saved:
+    """The input, and the float32 mean and inverse deviation it computed: per channel for a training-mode
+    ``batch_norm`` (8·C bytes; in eval mode the running statistics, buffers, are used), per row for
+    ``layer_norm``/``rms_norm`` over the last dimension (8 bytes per row)."""
+    x = call.inputs[0] if call.inputs else None
+    extra = 0
+    if x is not None and x.dim() > 1:
+        if call.module is not None and hasattr(call.module, "running_mean"):
+            extra = 8 * int(x.shape[1]) if call.module.training else 0
+        elif call.module is not None and hasattr(call.module, "normalized_shape"):
+            extra = 8 * int(x.numel() // x.shape[-1])
+    return Saved(_wanted(call, 0), extra=extra)
+
+
+@saved_rule("embedding", "embedding_bag", name="lookup")
+def saved_lookup(call: BwdCall) -> Saved:
+    """The indices (not a floating-point operand: counted as the output's rows, 8 bytes per looked-up row)."""
+    outs = tensors_in(call.out)
+    rows = int(outs[0].numel() // outs[0].shape[-1]) if outs and outs[0].dim() else 0
+    return Saved(extra=8 * rows)
+
+
+@saved_rule("scaled_dot_product_attention", name="attention")
+def saved_attention(call: BwdCall) -> Saved:
+    """Q, K, V, the output and one float32 log-sum-exp per query row (a fused kernel's saved state)."""
+    q = call.inputs[0] if call.inputs else None
+    rows = int(q.numel() // q.shape[-1]) if q is not None and q.dim() else 0
+    return Saved(_wanted(call, 0, 1, 2), out=True, extra=4 * rows)
+
+
+@saved_rule("elementwise", "activation", "pooling", "resize", "reduction", "loss", "distance", name="inputs")
+def saved_inputs(call: BwdCall) -> Saved:
+    """Every floating-point operand (the default of a pointwise op: the derivative reads its input)."""
+    return Saved(tuple(range(len(call.inputs))))

@@ -66,6 +66,7 @@ def node_records(gm: fx.GraphModule, seen: set[int] | None = None, prefix: str =
                 bwd_macs=cost.bwd_macs if cost else 0,
                 bwd_flops=cost.bwd_flops if cost else 0,
                 bwd=cost.bwd if cost else Backward.NONE,
+                saved_bytes=cost.saved_bytes if cost else 0,
             )
         )
     return records

@@ -18,6 +18,7 @@ from ..types import OP_KINDS, Backward, Capture, ModuleRow, NodeRecord, Status
 from ..units import human, percent, seconds
 from . import export
 from .audit import Audit, BlindSpot, audit, hook_blind_spot
+from .memory import Memory, memory
 from .roofline import Roofline
 from .tables import fmt_shape, grid
 
@@ -52,6 +53,7 @@ class Report:
     # where measure=True timed the nodes ("cpu", "cuda:0"), and the device estimates default to there
     measured_on: str | None = None
     mode: str = "infer"  # "train": totals are forward + backward
+    model: Any = field(default=None, repr=False, compare=False)  # the model counted, for memory()
 
     @property
     def train(self) -> bool:
@@ -185,6 +187,14 @@ class Report:
         """The ``k`` costliest nodes by FLOPs."""
         ops = [n for n in self.nodes if n.kind in OP_KINDS]
         return sorted(ops, key=lambda n: (-n.flops, n.name))[:k]
+
+    def memory(self, optimizer: str = "adam") -> "Memory":
+        """Bytes of one training step (train mode): parameters, gradients, ``optimizer`` state (``adam``/``adamw``:
+        2 fp32 per trainable element, ``sgd`` with momentum: 1, ``none``) and the activations saved for the
+        backward. Needs the model the report was made from (kept as ``report.model``)."""
+        if self.model is None:
+            raise FxFlopsError("this report holds no model: memory() needs one made by trace_flops")
+        return memory(self, self.model, optimizer)
 
     def by_module(self, depth: int | None = None) -> list[ModuleRow]:
         """Module rows in model order, down to ``depth`` (root is depth 0; None means all)."""
