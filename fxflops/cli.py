@@ -99,6 +99,8 @@ def add_model_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--mode", choices=("infer", "train"), default="infer",
                    help="infer: the forward pass (default); train: one training step, forward + backward FLOPs "
                         "(gradient-aware), with the model in training mode")
+    p.add_argument("--optimizer", choices=("adam", "adamw", "sgd", "none"), default=None,
+                   help="with --mode train: also print the memory of a step with this optimizer's state")
     p.add_argument("--train", action="store_true",
                    help="the forward pass only, with the model in training mode (dropout, batch-norm batch "
                         "statistics); not the cost of a training step: that is --mode train")
@@ -343,6 +345,8 @@ def run(args: argparse.Namespace) -> int:
     from .devices import get_device
 
     roof = get_device(args.roofline) if args.roofline else None  # an unknown name fails before any work
+    if args.optimizer and args.mode != "train":
+        raise FxFlopsError("--optimizer prices the memory of a training step: add --mode train")
     if args.svg:
         check_output(args.svg)
     report = count(args)
@@ -357,6 +361,8 @@ def run(args: argparse.Namespace) -> int:
         out = report.to_dict()
         if est is not None:
             out["roofline"] = est.to_dict()
+        if args.optimizer:
+            out["memory"] = report.memory(args.optimizer).to_dict()
         print(json.dumps(out, indent=2))
     elif args.markdown:
         print(report.to_markdown(depth=args.depth))
@@ -364,6 +370,8 @@ def run(args: argparse.Namespace) -> int:
         print(report.summary())
         if est is not None:
             print(est.summary())
+        if args.optimizer:
+            print(f"memory of a step ({args.optimizer}): {report.memory(args.optimizer)}")
         print()
         print(report.table(depth=args.depth, columns=_columns(args), device=est.device if est else None))
         if args.top:

@@ -205,3 +205,12 @@ def test_cli_mode_train(capsys) -> None:
     code = main(["torchvision:resnet18", "--input", "1,3,32,32", "--mode", "train", "--depth", "0"])
     out = capsys.readouterr().out
     assert code == 0 and "bwd FLOPs" in out and "one training step" in out
+
+
+def test_cli_optimizer_memory(capsys) -> None:
+    code = main(["torchvision:resnet18", "--input", "1,3,32,32", "--mode", "train", "--optimizer", "sgd", "--json"])
+    mem = __import__("json").loads(capsys.readouterr().out)["memory"]
+    params = 11_689_512
+    assert code == 0 and mem["params"] == mem["grads"] == mem["optimizer"] == 4 * params and mem["activations"] > 0
+    assert main(["torchvision:resnet18", "--input", "1,3,32,32", "--optimizer", "adam"]) == 2
+    assert "add --mode train" in capsys.readouterr().err

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 
 import fxflops.rules  # noqa: F401 - fills the registry
-from fxflops.passes.backward import BACKWARD_RULES
+from fxflops.passes.backward import BACKWARD_RULES, SAVED_RULES
 from fxflops.passes.bytes import BYTE_RULES, default_bytes
 from fxflops.rules.registry import REGISTRY, Registry, Rule
 from fxflops.types import Status
@@ -143,7 +143,30 @@ def backward_markdown() -> str:
     for r, keys in sorted(by_rule.values(), key=lambda e: e[0].name):
         names = ", ".join(f"`{k}`" for k in sorted(set(keys)))
         rows.append(f"| {r.name} | {names} | {_cell(r.formula)} |")
-    return BACKWARD_PREAMBLE + "\n".join(rows) + "\n"
+    return BACKWARD_PREAMBLE + "\n".join(rows) + "\n" + saved_markdown()
+
+
+SAVED_PREAMBLE = """
+### Activations saved for the backward
+
+*`report.memory()` sums them (train mode).* What autograd keeps for each node whose output needs a gradient,
+by rule (op name, then family; any other counted op keeps its floating-point operands). A tensor kept by
+several nodes, or through a view, counts once; parameters are not activations.
+
+| rule | ops / families | saved |
+|---|---|---|
+"""
+
+
+def saved_markdown() -> str:
+    by_rule: dict[int, tuple] = {}
+    for key, r in SAVED_RULES.items():
+        by_rule.setdefault(id(r), (r, []))[1].append(key)
+    rows = []
+    for r, keys in sorted(by_rule.values(), key=lambda e: e[0].name):
+        names = ", ".join(f"`{k}`" for k in sorted(set(keys)))
+        rows.append(f"| {r.name} | {names} | {_cell(r.formula)} |")
+    return SAVED_PREAMBLE + "\n".join(rows) + "\n"
 
 
 BYTES_PREAMBLE = """
