@@ -122,7 +122,7 @@ def _trace(model: torch.nn.Module, example: Example = None, *, custom_rules: Map
         return _record_report(model, args, kwargs, ctx, record_leaf, check_missing=check)
 
     def dynamo_job() -> Report:
-        return _dynamo_report(model, args, kwargs, ctx, leaf_types, check_missing=check)
+        return _dynamo_report(model, args, kwargs, ctx, leaf_types, check_missing=check, train=mode == "train")
 
     jobs = {"fx": fx_job, "record": record_job, "dynamo": dynamo_job}
     report = _choose(capture, jobs, type(model).__name__)
@@ -301,14 +301,16 @@ def _fmt(point: Mapping[str, int]) -> str:
 
 
 def _dynamo_report(model: torch.nn.Module, args: tuple, kwargs: dict, ctx: Counting, leaf_types: tuple[type, ...],
-                   check_missing: bool) -> Report:
+                   check_missing: bool, train: bool = False) -> Report:
     """Capture ``model`` with dynamo and build its report. Submodules of ``leaf_types`` that have a rule are
     kept whole, as fx keeps them. ``check_missing`` compares the total with FlopCounterMode's (off when
     the user ignores ops or prices them with custom rules)."""
     def is_leaf(m: torch.nn.Module) -> bool:
         return isinstance(m, leaf_types) and ctx.registry.for_module(m) is not None
 
-    cap = capture_dynamo(model, args, kwargs, is_leaf=is_leaf if leaf_types else None)
+    # A reused block is a copy of its source's records, and a training step's backward differs between copies: the
+    # first block's input needs no gradient, the next blocks' do. So in train mode every block is traced.
+    cap = capture_dynamo(model, args, kwargs, is_leaf=is_leaf if leaf_types else None, reuse_blocks=not train)
     nodes = count_capture(cap, ctx)
     missing = outside_graphs(cap, nodes) if check_missing else None
     return Report(

@@ -214,3 +214,16 @@ def test_cli_optimizer_memory(capsys) -> None:
     assert code == 0 and mem["params"] == mem["grads"] == mem["optimizer"] == 4 * params and mem["activations"] > 0
     assert main(["torchvision:resnet18", "--input", "1,3,32,32", "--optimizer", "adam"]) == 2
     assert "add --mode train" in capsys.readouterr().err
+
+
+def test_dynamo_traces_every_block_in_train_mode() -> None:
+    """A reused block would copy its source's backward, but the first block's input needs no gradient and the
+    next blocks' do: in train mode dynamo traces every block, and its totals equal fx's."""
+    from test_capture_dynamo import Stack
+
+    model, x, d = Stack(n=6), torch.randn(3, 8), 8
+    a = fxflops.trace_flops(model, x, capture="fx", mode="train")
+    b = fxflops.trace_flops(model, x, capture="dynamo", mode="train")
+    # the first block's fc has no grad-input (x needs none), the five others and the head have both
+    assert a.backward_macs == b.backward_macs == (1 + 5 * 2) * 3 * d * d + 2 * 3 * d * 3
+    assert a.backward_flops == b.backward_flops
