@@ -44,7 +44,7 @@ def memory(report: "Report", model: torch.nn.Module, optimizer: str = "adam") ->
     if optimizer not in OPTIMIZER_STATES:
         raise FxFlopsError(f"optimizer must be one of {', '.join(OPTIMIZER_STATES)}, got {optimizer!r}")
     if not report.train:
-        raise FxFlopsError('memory() needs a train-mode report: trace_flops(model, x, mode="train")')
+        raise FxFlopsError('memory() needs a train-mode report: count it with mode="train"')
     params = list({id(p): p for p in model.parameters()}.values())
     trainable = [p for p in params if p.requires_grad]
     return Memory(

@@ -193,7 +193,7 @@ class Report:
         2 fp32 per trainable element, ``sgd`` with momentum: 1, ``none``) and the activations saved for the
         backward. Needs the model the report was made from (kept as ``report.model``)."""
         if self.model is None:
-            raise FxFlopsError("this report holds no model: memory() needs one made by trace_flops")
+            raise FxFlopsError("this report holds no model: memory() needs one made by fxflops.trace_flops")
         return memory(self, self.model, optimizer)
 
     def by_module(self, depth: int | None = None) -> list[ModuleRow]:
