@@ -227,3 +227,14 @@ def test_dynamo_traces_every_block_in_train_mode() -> None:
     # the first block's fc has no grad-input (x needs none), the five others and the head have both
     assert a.backward_macs == b.backward_macs == (1 + 5 * 2) * 3 * d * d + 2 * 3 * d * 3
     assert a.backward_flops == b.backward_flops
+
+
+def test_addmm_and_whole_blocks() -> None:
+    n = only(train(Fn(lambda c, a, b: torch.addmm(c, a, b)), grad(3, 5), grad(3, 4), torch.randn(4, 5)), "addmm")
+    assert n.bwd_macs == 3 * 4 * 5  # dA only; the added term's gradient is the output gradient itself
+    lstm = nn.LSTM(4, 6, batch_first=True)
+    n = only(train(One(lstm), torch.randn(2, 3, 4)), "rnn")
+    assert n.bwd_macs == 2 * n.macs  # the inner grad-inputs and the weight gradients
+    lstm.requires_grad_(False)
+    n = only(train(One(lstm), grad(2, 3, 4)), "rnn")
+    assert n.bwd_macs == n.macs  # frozen: the grad-inputs only
