@@ -13,7 +13,8 @@ from .errors import CaptureError, FxFlopsError, RenderError, ShapeError, Uncount
 from .report.sweep import Formula, Sweep
 from .report import Align, Audit, AuditRow, BlindSpot, Comparison, ModuleMatch, Report, compare
 from .rules.registry import REGISTRY, Call, Registry, Rule, contraction, elementwise, free, rule
-from .types import Capture, Cost, ModuleRow, NodeCost, NodeRecord, Status
+from .passes.backward import BwdCall, backward_rule
+from .types import Backward, Capture, Cost, ModuleRow, NodeCost, NodeRecord, Status
 
 try:
     __version__ = version("fxflops")  # pyproject.toml is the one source
@@ -39,6 +40,7 @@ __all__ = [
     "AuditRow",
     "BlindSpot",
     "Status",
+    "Backward",
     "Capture",
     "Cost",
     "Call",
@@ -47,6 +49,8 @@ __all__ = [
     "REGISTRY",
     "rule",
     "free",
+    "backward_rule",
+    "BwdCall",
     "contraction",
     "elementwise",
     "FxFlopsError",

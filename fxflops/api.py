@@ -20,6 +20,7 @@ from .capture.dynamo import capture_dynamo
 from .capture.fx import FxCapture, capture_fx
 from .capture.record import capture_record
 from .errors import CaptureError, FxFlopsError, ShapeError, UncountedOpError, UncountedOpWarning, first_line, warn_user
+from .passes.backward import count_backward, families
 from .passes.bytes import count_bytes
 from .passes.costs import Counting, count_graph
 from .passes.dynamo_costs import OpaqueFallback, count_capture, equivalent_op, fallback_notes, outside_graphs
@@ -33,6 +34,7 @@ from .types import OP_KINDS, Capture, NodeRecord, Status
 
 Example = torch.Tensor | tuple | list | Mapping[str, Any] | None
 CAPTURES = ("auto", "fx", "record", "dynamo")
+MODES = ("infer", "train")
 
 
 def trace_flops(
@@ -48,6 +50,7 @@ def trace_flops(
     registry: Registry | None = None,
     measure: bool = False,
     repeats: int = 5,
+    mode: str = "infer",
 ) -> Report:
     """Count the MACs, FLOPs and parameters of ``model`` on ``example`` and return a :class:`Report`.
 
@@ -64,10 +67,15 @@ def trace_flops(
     ``measure=True`` also runs the captured graph on real tensors where the model is (its own weights; random
     inputs of the example's shapes if the example is meta) and stores each node's median time over ``repeats``
     runs in ``NodeRecord.measured`` (seconds), summed per module in ``ModuleRow.measured``.
+
+    ``mode="train"`` counts one training step: the forward plus the backward each node needs, gradient-aware
+    (no grad-input where nothing upstream learns, no grad-weight for frozen parameters). ``total_*`` is then
+    ``forward_* + backward_*``; ``"infer"`` (the default) counts the forward only. The model's own
+    ``train()``/``eval()`` state is left as it is.
     """
     return _trace(model, example, custom_rules=custom_rules, ignore=ignore, leaf_modules=leaf_modules,
                   concrete_args=concrete_args, capture=capture, strict=strict, registry=registry, measure=measure,
-                  repeats=repeats)
+                  repeats=repeats, mode=mode)
 
 
 @dataclass
@@ -82,7 +90,7 @@ class FxCache:
 def _trace(model: torch.nn.Module, example: Example = None, *, custom_rules: Mapping[Any, Callable] | None = None,
            ignore: Iterable[Any] = (), leaf_modules: Iterable[type] = (), concrete_args: Mapping[str, Any] | None = None,
            capture: str = "auto", strict: bool = False, registry: Registry | None = None, measure: bool = False,
-           repeats: int = 5, fx_cache: FxCache | None = None) -> Report:
+           repeats: int = 5, fx_cache: FxCache | None = None, mode: str = "infer") -> Report:
     if not isinstance(model, torch.nn.Module):
         raise TypeError(
             f"trace_flops needs a torch.nn.Module, got {type(model).__name__}. "
@@ -90,6 +98,8 @@ def _trace(model: torch.nn.Module, example: Example = None, *, custom_rules: Map
         )
     if capture not in CAPTURES:
         raise ValueError(f"capture must be one of {CAPTURES}, got {capture!r}")
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
     if measure and repeats < 1:
         raise ValueError(f"repeats must be at least 1, got {repeats}")
     args, kwargs = split_example(example)
@@ -112,12 +122,14 @@ def _trace(model: torch.nn.Module, example: Example = None, *, custom_rules: Map
         return _record_report(model, args, kwargs, ctx, record_leaf, check_missing=check)
 
     def dynamo_job() -> Report:
-        return _dynamo_report(model, args, kwargs, ctx, leaf_types, check_missing=check)
+        return _dynamo_report(model, args, kwargs, ctx, leaf_types, check_missing=check, train=mode == "train")
 
     jobs = {"fx": fx_job, "record": record_job, "dynamo": dynamo_job}
     report = _choose(capture, jobs, type(model).__name__)
     if lazy_note:
         report.notes.insert(0, lazy_note)
+    report.mode = mode
+    report.model = model
     _check_complete(report, strict)
     if measure:
         _measure(report, model, args, kwargs, repeats, record_leaf)
@@ -163,8 +175,9 @@ def _fx_report(model: torch.nn.Module, args: tuple, kwargs: dict, ctx: Counting,
     concrete = _concrete(model, args, kwargs, concrete_args)
     cap = _capture_fx(model, ctx, leaf_types, concrete, fx_cache, rules)
     gm = cap.graph_module
+    values = _placeholder_values(gm, model, args, kwargs)
     try:
-        shapes = propagate_shapes(gm, _placeholder_values(gm, model, args, kwargs))
+        shapes = propagate_shapes(gm, values)
     except ShapeError as err:
         if err.located or err.node is None:
             raise
@@ -175,6 +188,7 @@ def _fx_report(model: torch.nn.Module, args: tuple, kwargs: dict, ctx: Counting,
     fallback = OpaqueFallback(ctx)
     count_graph(gm, ctx.nested(fallback))
     count_bytes(gm)
+    count_backward(gm, families(ctx.registry), values)
     notes = fallback_notes(gm, cap.untraceable, fallback)
     if shapes.note:
         notes.append(shapes.note)
@@ -205,6 +219,7 @@ def _record_report(model: torch.nn.Module, args: tuple, kwargs: dict, ctx: Count
 
     count_graph(gm, ctx.nested(opaque))
     count_bytes(gm)
+    count_backward(gm, families(ctx.registry), (*args, *kwargs.values()))
     return _checked_report(model, args, kwargs, Capture.RECORD, cap, node_records(gm), [gm], check_missing)
 
 
@@ -291,14 +306,16 @@ def _fmt(point: Mapping[str, int]) -> str:
 
 
 def _dynamo_report(model: torch.nn.Module, args: tuple, kwargs: dict, ctx: Counting, leaf_types: tuple[type, ...],
-                   check_missing: bool) -> Report:
+                   check_missing: bool, train: bool = False) -> Report:
     """Capture ``model`` with dynamo and build its report. Submodules of ``leaf_types`` that have a rule are
     kept whole, as fx keeps them. ``check_missing`` compares the total with FlopCounterMode's (off when
     the user ignores ops or prices them with custom rules)."""
     def is_leaf(m: torch.nn.Module) -> bool:
         return isinstance(m, leaf_types) and ctx.registry.for_module(m) is not None
 
-    cap = capture_dynamo(model, args, kwargs, is_leaf=is_leaf if leaf_types else None)
+    # A reused block is a copy of its source's records, and a training step's backward differs between copies: the
+    # first block's input needs no gradient, the next blocks' do. So in train mode every block is traced.
+    cap = capture_dynamo(model, args, kwargs, is_leaf=is_leaf if leaf_types else None, reuse_blocks=not train)
     return _checked_report(model, args, kwargs, Capture.DYNAMO, cap, count_capture(cap, ctx), cap.graph_modules,
                            check_missing)
 
@@ -342,7 +359,9 @@ def _check_complete(report: Report, strict: bool) -> None:
     gap = report.shortfall(strict)
     if gap is None:
         return
-    msg = gap + ". Add a rule with custom_rules={target: fn} or @fxflops.rule(target); report.audit() lists them."
+    msg = gap + ". Add a rule with custom_rules={target: fn} or @fxflops.rule(target)" + (
+        " and a backward formula with @fxflops.backward_rule(op)" if report.no_backward else "") + \
+        "; report.audit() lists them."
     if strict:
         raise UncountedOpError(msg)
     warn_user(msg, UncountedOpWarning)

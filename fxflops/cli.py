@@ -99,7 +99,14 @@ def add_model_options(p: argparse.ArgumentParser) -> None:
                    help="example input shape, e.g. 1,3,224,224 or ids=1,128:long (repeatable)")
     p.add_argument("--meta", action="store_true",
                    help="build the model and inputs on the meta device: nothing is allocated (large models)")
-    p.add_argument("--train", action="store_true", help="analyse in training mode (default: eval mode)")
+    p.add_argument("--mode", choices=("infer", "train"), default="infer",
+                   help="infer: the forward pass (default); train: one training step, forward + backward FLOPs "
+                        "(gradient-aware), with the model in training mode")
+    p.add_argument("--optimizer", choices=("adam", "adamw", "sgd", "none"), default=None,
+                   help="with --mode train: also print the memory of a step with this optimizer's state")
+    p.add_argument("--train", action="store_true",
+                   help="the forward pass only, with the model in training mode (dropout, batch-norm batch "
+                        "statistics); not the cost of a training step: that is --mode train")
     p.add_argument("--capture", choices=("auto", "fx", "dynamo"), default="auto",
                    help="graph capture: fx symbolic tracing, dynamo, or auto (fx, falling back to dynamo)")
     p.add_argument("--strict", action="store_true",
@@ -258,7 +265,7 @@ def build_model(spec: str, args: argparse.Namespace) -> torch.nn.Module:
     """The model a spec names, on the meta device with --meta, in eval mode unless --train."""
     with torch.device("meta") if args.meta else contextlib.nullcontext():
         model = load_model(spec)
-    model.train(args.train)
+    model.train(args.train or getattr(args, "mode", "infer") == "train")
     return model
 
 
@@ -292,7 +299,8 @@ def analyse(model: torch.nn.Module, example: Any, args: argparse.Namespace, stri
         warnings.simplefilter("ignore", UncountedOpWarning)
         return trace_flops(model, example, ignore=args.ignore, capture=args.capture,
                            strict=bool(args.strict) if strict is None else strict,
-                           measure=getattr(args, "measure", False), repeats=getattr(args, "repeats", 5))
+                           measure=getattr(args, "measure", False), repeats=getattr(args, "repeats", 5),
+                           mode=getattr(args, "mode", "infer"))
 
 
 def wrote(what: str, path: Any) -> None:
@@ -340,6 +348,8 @@ def run(args: argparse.Namespace) -> int:
     from .devices import get_device
 
     roof = get_device(args.roofline) if args.roofline else None  # an unknown name fails before any work
+    if args.optimizer and args.mode != "train":
+        raise FxFlopsError("--optimizer prices the memory of a training step: add --mode train")
     if args.svg:
         check_output(args.svg)
     if args.columns < 0:
@@ -356,6 +366,8 @@ def run(args: argparse.Namespace) -> int:
         out = report.to_dict()
         if est is not None:
             out["roofline"] = est.to_dict()
+        if args.optimizer:
+            out["memory"] = report.memory(args.optimizer).to_dict()
         print(json.dumps(out, indent=2))
     elif args.markdown:
         print(report.to_markdown(depth=args.depth))
@@ -363,6 +375,8 @@ def run(args: argparse.Namespace) -> int:
         print(report.summary())
         if est is not None:
             print(est.summary())
+        if args.optimizer:
+            print(f"memory of a step ({args.optimizer}): {report.memory(args.optimizer)}")
         print()
         print(report.table(depth=args.depth, columns=_columns(args), device=est.device if est else None))
         if args.top:
@@ -386,6 +400,8 @@ def _columns(args: argparse.Namespace) -> tuple[str, ...]:
         return cols + (("measured", "measured/est") if args.measure else ())
     if args.measure:
         return ("params", "macs", "flops", "% flops", "measured", "% measured")
+    if getattr(args, "mode", "infer") == "train":
+        return ("params", "fwd_flops", "bwd_flops", "flops", "% flops")
     return ("params", "macs", "flops", "% flops")
 
 

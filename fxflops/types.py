@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import Enum
 
-__all__ = ["Cost", "Status", "Capture", "NodeCost", "NodeRecord", "ModuleRow", "OP_KINDS"]
+__all__ = ["Cost", "Status", "Backward", "Capture", "NodeCost", "NodeRecord", "ModuleRow", "OP_KINDS"]
 
 # The fx node kinds that are calls, i.e. that a rule may price.
 OP_KINDS = ("call_module", "call_function", "call_method")
@@ -38,6 +38,16 @@ class Status(_StrEnum):
     def incomplete(self) -> bool:
         """The node's price misses something."""
         return self in (Status.PARTIAL, Status.UNCOUNTED)
+
+
+class Backward(_StrEnum):
+    """How a node's backward was priced (with ``mode="train"``)."""
+
+    COUNTED = "counted"  # a backward rule computed it
+    FREE = "free"  # the op does no floating-point work, forward or backward (views, copies)
+    NOT_NEEDED = "not needed"  # nothing the node reads needs a gradient: autograd skips it
+    MISSING = "missing"  # a counted op without a backward formula (a custom rule): counted as 0, the total is too low
+    NONE = ""  # not an op, or not priced
 
 
 class Capture(_StrEnum):
@@ -80,6 +90,10 @@ class NodeCost:
     qualname: str = ""  # its qualified name: nn.Conv2d, F.linear, operator.add, Tensor.softmax
     left_out: tuple[str, ...] = ()  # with Status.PARTIAL: what inside the node could not be priced
     bytes: int = 0  # memory traffic, set by the bytes pass (fxflops.passes.bytes)
+    bwd_macs: int = 0  # the gradient's cost, set by the backward pass (fxflops.passes.backward)
+    bwd_flops: int = 0
+    bwd: Backward = Backward.NONE
+    saved_bytes: int = 0  # activations this node keeps for the backward (train mode)
 
 
 @dataclass
@@ -107,6 +121,10 @@ class NodeRecord:
     module_stack: list[str] = field(default_factory=list)
     bytes: int = 0  # bytes read + written when the node runs as one unfused kernel (fxflops.passes.bytes)
     measured: float | None = None  # median seconds of the node on real tensors, with measure=True
+    bwd_macs: int = 0  # the backward's MACs and FLOPs (fxflops.passes.backward); macs/flops are the forward's
+    bwd_flops: int = 0
+    bwd: Backward = Backward.NONE
+    saved_bytes: int = 0  # activations this node keeps for the backward (train mode)
 
 
 @dataclass
@@ -121,3 +139,5 @@ class ModuleRow:
     flops: int
     bytes: int = 0
     measured: float | None = None  # summed medians of its nodes, with measure=True
+    bwd_macs: int = 0
+    bwd_flops: int = 0

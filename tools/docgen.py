@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 
 import fxflops.rules  # noqa: F401 - fills the registry
+from fxflops.passes.backward import BACKWARD_RULES, SAVED_RULES
 from fxflops.passes.bytes import BYTE_RULES, default_bytes
 from fxflops.rules.registry import REGISTRY, Registry, Rule
 from fxflops.types import Status
@@ -112,7 +113,60 @@ def conventions_markdown(registry: Registry = REGISTRY) -> str:
         for r, targets in families[fam]:
             names = ", ".join(f"`{t}`" for t in targets)
             out.append(f"| {r.op} | {names} | {_cell(r.reason if r.status == Status.FREE else r.formula)} |")
-    return "\n".join(out) + "\n" + bytes_markdown()
+    return "\n".join(out) + "\n" + bytes_markdown() + backward_markdown()
+
+
+BACKWARD_PREAMBLE = """
+## Backward (training step)
+
+*The backward rules of `fxflops/passes/backward.py`; `trace_flops(model, x, mode="train")` and
+`fxflops SPEC --mode train` read them. See [training.md](training.md).*
+
+**Gradient-aware**: a value needs a gradient when it is a parameter with `requires_grad`, an input that
+requires grad, or the floating-point output of an op that reads one. A node whose output needs no gradient has
+no backward (`not needed`); otherwise it computes only the gradients its operands need: the first layer has no
+grad-input, a frozen weight no grad-weight, an index no gradient at all. Each rule is keyed by the op name the
+cost rule reports, or by a whole rule family; shape-only ops are free. A counted op with neither (a custom
+rule) has **no backward formula**: its gradient counts as 0, the audit lists it, `strict=True` raises; add one
+with `@fxflops.backward_rule(op)`.
+
+| rule | ops / families | backward cost |
+|---|---|---|
+"""
+
+
+def backward_markdown() -> str:
+    by_rule: dict[int, tuple] = {}
+    for key, r in BACKWARD_RULES.items():
+        by_rule.setdefault(id(r), (r, []))[1].append(key)
+    rows = []
+    for r, keys in sorted(by_rule.values(), key=lambda e: e[0].name):
+        names = ", ".join(f"`{k}`" for k in sorted(set(keys)))
+        rows.append(f"| {r.name} | {names} | {_cell(r.formula)} |")
+    return BACKWARD_PREAMBLE + "\n".join(rows) + "\n" + saved_markdown()
+
+
+SAVED_PREAMBLE = """
+### Activations saved for the backward
+
+*`report.memory()` sums them (train mode).* What autograd keeps for each node whose output needs a gradient,
+by rule (op name, then family; any other counted op keeps its floating-point operands). A tensor kept by
+several nodes, or through a view, counts once; parameters are not activations.
+
+| rule | ops / families | saved |
+|---|---|---|
+"""
+
+
+def saved_markdown() -> str:
+    by_rule: dict[int, tuple] = {}
+    for key, r in SAVED_RULES.items():
+        by_rule.setdefault(id(r), (r, []))[1].append(key)
+    rows = []
+    for r, keys in sorted(by_rule.values(), key=lambda e: e[0].name):
+        names = ", ".join(f"`{k}`" for k in sorted(set(keys)))
+        rows.append(f"| {r.name} | {names} | {_cell(r.formula)} |")
+    return SAVED_PREAMBLE + "\n".join(rows) + "\n"
 
 
 BYTES_PREAMBLE = """

@@ -28,34 +28,38 @@ from ..errors import FxFlopsError
 from ..paths import ancestors, attr_at, under
 from ..rules.registry import Call, Cost, qualified_name
 from ..tensors import dtype_name, tensors_in
-from ..types import NodeRecord, Status
+from ..types import Backward, NodeCost, NodeRecord, Status
+from .backward import backward_cost, count_backward, families, leaf_call
 from .bytes import ByteCall, count_bytes, default_bytes
 from .costs import Counting, as_cost, count_graph, left_out_of, total
 from .records import node_records, reused_nodes
 
 
 def count_capture(cap: DynamoCapture, ctx: Counting) -> list[NodeRecord]:
-    """Price every graph of ``cap`` in place and return the records of all their nodes."""
+    """Price every graph of ``cap`` in place and return the records of all their nodes. Copies (``X#k`` of a
+    graph run again, ``X@path`` of a reused block) carry their source's bytes and backward cost."""
+    fams = families(ctx.registry)
     seen: set[int] = set()
     records: list[NodeRecord] = []
     many = len(cap.graph_modules) > 1
     for i, gm in enumerate(cap.graph_modules):
         count_graph(gm, ctx.nested(subgraph_fallback(gm, ctx)))
         count_bytes(gm)
+        count_backward(gm, fams)
         prefix = f"g{i}." if many else ""
         once = node_records(gm, seen, prefix=prefix)
         records += once
         for run in range(2, (cap.runs[i] if i < len(cap.runs) else 1) + 1):  # the graph ran again
             again = [replace(r, name=f"{r.name}#{run}", params=0) for r in once]
             records += again
-    records += [leaf_record(call, ctx) for call in cap.leaves]
+    records += [leaf_record(call, ctx, fams) for call in cap.leaves]
     for r in records:  # a reused block's stub (torch.empty of its output) stands in for work its copies carry
         if r.bytes and any(under(r.module_path, b.path) for b in cap.reused):
             r.bytes = 0
     return reused_nodes(records, cap.reused)
 
 
-def leaf_record(call: LeafCall, ctx: Counting) -> NodeRecord:
+def leaf_record(call: LeafCall, ctx: Counting, fams: dict[str, str] | None = None) -> NodeRecord:
     """The record of a module kept whole, priced by its rule on the values the probe saw, like fx's call_module."""
     m = call.module
     rule = ctx.registry.for_module(m)
@@ -63,7 +67,7 @@ def leaf_record(call: LeafCall, ctx: Counting) -> NodeRecord:
     cost = as_cost(rule(c), type(m).__name__)
     ins = tensors_in((call.args, call.kwargs))
     outs = tensors_in(call.out)
-    return NodeRecord(
+    rec = NodeRecord(
         name=call.path.replace(".", "_"), kind="call_module", target=type(m).__name__, op=rule.op,
         module_path=call.path, module_type=type(m).__name__, input_shapes=[tuple(t.shape) for t in ins],
         output_shapes=[tuple(t.shape) for t in outs], dtypes=sorted({dtype_name(t) for t in outs}),
@@ -72,6 +76,13 @@ def leaf_record(call: LeafCall, ctx: Counting) -> NodeRecord:
         status=Status.PARTIAL if c.left_out else Status.COUNTED, left_out=list(c.left_out),
         bytes=default_bytes(ByteCall(ins, call.out, m)),
     )
+    bwd = NodeCost(rule.op, rec.status, cost.macs, cost.flops)
+    if any(t.requires_grad for t in ins) or any(p.requires_grad for p in m.parameters()):
+        backward_cost(bwd, leaf_call(cost, (call.args, call.kwargs), call.out, m), (fams or {}).get(rule.op, ""))
+    else:
+        bwd.bwd = Backward.NOT_NEEDED
+    rec.bwd_macs, rec.bwd_flops, rec.bwd = bwd.bwd_macs, bwd.bwd_flops, bwd.bwd
+    return rec
 
 
 def outside_graphs(cap: DynamoCapture, nodes: list[NodeRecord]) -> str | None:

@@ -13,7 +13,7 @@ from ..capture.probe import Reuse
 from ..paths import ancestors, attr_at, moved, under
 from ..rules.registry import target_name
 from ..tensors import dtype_name, tensors_in
-from ..types import ModuleRow, NodeCost, NodeRecord, Status
+from ..types import Backward, ModuleRow, NodeCost, NodeRecord, Status
 from .costs import module_stack
 
 
@@ -63,6 +63,10 @@ def node_records(gm: fx.GraphModule, seen: set[int] | None = None, prefix: str =
                 qualname=cost.qualname if cost else "",
                 module_stack=[path for path, _ in module_stack(node)],
                 bytes=cost.bytes if cost else 0,
+                bwd_macs=cost.bwd_macs if cost else 0,
+                bwd_flops=cost.bwd_flops if cost else 0,
+                bwd=cost.bwd if cost else Backward.NONE,
+                saved_bytes=cost.saved_bytes if cost else 0,
             )
         )
     return records
@@ -75,7 +79,7 @@ def module_rows(model: torch.nn.Module, nodes: list[NodeRecord]) -> dict[str, Mo
         params = sum(p.numel() for p in m.parameters())
         rows[path] = ModuleRow(path, type(m).__name__, path.count(".") + 1 if path else 0, params, 0, 0)
     for n in nodes:
-        if not (n.macs or n.flops or n.bytes or n.measured):
+        if not (n.macs or n.flops or n.bytes or n.measured or n.bwd_flops):
             continue
         for path in charged_paths(n):
             row = rows.get(path)
@@ -83,6 +87,8 @@ def module_rows(model: torch.nn.Module, nodes: list[NodeRecord]) -> dict[str, Mo
                 row.macs += n.macs
                 row.flops += n.flops
                 row.bytes += n.bytes
+                row.bwd_macs += n.bwd_macs
+                row.bwd_flops += n.bwd_flops
                 if n.measured is not None:
                     row.measured = (row.measured or 0.0) + n.measured
     return rows

@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
 from ..rules.registry import REGISTRY, Registry
-from ..types import OP_KINDS, NodeRecord, Status
+from ..types import OP_KINDS, Backward, NodeRecord, Status
 from ..units import human, percent
 from .tables import grid
 
@@ -43,6 +43,9 @@ class AuditRow:
     macs: int
     flops: int
     reason: str  # why it is free / ignored / uncounted; for counted rows how, when not by a rule of its own
+    # in train mode: how the nodes' backward was priced; Backward.MISSING: no backward formula, counted as 0
+    backward: Backward = Backward.NONE
+    bwd_flops: int = 0
 
 
 @dataclass
@@ -94,6 +97,11 @@ class Audit:
         left out: an opaque leaf priced through dynamo with uncounted ops, a nested count with gaps)."""
         return [r for r in self.rows if r.status.incomplete]
 
+    @property
+    def no_backward(self) -> list[AuditRow]:
+        """In train mode, the targets whose rule has no backward formula (a custom rule): their gradient is 0."""
+        return [r for r in self.rows if r.backward == Backward.MISSING]
+
     def by_status(self) -> dict[str, dict[str, int]]:
         """``{status: {"targets", "nodes", "flops"}}`` for the statuses present."""
         out: dict[str, dict[str, int]] = {}
@@ -114,6 +122,9 @@ class Audit:
         inside = [r for r in self.rows if r.status == Status.PARTIAL]
         if inside:
             lines.append("priced in part, with uncounted ops inside (too low): " + ", ".join(r.target for r in inside))
+        if self.no_backward:
+            lines.append("no backward formula (gradient priced as 0, the training total is too low): "
+                         + ", ".join(r.target for r in self.no_backward))
         return "\n".join(lines)
 
     def table(self) -> str:
@@ -136,6 +147,7 @@ class Audit:
             "hook_blind_spot": self.blind_spot.to_dict(),
             "uncounted": [r.target for r in self.uncounted],
             "incomplete": [r.target for r in self.incomplete],
+            "no_backward": [r.target for r in self.no_backward],
             "rows": [asdict(r) for r in self.rows],
         }
 
@@ -159,19 +171,23 @@ def _reason(n: NodeRecord) -> str:
 
 def audit(report: "Report") -> "Audit":
     """Group the op nodes of ``report`` by (call target, status); see the module docstring."""
-    rows: dict[tuple[str, str, str, str], AuditRow] = {}
+    rows: dict[tuple, AuditRow] = {}
     for n in report.nodes:
         if n.kind not in OP_KINDS:
             continue
         kind, target, reason = KINDS[n.kind], n.qualname or n.target, _reason(n)
-        key = (kind, target, n.status, reason)
+        bwd = n.bwd if report.train else Backward.NONE
+        if bwd == Backward.MISSING:
+            reason = (reason + "; " if reason else "") + "no backward formula: gradient priced as 0"
+        key = (kind, target, n.status, reason, bwd == Backward.MISSING)
         row = rows.get(key)
         if row is None:
             op = "" if n.status == Status.UNCOUNTED else n.op
-            row = rows[key] = AuditRow(kind, target, n.status, 0, op, 0, 0, reason)
+            row = rows[key] = AuditRow(kind, target, n.status, 0, op, 0, 0, reason, bwd)
         row.nodes += 1
         row.macs += n.macs
         row.flops += n.flops
+        row.bwd_flops += n.bwd_flops if report.train else 0
     order = {s: i for i, s in enumerate(STATUS_ORDER)}
     ordered = sorted(rows.values(), key=lambda r: (order.get(r.status, 9), -r.flops, -r.nodes, r.target))
     return Audit(report.model_name, ordered, hook_blind_spot(report))
@@ -199,4 +215,4 @@ def hook_blind_spot(report: "Report", registry: Registry = REGISTRY) -> BlindSpo
             continue
         macs += n.macs
         flops += n.flops
-    return BlindSpot(macs, flops, report.total_macs, report.total_flops)
+    return BlindSpot(macs, flops, report.forward_macs, report.forward_flops)

@@ -14,10 +14,11 @@ import torch.fx as fx
 from ..devices import Device, get_device, preset_for
 from ..errors import FxFlopsError
 from ..passes.roofline import intensity
-from ..types import OP_KINDS, Capture, ModuleRow, NodeRecord, Status
+from ..types import OP_KINDS, Backward, Capture, ModuleRow, NodeRecord, Status
 from ..units import human, percent, seconds
 from . import export
 from .audit import Audit, BlindSpot, audit, hook_blind_spot
+from .memory import Memory, memory
 from .roofline import Roofline
 from .tables import fmt_shape, grid
 
@@ -27,8 +28,11 @@ COLUMNS = {
     "params": "params", "macs": "MACs", "flops": "FLOPs", "% flops": "% FLOPs", "bytes": "bytes",
     "intensity": "FLOP/B", "est_time": "est. time", "% time": "% est. time", "bound": "bound",
     "measured": "measured", "% measured": "% measured", "measured/est": "measured/est",
+    "fwd_macs": "fwd MACs", "bwd_macs": "bwd MACs", "fwd_flops": "fwd FLOPs", "bwd_flops": "bwd FLOPs",
 }
 DEFAULT_COLUMNS = ("params", "macs", "flops", "% flops")
+# In train mode "macs"/"flops" are forward + backward; the default table shows both halves.
+TRAIN_COLUMNS = ("params", "fwd_flops", "bwd_flops", "flops", "% flops")
 _NEEDS_DEVICE = {"est_time", "% time", "bound", "measured/est"}
 
 
@@ -48,6 +52,12 @@ class Report:
     graph_modules: list[fx.GraphModule] = field(default_factory=list, repr=False, compare=False)
     # where measure=True timed the nodes ("cpu", "cuda:0"), and the device estimates default to there
     measured_on: str | None = None
+    mode: str = "infer"  # "train": totals are forward + backward
+    model: Any = field(default=None, repr=False, compare=False)  # the model counted, for memory()
+
+    @property
+    def train(self) -> bool:
+        return self.mode == "train"
 
     @property
     def graph_module(self) -> fx.GraphModule | None:
@@ -56,12 +66,35 @@ class Report:
 
     # ---- totals -------------------------------------------------------------------------------
     @property
-    def total_macs(self) -> int:
+    def forward_macs(self) -> int:
         return sum(n.macs for n in self.nodes)
 
     @property
-    def total_flops(self) -> int:
+    def forward_flops(self) -> int:
         return sum(n.flops for n in self.nodes)
+
+    @property
+    def backward_macs(self) -> int:
+        """The backward's MACs in train mode (0 in infer mode)."""
+        return sum(n.bwd_macs for n in self.nodes) if self.train else 0
+
+    @property
+    def backward_flops(self) -> int:
+        return sum(n.bwd_flops for n in self.nodes) if self.train else 0
+
+    @property
+    def total_macs(self) -> int:
+        """forward_macs + backward_macs: the forward alone in infer mode, one training step in train mode."""
+        return self.forward_macs + self.backward_macs
+
+    @property
+    def total_flops(self) -> int:
+        return self.forward_flops + self.backward_flops
+
+    @property
+    def no_backward(self) -> list[NodeRecord]:
+        """In train mode, the nodes whose op has no backward formula (a custom rule): their gradient counts as 0."""
+        return [n for n in self.nodes if self.train and n.bwd == Backward.MISSING]
 
     @property
     def total_params(self) -> int:
@@ -125,25 +158,43 @@ class Report:
                          f"), leaving out {', '.join(inside)}")
         if self.missing:
             parts.append(self.missing)
+        nob = self.no_backward
+        if nob:
+            verb = "would be" if strict else "were"
+            parts.append(f"{len(nob)} node(s) have no backward formula, and their gradients {verb} counted as 0: "
+                         f"{', '.join(sorted({n.target for n in nob}))}")
         return " ".join("; ".join(parts).split()) if parts else None
 
     # ---- views --------------------------------------------------------------------------------
     def by_op(self) -> dict[str, dict[str, int]]:
-        """``{op: {"count", "macs", "flops"}}`` over op nodes, costliest first."""
+        """``{op: {"count", "macs", "flops"}}`` over op nodes, costliest first; in train mode also ``bwd_macs`` and
+        ``bwd_flops`` (``macs``/``flops`` stay the forward's, as in the records)."""
         out: dict[str, dict[str, int]] = {}
         for n in self.nodes:
             if n.kind not in OP_KINDS:
                 continue
-            row = out.setdefault(n.op, {"count": 0, "macs": 0, "flops": 0})
+            row = out.setdefault(n.op, {"count": 0, "macs": 0, "flops": 0, **({"bwd_macs": 0, "bwd_flops": 0}
+                                                                               if self.train else {})})
             row["count"] += 1
             row["macs"] += n.macs
             row["flops"] += n.flops
-        return dict(sorted(out.items(), key=lambda kv: (-kv[1]["flops"], kv[0])))
+            if self.train:
+                row["bwd_macs"] += n.bwd_macs
+                row["bwd_flops"] += n.bwd_flops
+        return dict(sorted(out.items(), key=lambda kv: (-kv[1]["flops"] - kv[1].get("bwd_flops", 0), kv[0])))
 
     def top(self, k: int = 10) -> list[NodeRecord]:
         """The ``k`` costliest nodes by FLOPs."""
         ops = [n for n in self.nodes if n.kind in OP_KINDS]
         return sorted(ops, key=lambda n: (-n.flops, n.name))[:k]
+
+    def memory(self, optimizer: str = "adam") -> "Memory":
+        """Bytes of one training step (train mode): parameters, gradients, ``optimizer`` state (``adam``/``adamw``:
+        2 fp32 per trainable element, ``sgd`` with momentum: 1, ``none``) and the activations saved for the
+        backward. Needs the model the report was made from (kept as ``report.model``)."""
+        if self.model is None:
+            raise FxFlopsError("this report holds no model: memory() needs one made by fxflops.trace_flops")
+        return memory(self, self.model, optimizer)
 
     def by_module(self, depth: int | None = None) -> list[ModuleRow]:
         """Module rows in model order, down to ``depth`` (root is depth 0; None means all)."""
@@ -162,7 +213,9 @@ class Report:
     def summary(self) -> str:
         lines = [
             f"{self.model_name}: {human(self.total_macs)} MACs, {human(self.total_flops)} FLOPs, "
-            f"{human(self.total_params)} params",
+            f"{human(self.total_params)} params"
+            + (f" (one training step: forward {human(self.forward_flops)} + backward {human(self.backward_flops)}"
+               " FLOPs)" if self.train else ""),
             f"input: {', '.join(fmt_shape(s) for s in self.input_shapes)}; capture: {self.capture}; shapes: {self.shape_mode}",
         ]
         if self.uncounted:
@@ -182,20 +235,23 @@ class Report:
         those below the root that hold neither parameters nor FLOPs (nor bytes, with ``bytes_too``)."""
         return [m for m in self.by_module(depth) if not m.depth or m.params or m.flops or (bytes_too and m.bytes)]
 
-    def table(self, depth: int = 2, columns: list[str] | tuple[str, ...] = DEFAULT_COLUMNS,
+    def table(self, depth: int = 2, columns: list[str] | tuple[str, ...] | None = None,
               device: "str | Device | None" = None) -> str:
         """The per-module table (fvcore style); by default params, MACs, FLOPs and share of total FLOPs.
 
         ``columns`` picks others from :data:`COLUMNS`: ``bytes``, ``intensity`` (FLOP/B), ``measured`` (seconds,
         with ``measure=True``), and, on the roofline of ``device`` (default: ``"cpu"``), ``est_time``,
-        ``% time``, ``bound`` and ``measured/est``."""
+        ``% time``, ``bound`` and ``measured/est``. In train mode ``macs``/``flops`` are forward + backward,
+        ``fwd_macs``/``fwd_flops``/``bwd_macs``/``bwd_flops`` the halves (the default there: :data:`TRAIN_COLUMNS`)."""
+        if columns is None:
+            columns = TRAIN_COLUMNS if self.train else DEFAULT_COLUMNS
         unknown = [c for c in columns if c not in COLUMNS]
         if unknown:
             raise FxFlopsError(f"unknown table column(s) {', '.join(map(repr, unknown))}; choose from "
                                f"{', '.join(COLUMNS)}")
         est = self.roofline(device or self._default_device()) if _NEEDS_DEVICE & set(columns) else None
         rows = [("module", "type", *(COLUMNS[c] for c in columns))]
-        for m in self.table_modules(depth, bytes_too=tuple(columns) != DEFAULT_COLUMNS):
+        for m in self.table_modules(depth, bytes_too=tuple(columns) not in (DEFAULT_COLUMNS, TRAIN_COLUMNS)):
             name = ("  " * m.depth) + (m.path.rsplit(".", 1)[-1] if m.path else "model")
             rows.append((name, m.type, *(self._cell(c, m, est) for c in columns)))
         return grid(rows, align_right=tuple(range(2, 2 + len(columns))))
@@ -204,12 +260,17 @@ class Report:
         e = est.modules.get(m.path) if est is not None else None
         if column == "params":
             return human(m.params)
+        bm, bf = (m.bwd_macs, m.bwd_flops) if self.train else (0, 0)
         if column == "macs":
-            return human(m.macs)
+            return human(m.macs + bm)
         if column == "flops":
-            return human(m.flops)
+            return human(m.flops + bf)
         if column == "% flops":
-            return percent(m.flops, self.total_flops)
+            return percent(m.flops + bf, self.total_flops)
+        if column in ("fwd_macs", "fwd_flops"):
+            return human(m.macs if column == "fwd_macs" else m.flops)
+        if column in ("bwd_macs", "bwd_flops"):
+            return human(bm if column == "bwd_macs" else bf)
         if column == "bytes":
             return human(m.bytes)
         if column == "intensity":
@@ -256,8 +317,13 @@ class Report:
             "input_shapes": [list(s) if isinstance(s, tuple) else s for s in self.input_shapes],
             "capture": self.capture,
             "shape_mode": self.shape_mode,
+            "mode": self.mode,
             "total_macs": self.total_macs,
             "total_flops": self.total_flops,
+            "forward_macs": self.forward_macs,
+            "forward_flops": self.forward_flops,
+            "backward_macs": self.backward_macs,
+            "backward_flops": self.backward_flops,
             "total_params": self.total_params,
             "total_bytes": self.total_bytes,
             "total_measured": self.total_measured,
