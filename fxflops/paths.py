@@ -37,3 +37,18 @@ def attr_at(root: Any, target: str) -> Any:
     for part in target.split("."):
         obj = getattr(obj, part, None)
     return obj
+
+
+def submodule(root: Any, target: str) -> Any:
+    """The submodule of ``root`` at dotted ``target`` (a ``call_module`` node's), read straight from the
+    ``_modules`` dicts: ``nn.Module.get_submodule`` checks every level and costs more than pricing the node."""
+    m = root
+    try:
+        for part in target.split("."):
+            m = m._modules[part]
+    except (KeyError, AttributeError):
+        return root.get_submodule(target)  # its error says what is missing
+    if m is None:
+        return root.get_submodule(target)
+    return m
+

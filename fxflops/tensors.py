@@ -48,6 +48,14 @@ def on_meta(value: Any) -> bool:
     return any(t.device == META for t in tensors_in(value))
 
 
+def empty_like_meta(x: torch.Tensor) -> torch.Tensor:
+    """A meta tensor like meta ``x``: ``torch.empty_like`` on meta runs a Python decomposition (a third of a
+    millisecond), ``torch.empty`` is a hundred times cheaper and lays out a contiguous tensor the same way."""
+    if x.is_contiguous():
+        return torch.empty(x.shape, dtype=x.dtype, device=META)
+    return torch.empty_like(x)
+
+
 def to_meta(value: Any) -> Any:
     """Meta copies of every tensor in a pytree (other leaves unchanged)."""
 

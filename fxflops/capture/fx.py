@@ -16,6 +16,7 @@ import torch.fx as fx
 
 from ..errors import CaptureError, first_line, user_frame
 from ..rules.registry import Registry
+from .graph_module import graph_module
 
 # Partial tracing gives up after this many leaf promotions: past it the model is not "mostly traceable".
 MAX_UNTRACEABLE = 64
@@ -98,6 +99,7 @@ def capture_fx(
     while True:
         tracer = FlopsTracer(registry, leaf_types, leaf_paths)
         tracer.record_stack_traces = stack_traces
+        before = set(vars(model)) if isinstance(model, torch.nn.Module) else set()
         try:
             graph = tracer.trace(model, concrete_args=concrete_args)
         except _ModuleTraceError as err:
@@ -109,8 +111,11 @@ def capture_fx(
             continue
         except Exception as exc:  # noqa: BLE001 - failure in the root forward itself
             raise CaptureError(_advice(_describe(model, "", exc))) from exc
-        name = type(model).__name__
-        gm = fx.GraphModule(tracer.root, graph, name)
+        finally:
+            # The tracer stores the tensor constants it meets on the root (``_tensor_constant0``): they belong to
+            # the graph, and the user's model is left as it was.
+            consts = {k: vars(model).pop(k) for k in set(vars(model)) - before} if before else {}
+        gm = graph_module(tracer.root, graph, consts)  # a function is traced on a module of the tracer's own
         return FxCapture(gm, untraceable)
 
 

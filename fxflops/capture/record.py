@@ -27,15 +27,16 @@ from typing import Any, Callable, Iterator
 
 import torch
 import torch.fx as fx
-from torch.fx._lazy_graph_module import _LazyGraphModule
 from torch.nn.utils.parametrize import is_parametrized
 from torch.overrides import TorchFunctionMode
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.flop_counter import flop_registry
 
 from ..errors import CaptureError, first_line, user_frame
+from ..passes.quick_shapes import quick_call, quick_output
 from ..paths import within
 from ..tensors import META, has_tensor, tensors_in
+from .graph_module import graph_module
 from .patching import forwards, kept_state, meta_weights, private_copy, quiet
 
 _GETSET = type(torch.Tensor.shape)  # attribute descriptors (shape, T, mT, real...) reach the mode as __get__
@@ -99,23 +100,7 @@ def _record(model: torch.nn.Module, args: tuple, kwargs: dict, is_leaf: Callable
         with forwards(leaves_), rec.module_stack(), _MacCheck(rec) as rec.check, rec:
             out = model(*args, **kwargs)
         rec.output(out)
-    return RecordCapture(_graph_module(model, rec), mode, [], rec.check.by_module)
-
-
-def _graph_module(model: torch.nn.Module, rec: _Recorder) -> fx.GraphModule:
-    """The graph over the model's own submodules and tensors (the real ones, not the meta copies) and the
-    constants it recorded. The model's children are shared, not copied attribute by attribute, and the code is
-    generated only if the graph module is ever called: for an 80-layer LLM each costs more than recording."""
-    gm = _LazyGraphModule(dict(rec.consts), fx.Graph(), type(model).__name__)
-    for name, child in model.named_children():
-        gm._modules.setdefault(name, child)
-    for store, own in ((gm._parameters, model._parameters), (gm._buffers, model._buffers)):
-        for name, t in own.items():
-            store.setdefault(name, t)
-    for name, value in rec.consts.items():
-        setattr(gm, name, value)
-    gm.graph = rec.graph  # its targets now resolve
-    return gm
+    return RecordCapture(graph_module(model, rec.graph, rec.consts), mode, [], rec.check.by_module)
 
 
 def _outermost(model: torch.nn.Module, is_leaf: Callable[[torch.nn.Module], bool]) -> dict[str, torch.nn.Module]:
@@ -142,6 +127,8 @@ class _Recorder(TorchFunctionMode):
         self.muted = 0  # > 0 inside a leaf module: its inner calls are not recorded
         self.check: _MacCheck | None = None  # the dispatch-level check, bypassed for what is recorded here
         self.consts: dict[str, Any] = {}  # values the graph holds that are not the model's (get_attr targets)
+        self._stack_dict: dict[str, tuple[str, type]] | None = None  # see _stack_meta
+        self._names: dict[Any, str] = {}  # op target -> candidate node name
         self.names = {id(t): n for n, t in [*model.named_parameters(remove_duplicate=False),
                                             *model.named_buffers(remove_duplicate=False)]}
 
@@ -212,10 +199,17 @@ class _Recorder(TorchFunctionMode):
         return node
 
     def _stack_meta(self) -> dict[str, tuple[str, type]]:
-        return {p: (p, cls) for p, cls in self.stack}
+        """The module stack of a node made now. Shared by the nodes of one module call (it is never mutated):
+        an 80-layer model makes thousands of nodes and only changes modules at each call's start and end."""
+        if self._stack_dict is None:
+            self._stack_dict = {p: (p, cls) for p, cls in self.stack}
+        return self._stack_dict
 
     def add(self, op: str, target: Any, args: tuple, kwargs: dict, out: Any) -> fx.Node:
-        node = self.graph.create_node(op, target, self._arg(tuple(args)), self._arg(dict(kwargs)))
+        name = self._names.get(target)
+        if name is None:  # the graph's own name for the target, worked out once per target
+            name = self._names[target] = self.graph._target_to_str(target)
+        node = self.graph.create_node(op, target, self._arg(tuple(args)), self._arg(dict(kwargs)), name=name)
         node.meta["val"] = out
         node.meta["nn_module_stack"] = self._stack_meta()
         self._link(out, node)
@@ -233,7 +227,9 @@ class _Recorder(TorchFunctionMode):
             if not self.muted and isinstance(out, torch.Tensor):  # .T, .mT, .real: a view, a node like a method
                 self.add("call_method", func.__self__.__name__, args, {}, out)
             return out
-        out = self.unchecked(func, args, kwargs)
+        out = quick_call(func, args, kwargs)  # on meta, a slow kernel's output made by rule (None elsewhere)
+        if out is None:
+            out = self.unchecked(func, args, kwargs)
         if self.muted or not (has_tensor(out) or has_tensor(args) or has_tensor(kwargs)):
             return out
         name = getattr(func, "__name__", None)
@@ -266,11 +262,13 @@ class _Recorder(TorchFunctionMode):
             path = self.paths.get(id(module))
             if path:
                 self.stack.append((path, type(module)))
+                self._stack_dict = None
 
         def post(module, _args, _out):
             path = self.paths.get(id(module))
             if path and self.stack and self.stack[-1][0] == path:
                 self.stack.pop()
+                self._stack_dict = None
 
         h1 = torch.nn.modules.module.register_module_forward_pre_hook(pre)
         h2 = torch.nn.modules.module.register_module_forward_hook(post, always_call=True)
@@ -293,8 +291,6 @@ def _plain(value: Any) -> Any:
 def _leaf_forward(rec: _Recorder, path: str, module: torch.nn.Module, meta: bool) -> Callable:
     """A leaf's forward during the run: one ``call_module`` node, nothing recorded inside; on meta, outputs whose
     shape follows from the module's configuration are made without running it (shape propagation's shortcut)."""
-    from ..passes.shapes import quick_output  # the same shortcut the fx path's shape pass takes
-
     forward = module.forward
 
     def forward_recorded(*a, **k):

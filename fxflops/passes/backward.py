@@ -23,7 +23,7 @@ import torch
 import torch.fx as fx
 import torch.nn as nn
 
-from ..paths import attr_at
+from ..paths import attr_at, submodule
 from ..rules.registry import Registry
 from ..tensors import tensors_in
 from ..types import OP_KINDS, Backward, Cost, NodeCost, Status
@@ -236,7 +236,7 @@ def needs_grad(gm: fx.GraphModule, inputs: Sequence[Any] | None = None) -> dict[
 
 
 def _module_params(gm: fx.GraphModule, node: fx.Node) -> list[torch.Tensor]:
-    return list(gm.get_submodule(node.target).parameters()) if node.op == "call_module" else []
+    return list(submodule(gm, node.target).parameters()) if node.op == "call_module" else []
 
 
 def leaf_call(fwd: Cost, args: Any, out: Any, module: nn.Module | None) -> BwdCall:
@@ -264,7 +264,7 @@ def count_backward(gm: fx.GraphModule, fams: dict[str, str], inputs: Sequence[An
         cost: NodeCost | None = node.meta.get("fxflops")
         if node.op not in OP_KINDS or cost is None:
             continue
-        module = gm.get_submodule(node.target) if node.op == "call_module" else None
+        module = submodule(gm, node.target) if node.op == "call_module" else None
         if not needs[node]:
             cost.bwd = Backward.NOT_NEEDED
             continue

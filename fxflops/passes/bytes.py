@@ -21,6 +21,7 @@ import torch.fx as fx
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ..paths import submodule
 from ..tensors import tensors_in
 from ..types import OP_KINDS
 
@@ -178,7 +179,7 @@ def create(call: ByteCall) -> int:
 
 def node_bytes(gm: fx.GraphModule, node: fx.Node) -> int:
     """The bytes one op node moves, by its byte rule or :func:`default_bytes`."""
-    module = gm.get_submodule(node.target) if node.op == "call_module" else None
+    module = submodule(gm, node.target) if node.op == "call_module" else None
     call = ByteCall([a.meta.get("val") for a in node.all_input_nodes], node.meta.get("val"), module)
     if module is not None:
         key: Any = next((c for c in type(module).__mro__ if c in BYTE_RULES), None)

@@ -17,6 +17,7 @@ import torch.fx as fx
 from torch._functorch import predispatch as _predispatch
 
 from ..errors import FxFlopsError, first_line
+from ..paths import submodule
 from ..rules.registry import Call, Cost, Registry, Rule, qualified_name, target_name
 from ..tensors import has_tensor, tensors_in
 from ..types import OP_KINDS, NodeCost, Status
@@ -33,9 +34,10 @@ class Counting:
     registry: Registry
     ignore: list[Any] = field(default_factory=list)
     fallback: Fallback | None = None
+    train: bool = False  # a training step: the backward pass prices every node too
 
     def nested(self, fallback: Fallback | None) -> "Counting":
-        return Counting(self.registry, self.ignore, fallback)
+        return Counting(self.registry, self.ignore, fallback, self.train)
 
     def price(self, fn: Callable, args: tuple, kwargs: dict) -> tuple[Cost, Any, list[str]]:
         """Count ``fn(*args, **kwargs)`` in this context: traced with fx (through dynamo where fx fails, via the
@@ -45,14 +47,14 @@ class Counting:
         return price_callable(self, fn, args, kwargs)
 
 
-def module_stack(node: fx.Node) -> list[tuple[str, str]]:
-    """``[(qualified path, class name), ...]`` from outermost to innermost module containing ``node``."""
-    stack = node.meta.get("nn_module_stack") or {}
-    out = []
-    for path, cls in stack.values():
-        name = cls if isinstance(cls, str) else getattr(cls, "__name__", str(cls))
-        out.append((path, name.rsplit(".", 1)[-1]))
-    return out
+def innermost_module(node: fx.Node) -> tuple[str, str]:
+    """(qualified path, class name) of the innermost module containing ``node``; ``("", "")`` at the root."""
+    stack = node.meta.get("nn_module_stack")
+    if not stack:
+        return "", ""
+    path, cls = next(reversed(stack.values()))
+    name = cls if isinstance(cls, str) else getattr(cls, "__name__", str(cls))
+    return path, name.rsplit(".", 1)[-1]
 
 
 def find_rule(registry: Registry, node: fx.Node, module: torch.nn.Module | None) -> Rule | None:
@@ -103,11 +105,11 @@ def priced(op: str, cost: Cost, how: str, left_out: list[str], **base: Any) -> N
 
 def count_node(gm: fx.GraphModule, node: fx.Node, ctx: Counting) -> NodeCost:
     """Price one op node."""
-    module = gm.get_submodule(node.target) if node.op == "call_module" else None
-    stack = module_stack(node)
-    path, mtype = stack[-1] if stack else ("", "")
+    module = submodule(gm, node.target) if node.op == "call_module" else None
     if module is not None:
         path, mtype = node.target, type(module).__name__
+    else:
+        path, mtype = innermost_module(node)
     name = type(module).__name__ if module is not None else target_name(node.target)
     rule = find_rule(ctx.registry, node, module)
     qualname = qualified_name(type(module) if module is not None else node.target)

@@ -45,7 +45,8 @@ def count_capture(cap: DynamoCapture, ctx: Counting) -> list[NodeRecord]:
     for i, gm in enumerate(cap.graph_modules):
         count_graph(gm, ctx.nested(subgraph_fallback(gm, ctx)))
         count_bytes(gm)
-        count_backward(gm, fams)
+        if ctx.train:
+            count_backward(gm, fams)
         prefix = f"g{i}." if many else ""
         once = node_records(gm, seen, prefix=prefix)
         records += once
@@ -76,6 +77,8 @@ def leaf_record(call: LeafCall, ctx: Counting, fams: dict[str, str] | None = Non
         status=Status.PARTIAL if c.left_out else Status.COUNTED, left_out=list(c.left_out),
         bytes=default_bytes(ByteCall(ins, call.out, m)),
     )
+    if not ctx.train:
+        return rec
     bwd = NodeCost(rule.op, rec.status, cost.macs, cost.flops)
     if any(t.requires_grad for t in ins) or any(p.requires_grad for p in m.parameters()):
         backward_cost(bwd, leaf_call(cost, (call.args, call.kwargs), call.out, m), (fams or {}).get(rule.op, ""))

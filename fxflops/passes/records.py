@@ -10,18 +10,17 @@ import torch
 import torch.fx as fx
 
 from ..capture.probe import Reuse
-from ..paths import ancestors, attr_at, moved, under
+from ..paths import ancestors, attr_at, moved, submodule, under
 from ..rules.registry import target_name
 from ..tensors import dtype_name, tensors_in
 from ..types import Backward, ModuleRow, NodeCost, NodeRecord, Status
-from .costs import module_stack
 
 
 def _node_params(gm: fx.GraphModule, node: fx.Node, seen: set[int]) -> int:
     """Params first used by ``node``: a leaf module's, or a parameter fetched by ``get_attr``.
     ``seen`` holds tensors already attributed, so shared weights and reused modules count once."""
     if node.op == "call_module":
-        tensors = list(gm.get_submodule(node.target).parameters())
+        tensors = list(submodule(gm, node.target).parameters())
     elif node.op == "get_attr":
         attr = attr_at(gm, node.target)
         tensors = [attr] if isinstance(attr, torch.nn.Parameter) else []
@@ -39,10 +38,12 @@ def node_records(gm: fx.GraphModule, seen: set[int] | None = None, prefix: str =
     """A record for every node of ``gm``, placeholders and output included."""
     seen = set() if seen is None else seen
     records = []
+    outs_of: dict[fx.Node, list[torch.Tensor]] = {}  # each value is read once, however many nodes use it
     for node in gm.graph.nodes:
         cost: NodeCost | None = node.meta.get("fxflops")
-        ins = [t for a in node.all_input_nodes for t in tensors_in(a.meta.get("val"))]
-        outs = tensors_in(node.meta.get("val"))
+        ins = [t for a in node.all_input_nodes
+               for t in (outs_of[a] if a in outs_of else tensors_in(a.meta.get("val")))]
+        outs = outs_of[node] = tensors_in(node.meta.get("val"))
         records.append(
             NodeRecord(
                 name=prefix + node.name,
@@ -61,7 +62,7 @@ def node_records(gm: fx.GraphModule, seen: set[int] | None = None, prefix: str =
                 status=cost.status if cost else Status.NONE,
                 left_out=list(cost.left_out) if cost else [],
                 qualname=cost.qualname if cost else "",
-                module_stack=[path for path, _ in module_stack(node)],
+                module_stack=[path for path, _ in (node.meta.get("nn_module_stack") or {}).values()],
                 bytes=cost.bytes if cost else 0,
                 bwd_macs=cost.bwd_macs if cost else 0,
                 bwd_flops=cost.bwd_flops if cost else 0,
@@ -75,13 +76,19 @@ def node_records(gm: fx.GraphModule, seen: set[int] | None = None, prefix: str =
 def module_rows(model: torch.nn.Module, nodes: list[NodeRecord]) -> dict[str, ModuleRow]:
     """One row per module of ``model`` (pre-order), with params of its subtree and costs of its nodes."""
     rows: dict[str, ModuleRow] = {}
+    subtree = _subtree_params(model)
     for path, m in model.named_modules(remove_duplicate=True):
-        params = sum(p.numel() for p in m.parameters())
+        params = subtree[id(m)] if subtree is not None else sum(p.numel() for p in m.parameters())
         rows[path] = ModuleRow(path, type(m).__name__, path.count(".") + 1 if path else 0, params, 0, 0)
+    charged: dict[tuple, set[str]] = {}  # the nodes of one module call share their stack
     for n in nodes:
         if not (n.macs or n.flops or n.bytes or n.measured or n.bwd_flops):
             continue
-        for path in charged_paths(n):
+        key = (n.module_path, *n.module_stack)
+        paths = charged.get(key)
+        if paths is None:
+            paths = charged[key] = charged_paths(n)
+        for path in paths:
             row = rows.get(path)
             if row is not None:
                 row.macs += n.macs
@@ -94,12 +101,43 @@ def module_rows(model: torch.nn.Module, nodes: list[NodeRecord]) -> dict[str, Mo
     return rows
 
 
+def _subtree_params(model: torch.nn.Module) -> dict[int, int] | None:
+    """``{id(module): parameters in its subtree}`` in one walk, or None when a module or parameter is shared (then
+    a subtree's own ``parameters()``, which counts each tensor once, is the only right answer)."""
+    out: dict[int, int] = {}
+    seen: set[int] = set()
+
+    def walk(m: torch.nn.Module) -> int | None:
+        if id(m) in out:
+            return None
+        total = 0
+        for p in m._parameters.values():
+            if p is not None:
+                if id(p) in seen:
+                    return None
+                seen.add(id(p))
+                total += p.numel()
+        for child in m._modules.values():
+            if child is not None:
+                sub = walk(child)
+                if sub is None:
+                    return None
+                total += sub
+        out[id(m)] = total
+        return total
+
+    return out if walk(model) is not None else None
+
+
 def charged_paths(n: NodeRecord) -> set[str]:
     """The modules a node's cost is charged to: the calls on its module stack and the levels between a caller
     and a module below it. A module shared between owners (one path, its first owner's) is charged to itself and
     to the owner that called it, not to its first owner's other ancestors."""
     stack = n.module_stack
     if not stack:
+        return set(ancestors(n.module_path))
+    chain = [*stack, n.module_path]
+    if n.module_path and all(under(b, a) for a, b in zip(chain, chain[1:])):  # nothing shared: the plain case
         return set(ancestors(n.module_path))
     out = set(ancestors(stack[0]))
     for caller, callee in zip(stack, stack[1:] + [n.module_path]):

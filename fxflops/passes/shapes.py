@@ -9,7 +9,7 @@ and the caller is told why.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Iterator
 
 import torch
 import torch.fx as fx
@@ -19,6 +19,7 @@ from ..capture.patching import meta_weights
 from ..errors import ShapeError, first_line, user_frame, user_frame_in_stack
 from ..rules.registry import target_name
 from ..tensors import META, leaves, to_meta
+from .quick_shapes import quick_call, quick_output
 
 
 class _NodeFailure(Exception):
@@ -28,89 +29,60 @@ class _NodeFailure(Exception):
         self.exc = exc
 
 
-# Leaf modules whose output has exactly the shape and dtype of their first input. On meta tensors their
-# forward is skipped: meta BatchNorm alone, which runs through Python decompositions, costs more than
-# tracing the whole of ResNet-50.
-SHAPE_PRESERVING: tuple[type, ...] = (
-    nn.modules.batchnorm._NormBase, nn.LayerNorm, nn.GroupNorm, nn.RMSNorm, nn.Dropout, nn.Dropout1d,
-    nn.Dropout2d, nn.Dropout3d, nn.AlphaDropout, nn.Identity, nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.GELU,
-    nn.SiLU, nn.Sigmoid, nn.Tanh, nn.Hardswish, nn.Hardsigmoid, nn.Mish, nn.ELU, nn.Hardtanh, nn.Softplus,
-)
-
-
-def quick_output(module: nn.Module, args: tuple, kwargs: dict) -> torch.Tensor | None:
-    """The output of a one-tensor call of ``module`` on meta, made without running it when its shape follows
-    from the module's configuration (a shape-preserving layer, a plain Linear/ConvNd); else None."""
-    if len(args) != 1 or kwargs or not isinstance(args[0], torch.Tensor) or args[0].device != META:
-        return None
-    if isinstance(module, SHAPE_PRESERVING) and _fits(module, args[0]):
-        return torch.empty_like(args[0])
-    shape = _contraction_shape(module, args[0])
-    return args[0].new_empty(shape) if shape is not None else None
-
-
-class ShapeProp(fx.Interpreter):
-    """Interpreter that records each node's output value (meta or real) in ``node.meta["val"]``."""
-
-    def placeholder(self, target: Any, args: tuple, kwargs: dict) -> Any:
-        # A catch-all (*args, **kwargs) gets one value, its tuple or dict, like any other placeholder:
-        # fx's default would swallow every remaining value into a list, starving the placeholders after it.
-        if isinstance(target, str) and target.startswith("*"):
-            return next(self.args_iter)
-        return super().placeholder(target, args, kwargs)
-
-    def call_module(self, target: Any, args: tuple, kwargs: dict) -> Any:
-        out = quick_output(self.fetch_attr(target), args, kwargs)
-        return out if out is not None else super().call_module(target, args, kwargs)
-
-    def run_node(self, n: fx.Node) -> Any:
+def run_graph(gm: fx.GraphModule, args: tuple) -> None:
+    """Run ``gm`` on ``args`` node by node and store each output in ``node.meta["val"]`` (which also serves as the
+    environment: a node's inputs are read from their own ``meta["val"]``). fx's Interpreter does the same with
+    per-node bookkeeping (a progress bar, a current-node context, a debug log) that costs more than a meta kernel
+    or a shortcut output; the semantics are its own, except where noted."""
+    inputs = iter(args)
+    modules = dict(gm.named_modules())
+    for n in gm.graph.nodes:
         try:
-            result = super().run_node(n)
-        except _NodeFailure:
-            raise
+            n.meta["val"] = _run_node(gm, n, modules, inputs)
         except Exception as exc:  # noqa: BLE001 - attribute any failure to the node that raised it
             raise _NodeFailure(n, exc).with_traceback(exc.__traceback__) from exc
-        n.meta["val"] = result
-        return result
 
 
-def _fits(module: nn.Module, x: torch.Tensor) -> bool:
-    """The checks the skipped forward would make; a misfit runs the real forward, which raises properly."""
-    if isinstance(module, nn.modules.batchnorm._NormBase):
-        return x.dim() >= 2 and x.shape[1] == module.num_features or isinstance(module, nn.modules.instancenorm._InstanceNorm)
-    if isinstance(module, (nn.LayerNorm, nn.RMSNorm)):
-        ns = tuple(module.normalized_shape)
-        return tuple(x.shape[-len(ns):]) == ns
-    if isinstance(module, nn.GroupNorm):
-        return x.dim() >= 2 and x.shape[1] == module.num_channels
-    return True
+def _val(a: fx.Node) -> Any:
+    return a.meta["val"]
 
 
-_CONVS = {nn.Conv1d: 1, nn.Conv2d: 2, nn.Conv3d: 3}
+def _run_node(gm: fx.GraphModule, n: fx.Node, modules: dict[str, nn.Module], inputs: Iterator[Any]) -> Any:
+    args, kwargs = fx.node.map_arg(n.args, _val), fx.node.map_arg(n.kwargs, _val)
+    if n.op == "call_module":
+        module = modules[n.target]
+        out = quick_output(module, args, kwargs)
+        return out if out is not None else module(*args, **kwargs)
+    if n.op == "call_function":
+        out = quick_call(n.target, args, kwargs)
+        return out if out is not None else n.target(*args, **kwargs)
+    if n.op == "call_method":
+        out = quick_call(getattr(torch.Tensor, n.target, None), args, kwargs)
+        return out if out is not None else getattr(args[0], n.target)(*args[1:], **kwargs)
+    if n.op == "get_attr":
+        return _fetch(gm, n.target)
+    if n.op == "placeholder":
+        # A catch-all (*args, **kwargs) gets one value, its tuple or dict, like any other placeholder: fx's
+        # Interpreter would swallow every remaining value into a list, starving the placeholders after it.
+        value = next(inputs, _NONE)
+        if value is not _NONE:
+            return value
+        if n.args:  # the forward's default
+            return n.args[0]
+        raise RuntimeError(f"expected a value for the model's input {n.target!r}, but none was passed in")
+    return args[0]  # output
 
 
-def _contraction_shape(module: nn.Module, x: torch.Tensor) -> tuple[int, ...] | None:
-    """Output shape of a plain nn.Linear/nn.ConvNd from its configuration, or None to run its forward.
+_NONE = object()
 
-    Meta convolutions go through Python wrappers and dominate shape propagation on CNNs. Only the exact
-    classes qualify (a subclass may override forward), and only inputs the forward would accept."""
-    if getattr(module, "weight", None) is None or x.dtype != module.weight.dtype:
-        return None
-    if type(module) is nn.Linear:
-        return (*x.shape[:-1], module.out_features) if x.dim() >= 1 and x.shape[-1] == module.in_features else None
-    dims = _CONVS.get(type(module))
-    if dims is None or x.dim() != dims + 2 or x.shape[1] != module.in_channels:
-        return None
-    if module.padding == "same":
-        return (x.shape[0], module.out_channels, *x.shape[2:])
-    pad = (0,) * dims if module.padding == "valid" else module.padding
-    out = [
-        (size + 2 * p - d * (k - 1) - 1) // s + 1
-        for size, p, d, k, s in zip(x.shape[2:], pad, module.dilation, module.kernel_size, module.stride)
-    ]
-    if min(out) <= 0:
-        return None
-    return (x.shape[0], module.out_channels, *out)
+
+def _fetch(gm: fx.GraphModule, target: str) -> Any:
+    obj: Any = gm
+    for i, part in enumerate(target.split(".")):
+        if not hasattr(obj, part):
+            raise RuntimeError(f"node referenced nonexistent target {'.'.join(target.split('.')[:i + 1])}")
+        obj = getattr(obj, part)
+    return obj
 
 
 def materialize_lazy(model: nn.Module, args: tuple, kwargs: dict) -> str | None:
@@ -139,7 +111,7 @@ def propagate_shapes(gm: fx.GraphModule, args: tuple, allow_real: bool = True) -
     """Fill ``node.meta["val"]`` for every node of ``gm``; see the module docstring for the strategy."""
     try:
         with torch.no_grad(), meta_weights(gm):
-            ShapeProp(gm).run(*to_meta(args))
+            run_graph(gm, to_meta(args))
         return ShapeResult("meta")
     except _NodeFailure as meta_err:
         meta_reason = _node_message(meta_err)
@@ -147,7 +119,7 @@ def propagate_shapes(gm: fx.GraphModule, args: tuple, allow_real: bool = True) -
             raise _shape_advice(meta_err, meta_reason) from meta_err.exc
     try:
         with torch.no_grad():
-            ShapeProp(gm).run(*args)
+            run_graph(gm, args)
     except _NodeFailure as real_err:
         raise _shape_advice(real_err, _node_message(real_err)) from real_err.exc
     return ShapeResult("real", f"meta tensors failed at {meta_reason}; shapes came from a real run on the example")
