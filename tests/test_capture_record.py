@@ -65,6 +65,21 @@ def test_t5_encoder_decoder_and_kwargs_on_meta():
     assert rec.modules["decoder"].macs == dyn.modules["decoder"].macs > 0
 
 
+def test_a_value_check_meta_cannot_answer_is_recorded_as_compile_would_take_it():
+    """HF Llama without a cache checks for packed sequences with ``.all()`` on the mask: no value on meta, and the
+    check is skipped under torch.compile, so the recorder takes that branch and the count is the cached call's."""
+    cfg = T.LlamaConfig(hidden_size=64, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+                        intermediate_size=128, vocab_size=100)
+    with torch.device("meta"):
+        model = T.LlamaForCausalLM(cfg).eval()
+    ids = torch.zeros(1, 16, dtype=torch.long, device="meta")
+    plain = trace_flops(model, {"input_ids": ids, "use_cache": False}, capture="record", strict=True)
+    assert any("is_compiling() true" in n for n in plain.notes) and plain.shape_mode == "meta"
+    cached = trace_flops(model, {"input_ids": ids}, capture="record", strict=True)
+    assert plain.total_macs == cached.total_macs == fcm_macs(model, input_ids=ids)
+    assert torch.compiler.is_compiling() is False
+
+
 def _qwen_moe(experts: str | None) -> nn.Module:
     torch.manual_seed(0)
     cfg = T.Qwen2MoeConfig(hidden_size=32, intermediate_size=64, moe_intermediate_size=16,

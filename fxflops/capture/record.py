@@ -37,7 +37,7 @@ from ..passes.quick_shapes import quick_call, quick_output
 from ..paths import within
 from ..tensors import META, has_tensor, tensors_in
 from .graph_module import graph_module
-from .patching import forwards, kept_state, meta_weights, private_copy, quiet
+from .patching import as_if_compiling, forwards, kept_state, meta_weights, private_copy, quiet
 
 _GETSET = type(torch.Tensor.shape)  # attribute descriptors (shape, T, mT, real...) reach the mode as __get__
 _METHOD_WRAPPER = type(torch.Tensor.shape.__get__)
@@ -66,10 +66,20 @@ def capture_record(model: torch.nn.Module, args: tuple, kwargs: dict,
             raise CaptureError(_advice(model, real_exc, "on the real example")) from real_exc
     try:
         return _record(model, args, kwargs, is_leaf, "meta")
-    except Exception as meta_exc:  # noqa: BLE001 - any failure on meta is retried on real data or reported
+    except Exception as meta_exc:  # noqa: BLE001 - any failure on meta is retried as compiled, on real data, or reported
+        meta_reason = first_line(meta_exc)
+        try:
+            # Code that reads a tensor's values (HF's packed-sequence check calls .all() on the attention mask)
+            # skips that read under torch.compile; meta tensors have no values, so record the branch compile takes.
+            with as_if_compiling():
+                cap = _record(model, args, kwargs, is_leaf, "meta")
+            cap.notes.append(f"meta tensors failed ({meta_reason}); recorded with torch.compiler.is_compiling() "
+                             "true, so code that checks it takes the branch a compiled model takes")
+            return cap
+        except Exception:  # noqa: BLE001 - the first failure is the one worth reporting
+            pass
         if not real:
             raise CaptureError(_advice(model, meta_exc, "on meta tensors")) from meta_exc
-        meta_reason = first_line(meta_exc)
     try:
         cap = _record(model, args, kwargs, is_leaf, "real")
     except Exception as real_exc:  # noqa: BLE001
