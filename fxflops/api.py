@@ -22,7 +22,7 @@ from .capture.dynamo import capture_dynamo
 from .capture.fx import FxCapture, capture_fx
 from .capture.record import capture_record
 from .errors import CaptureError, FxFlopsError, ShapeError, UncountedOpError, UncountedOpWarning, first_line, warn_user
-from .passes.backward import count_backward, families
+from .passes.backward import checkpoint_note, count_backward, families
 from .passes.bytes import count_bytes
 from .passes.costs import Counting, count_graph
 from .passes.dynamo_costs import OpaqueFallback, count_capture, equivalent_op, fallback_notes, outside_graphs
@@ -157,6 +157,9 @@ def _traced(model: torch.nn.Module, example: Example, custom_rules: Mapping[Any,
         report.notes.insert(0, lazy_note)
     report.mode = mode
     report.model = model
+    note = checkpoint_note(report.nodes) if ctx.train else None
+    if note:
+        report.notes.append(note)
     _check_complete(report, strict)
     if measure:
         _measure(report, model, args, kwargs, repeats, record_leaf)
@@ -236,7 +239,7 @@ def _fx_report(model: torch.nn.Module, args: tuple, kwargs: dict, ctx: Counting,
 def _record_report(model: torch.nn.Module, args: tuple, kwargs: dict, ctx: Counting,
                    is_leaf: Callable[[torch.nn.Module], bool], check_missing: bool) -> Report:
     """Record the eager call at the torch-function level; the modules ``is_leaf`` picks stay whole."""
-    cap = capture_record(model, args, kwargs, is_leaf)
+    cap = capture_record(model, args, kwargs, is_leaf, grad=ctx.train)
     gm = cap.graph_module
     fallback = OpaqueFallback(ctx)
 

@@ -60,6 +60,21 @@ class Capture(_StrEnum):
 
 
 @dataclass(frozen=True)
+class CheckpointRegion:
+    """One outermost ``torch.utils.checkpoint`` call, as ``node.meta["checkpoint"]`` of every node made inside it.
+    The backward recomputes the region from its saved inputs: all of it when ``reentrant`` or without
+    ``early_stop``, else only up to the last value a backward formula needs."""
+
+    index: int  # 1, 2, ... in the order the regions ran
+    reentrant: bool = False
+    early_stop: bool = True
+
+    @property
+    def whole(self) -> bool:
+        return self.reentrant or not self.early_stop
+
+
+@dataclass(frozen=True)
 class Cost:
     """What one op costs. ``flops`` is the total: ``2 * macs`` plus every other floating-point op."""
 
@@ -94,6 +109,9 @@ class NodeCost:
     bwd_flops: int = 0
     bwd: Backward = Backward.NONE
     saved_bytes: int = 0  # activations this node keeps for the backward (train mode)
+    # Inside an activation-checkpoint region (train mode): what the node saves while the backward recomputes it
+    # (saved_bytes is then 0, the region's inputs are saved instead); its bwd_* include the recomputed forward.
+    recompute_saved: int = 0
 
 
 @dataclass
@@ -125,6 +143,8 @@ class NodeRecord:
     bwd_flops: int = 0
     bwd: Backward = Backward.NONE
     saved_bytes: int = 0  # activations this node keeps for the backward (train mode)
+    checkpoint: int = 0  # the activation-checkpoint region (torch.utils.checkpoint) it ran in: 1, 2, ...; 0 if none
+    recompute_saved: int = 0  # in a region, train mode: what it saves while the backward recomputes it
 
 
 @dataclass

@@ -17,6 +17,7 @@ import torch.fx as fx
 from ..errors import CaptureError, first_line, user_frame
 from ..rules.registry import Registry
 from .graph_module import graph_module
+from .patching import CheckpointRegions, checkpoint_regions
 
 # Partial tracing gives up after this many leaf promotions: past it the model is not "mostly traceable".
 MAX_UNTRACEABLE = 64
@@ -52,6 +53,12 @@ class FlopsTracer(fx.Tracer):
         self.leaf_types = leaf_types
         self.leaf_paths = set(leaf_paths)
         self._path_stack: list[str] = []
+        self.regions = CheckpointRegions()
+
+    def create_node(self, *args: Any, **kwargs: Any) -> fx.Node:
+        node = super().create_node(*args, **kwargs)
+        self.regions.tag(node)
+        return node
 
     def is_leaf_module(self, m: torch.nn.Module, module_qualified_name: str) -> bool:
         if module_qualified_name in self.leaf_paths:
@@ -101,7 +108,8 @@ def capture_fx(
         tracer.record_stack_traces = stack_traces
         before = set(vars(model)) if isinstance(model, torch.nn.Module) else set()
         try:
-            graph = tracer.trace(model, concrete_args=concrete_args)
+            with checkpoint_regions(tracer.regions):
+                graph = tracer.trace(model, concrete_args=concrete_args)
         except _ModuleTraceError as err:
             bad = _describe(model, err.path, err.exc)
             if not partial or not err.path or err.path in leaf_paths or len(untraceable) >= MAX_UNTRACEABLE:

@@ -14,6 +14,7 @@ from typing import Any, Callable, Iterator
 import torch
 
 from ..tensors import META, to_meta
+from ..types import CheckpointRegion
 
 
 @contextlib.contextmanager
@@ -127,3 +128,73 @@ def private_copy(args: tuple, kwargs: dict, mode: str, root: torch.nn.Module | N
     except Exception:  # noqa: BLE001 - an uncopyable object is passed as is
         pass
     return value
+
+
+class CheckpointRegions:
+    """Which activation-checkpoint region (``torch.utils.checkpoint``) a capture is inside; the capture tags each
+    node it makes with it (:meth:`tag`)."""
+
+    def __init__(self) -> None:
+        self.current: CheckpointRegion | None = None
+        self.count = 0
+        self._depth = 0
+
+    def tag(self, node: Any) -> None:
+        if self.current is not None:
+            node.meta["checkpoint"] = self.current
+
+    def enter(self, reentrant: bool = False, early_stop: bool = True) -> None:
+        if not self._depth:
+            self.count += 1
+            self.current = CheckpointRegion(self.count, reentrant, early_stop)
+        self._depth += 1
+
+    def exit(self) -> None:
+        self._depth -= 1
+        if not self._depth:
+            self.current = None
+
+
+@contextlib.contextmanager
+def checkpoint_regions(regions: CheckpointRegions) -> Iterator[None]:
+    """Mark the calls ``torch.utils.checkpoint.checkpoint`` makes, whichever way it was reached (Hugging Face
+    keeps a ``functools.partial`` of it, so the function itself cannot be swapped): both of its implementations
+    are looked up at call time. The region's function is called directly; saving and recomputing are autograd's
+    business in a real backward, and a capture runs none."""
+    import torch.utils.checkpoint as cp
+
+    # torch 2.14 calls the _impl generator; older releases the one without the suffix
+    names = [n for n in ("_checkpoint_without_reentrant_generator_impl", "_checkpoint_without_reentrant_generator")
+             if hasattr(cp, n)]
+    old_generators = {n: getattr(cp, n) for n in names}
+    own_apply = "apply" in vars(cp.CheckpointFunction)
+    old_apply = vars(cp.CheckpointFunction).get("apply")
+
+    def generator(*_args: Any, early_stop: bool = True, **_kwargs: Any) -> Iterator[None]:  # non-reentrant
+        override = getattr(cp, "_enable_checkpoint_early_stop", None)  # set_checkpoint_early_stop() wins
+        regions.enter(early_stop=override if override is not None else early_stop)
+        try:
+            yield
+        finally:
+            regions.exit()
+
+    def apply(function: Callable, _preserve_rng_state: bool, *args: Any) -> Any:  # reentrant
+        regions.enter(reentrant=True)
+        try:
+            return function(*args)
+        finally:
+            regions.exit()
+
+    for n in names:
+        setattr(cp, n, generator)
+    cp.CheckpointFunction.apply = staticmethod(apply)
+    try:
+        yield
+    finally:
+        for n, old in old_generators.items():
+            setattr(cp, n, old)
+        if own_apply:
+            cp.CheckpointFunction.apply = old_apply
+        else:
+            del cp.CheckpointFunction.apply
+        regions.current, regions._depth = None, 0

@@ -37,7 +37,8 @@ from ..passes.quick_shapes import quick_call, quick_output
 from ..paths import within
 from ..tensors import META, has_tensor, tensors_in
 from .graph_module import graph_module
-from .patching import as_if_compiling, forwards, kept_state, meta_weights, private_copy, quiet
+from .patching import (CheckpointRegions, as_if_compiling, checkpoint_regions, forwards, kept_state, meta_weights,
+                       private_copy, quiet)
 
 _GETSET = type(torch.Tensor.shape)  # attribute descriptors (shape, T, mT, real...) reach the mode as __get__
 _METHOD_WRAPPER = type(torch.Tensor.shape.__get__)
@@ -55,24 +56,25 @@ class RecordCapture:
 
 
 def capture_record(model: torch.nn.Module, args: tuple, kwargs: dict,
-                   is_leaf: Callable[[torch.nn.Module], bool], meta: bool = True) -> RecordCapture:
+                   is_leaf: Callable[[torch.nn.Module], bool], meta: bool = True, grad: bool = False) -> RecordCapture:
     """Record ``model(*args, **kwargs)``; see the module docstring. ``is_leaf`` picks the modules kept whole;
-    ``meta=False`` records the real run directly (a graph to run again on real data)."""
+    ``meta=False`` records the real run directly (a graph to run again on real data). ``grad`` runs it with
+    autograd on, as a training step does (code such as HF's gradient checkpointing checks it); else under no_grad."""
     real = all(t.device != META for t in tensors_in((args, kwargs)) + list(model.parameters()) + list(model.buffers()))
     if not meta:
         try:
-            return _record(model, args, kwargs, is_leaf, "real")
+            return _record(model, args, kwargs, is_leaf, "real", grad)
         except Exception as real_exc:  # noqa: BLE001
             raise CaptureError(_advice(model, real_exc, "on the real example")) from real_exc
     try:
-        return _record(model, args, kwargs, is_leaf, "meta")
+        return _record(model, args, kwargs, is_leaf, "meta", grad)
     except Exception as meta_exc:  # noqa: BLE001 - any failure on meta is retried as compiled, on real data, or reported
         meta_reason = first_line(meta_exc)
         try:
             # Code that reads a tensor's values (HF's packed-sequence check calls .all() on the attention mask)
             # skips that read under torch.compile; meta tensors have no values, so record the branch compile takes.
             with as_if_compiling():
-                cap = _record(model, args, kwargs, is_leaf, "meta")
+                cap = _record(model, args, kwargs, is_leaf, "meta", grad)
             cap.notes.append(f"meta tensors failed ({meta_reason}); recorded with torch.compiler.is_compiling() "
                              "true, so code that checks it takes the branch a compiled model takes")
             return cap
@@ -81,7 +83,7 @@ def capture_record(model: torch.nn.Module, args: tuple, kwargs: dict,
         if not real:
             raise CaptureError(_advice(model, meta_exc, "on meta tensors")) from meta_exc
     try:
-        cap = _record(model, args, kwargs, is_leaf, "real")
+        cap = _record(model, args, kwargs, is_leaf, "real", grad)
     except Exception as real_exc:  # noqa: BLE001
         raise CaptureError(_advice(model, real_exc, "on the real example")) from real_exc
     cap.notes.append(f"meta tensors failed ({meta_reason}); recorded a real run on the example, so data-dependent "
@@ -97,17 +99,17 @@ def _advice(model: torch.nn.Module, exc: BaseException, where: str) -> str:
 
 
 def _record(model: torch.nn.Module, args: tuple, kwargs: dict, is_leaf: Callable[[torch.nn.Module], bool],
-            mode: str) -> RecordCapture:
+            mode: str, grad: bool = False) -> RecordCapture:
     paths: dict[int, str] = {}  # a module shared by several owners goes by its first (canonical) path
     for p, m in model.named_modules(remove_duplicate=False):
         paths.setdefault(id(m), p)
     weights = meta_weights(model) if mode == "meta" else contextlib.nullcontext()
-    with quiet(), torch.no_grad(), kept_state(model), weights:
+    with quiet(), torch.set_grad_enabled(grad), kept_state(model), weights:
         args, kwargs = private_copy(args, kwargs, mode, model)
         rec = _Recorder(model, paths)
         rec.inputs(args, kwargs)
         leaves_ = {m: _leaf_forward(rec, p, m, mode == "meta") for p, m in _outermost(model, is_leaf).items()}
-        with forwards(leaves_), rec.module_stack(), _MacCheck(rec) as rec.check, rec:
+        with forwards(leaves_), checkpoint_regions(rec.regions), rec.module_stack(), _MacCheck(rec) as rec.check, rec:
             out = model(*args, **kwargs)
         rec.output(out)
     return RecordCapture(graph_module(model, rec.graph, rec.consts), mode, [], rec.check.by_module)
@@ -139,6 +141,7 @@ class _Recorder(TorchFunctionMode):
         self.consts: dict[str, Any] = {}  # values the graph holds that are not the model's (get_attr targets)
         self._stack_dict: dict[str, tuple[str, type]] | None = None  # see _stack_meta
         self._names: dict[Any, str] = {}  # op target -> candidate node name
+        self.regions = CheckpointRegions()
         self.names = {id(t): n for n, t in [*model.named_parameters(remove_duplicate=False),
                                             *model.named_buffers(remove_duplicate=False)]}
 
@@ -175,6 +178,8 @@ class _Recorder(TorchFunctionMode):
             parent, i = part
             node = self.graph.call_function(operator.getitem, (parent, i))
             node.meta.update(val=t, nn_module_stack=parent.meta.get("nn_module_stack", {}))
+            if "checkpoint" in parent.meta:
+                node.meta["checkpoint"] = parent.meta["checkpoint"]
         else:  # a parameter, a buffer, or a tensor made outside every recorded call
             name = self.names.get(id(t))
             if name is None:
@@ -222,6 +227,7 @@ class _Recorder(TorchFunctionMode):
         node = self.graph.create_node(op, target, self._arg(tuple(args)), self._arg(dict(kwargs)), name=name)
         node.meta["val"] = out
         node.meta["nn_module_stack"] = self._stack_meta()
+        self.regions.tag(node)
         self._link(out, node)
         return node
 
@@ -316,6 +322,7 @@ def _leaf_forward(rec: _Recorder, path: str, module: torch.nn.Module, meta: bool
             node = rec.graph.create_node("call_module", path, rec._arg(a), rec._arg(k))
             node.meta["val"] = out
             node.meta["nn_module_stack"] = {**rec._stack_meta(), path: (path, type(module))}
+            rec.regions.tag(node)
             rec._link(out, node)
         return out
 

@@ -26,10 +26,10 @@ import torch.nn as nn
 from ..paths import attr_at, submodule
 from ..rules.registry import Registry
 from ..tensors import tensors_in
-from ..types import OP_KINDS, Backward, Cost, NodeCost, Status
+from ..types import OP_KINDS, Backward, CheckpointRegion, Cost, NodeCost, Status
 
 __all__ = ["BwdCall", "BwdRule", "BACKWARD_RULES", "backward_rule", "count_backward", "backward_cost",
-           "needs_grad", "families"]
+           "checkpoint_note", "needs_grad", "families"]
 
 
 @dataclass
@@ -207,16 +207,30 @@ def _requires(t: Any) -> bool:
     return isinstance(t, torch.Tensor) and bool(t.requires_grad) and (t.is_floating_point() or t.is_complex())
 
 
-def needs_grad(gm: fx.GraphModule, inputs: Sequence[Any] | None = None) -> dict[fx.Node, bool]:
+def needs_grad(gm: fx.GraphModule, inputs: Sequence[Any] | None = None,
+               input_needs: Sequence[bool] | None = None) -> dict[fx.Node, bool]:
     """Which nodes' outputs require grad, as autograd would decide. ``inputs`` are the example's values of the
     placeholders, in order (shape propagation's meta copies do not keep ``requires_grad``); without them the
     placeholders' own values are read (dynamo's fake tensors keep it)."""
     needs: dict[fx.Node, bool] = {}
     given = list(inputs) if inputs is not None else None
+    told = list(input_needs) if input_needs is not None else None
+    reentrant = _reentrant_regions(gm)
+    live: dict[CheckpointRegion, bool] = {}  # a reentrant region runs under no_grad: it learns only if an input needs grad
     for node in gm.graph.nodes:
         val = node.meta.get("val")
+        region = node.meta.get("checkpoint")
+        region = region if region is not None and region.reentrant else None
+        if region is not None and region not in live:
+            live[region] = any(needs.get(a, False) for n in reentrant[region] for a in n.all_input_nodes
+                               if a.meta.get("checkpoint") != region)
+        if region is not None and not live[region]:
+            needs[node] = False
+            continue
         floating = any(t.is_floating_point() or t.is_complex() for t in tensors_in(val))
-        if node.op == "placeholder":
+        if node.op == "placeholder" and told is not None:
+            needs[node] = bool(told.pop(0)) if told else False
+        elif node.op == "placeholder":
             if given is not None:
                 val = given.pop(0) if given else None
             needs[node] = any(_requires(t) for t in tensors_in(val))
@@ -233,6 +247,15 @@ def needs_grad(gm: fx.GraphModule, inputs: Sequence[Any] | None = None) -> dict[
         else:
             needs[node] = False
     return needs
+
+
+def _reentrant_regions(gm: fx.GraphModule) -> dict[CheckpointRegion, list[fx.Node]]:
+    out: dict[CheckpointRegion, list[fx.Node]] = {}
+    for n in gm.graph.nodes:
+        region = n.meta.get("checkpoint")
+        if region is not None and region.reentrant:
+            out.setdefault(region, []).append(n)
+    return out
 
 
 def _module_params(gm: fx.GraphModule, node: fx.Node) -> list[torch.Tensor]:
@@ -254,19 +277,36 @@ def _call(fwd: Cost, ins: list, grads: list[bool], out: Any, module: nn.Module |
     return BwdCall(fwd, grads, ins, out, module, weight, bias)
 
 
-def count_backward(gm: fx.GraphModule, fams: dict[str, str], inputs: Sequence[Any] | None = None) -> None:
+def count_backward(gm: fx.GraphModule, fams: dict[str, str], inputs: Sequence[Any] | None = None,
+                   input_needs: Sequence[bool] | None = None) -> set[fx.Node]:
     """Set the backward cost of every op node of ``gm`` (after the cost pass), and the bytes it saves for the
     backward (``saved_bytes``: a tensor saved by several nodes, or through a view, counts once, at its first
-    saver); ``inputs`` as :func:`needs_grad`."""
-    needs = needs_grad(gm, inputs)
+    saver); ``inputs`` as :func:`needs_grad`.
+
+    A region of activation checkpointing (``node.meta["checkpoint"]``) that needs a gradient is run again in the
+    backward: its nodes' forward cost is added to their backward (with early stop, up to the last node whose output
+    a backward formula saves), they save nothing for the backward themselves (the region saves its inputs), and
+    what each saves while recomputed goes into ``recompute_saved``. ``input_needs`` says outright which
+    placeholders need a gradient (a subgraph's, from its caller). Returns the nodes whose values are saved."""
+    needs = needs_grad(gm, inputs, input_needs)
     kept: set[fx.Node] = set()
+    active = {n.meta["checkpoint"] for n in gm.graph.nodes if "checkpoint" in n.meta and needs.get(n)}
+    regions: dict[CheckpointRegion, list[fx.Node]] = {}  # the nodes of each active region, in order
+    recomputed: dict[CheckpointRegion, set[fx.Node]] = {}  # what each region's recompute keeps
     for node in gm.graph.nodes:
         cost: NodeCost | None = node.meta.get("fxflops")
         if node.op not in OP_KINDS or cost is None:
             continue
+        region = node.meta.get("checkpoint") if node.meta.get("checkpoint") in active else None
+        if region is not None:
+            regions.setdefault(region, []).append(node)
         module = submodule(gm, node.target) if node.op == "call_module" else None
         if not needs[node]:
             cost.bwd = Backward.NOT_NEEDED
+            continue
+        body = _body(gm, node)
+        if body is not None:
+            _subgraph_backward(node, body, cost, fams, kept, needs)
             continue
         operands = [a for a in node.all_input_nodes
                     if any(t.is_floating_point() or t.is_complex() for t in tensors_in(a.meta.get("val")))]
@@ -274,9 +314,95 @@ def count_backward(gm: fx.GraphModule, fams: dict[str, str], inputs: Sequence[An
         try:
             call = _call(Cost(cost.macs, cost.flops), ins, [needs[a] for a in operands], node.meta.get("val"), module)
             backward_cost(cost, call, fams.get(cost.op, ""))
-            cost.saved_bytes = _saved_bytes(node, operands, call, cost, fams.get(cost.op, ""), kept)
+            if region is None:
+                cost.saved_bytes = _saved_bytes(node, operands, call, cost, fams.get(cost.op, ""), kept)
+            else:
+                cost.recompute_saved = _saved_bytes(node, operands, call, cost, fams.get(cost.op, ""),
+                                                    recomputed.setdefault(region, set()))
+                cost.saved_bytes = _region_inputs(node, region, kept)
         except Exception:  # noqa: BLE001 - an odd value (a symbolic size) must not sink the forward count
             cost.bwd = Backward.MISSING
+    for region, nodes in regions.items():
+        for node in _recomputed(region, nodes, recomputed.get(region, set())):
+            cost = node.meta["fxflops"]
+            if cost.status.priced:
+                cost.bwd_macs += cost.macs
+                cost.bwd_flops += cost.flops
+    return kept
+
+
+def _body(gm: fx.GraphModule, node: fx.Node) -> fx.GraphModule | None:
+    """The graph a higher-order op node of dynamo's runs (``tag_activation_checkpoint``, ``wrap``...), or None."""
+    if not isinstance(node.target, torch._ops.HigherOrderOperator):
+        return None
+    for a in node.args:
+        if isinstance(a, fx.Node) and a.op == "get_attr":
+            sub = attr_at(gm, a.target)
+            if isinstance(sub, fx.GraphModule):
+                return sub
+    return None
+
+
+def _subgraph_backward(node: fx.Node, body: fx.GraphModule, cost: NodeCost, fams: dict[str, str],
+                       kept: set[fx.Node], needs: dict[fx.Node, bool]) -> None:
+    """A higher-order op's backward is its body's (priced by the cost pass already), its placeholders needing
+    a gradient where the operands passed to them do. A checkpointed body also runs its forward again (with early
+    stop, up to the last value its backward saves) and saves only its inputs."""
+    operands = [a for a in node.args[1:] if isinstance(a, fx.Node)]
+    saved = count_backward(body, fams, input_needs=[needs.get(a, False) for a in operands])
+    ops = [n for n in body.graph.nodes if n.op in OP_KINDS and "fxflops" in n.meta]
+    inner = [n.meta["fxflops"] for n in ops]
+    cost.bwd_macs = sum(c.bwd_macs for c in inner)
+    cost.bwd_flops = sum(c.bwd_flops for c in inner)
+    cost.bwd = Backward.MISSING if any(c.bwd == Backward.MISSING for c in inner) else Backward.COUNTED
+    if node.target is not torch.ops.higher_order.tag_activation_checkpoint:
+        cost.saved_bytes = sum(c.saved_bytes for c in inner)
+        return
+    again = [n.meta["fxflops"] for n in _recomputed(CheckpointRegion(0), ops, saved)]
+    cost.bwd_macs += sum(c.macs for c in again if c.status.priced)
+    cost.bwd_flops += sum(c.flops for c in again if c.status.priced)
+    cost.recompute_saved = sum(c.saved_bytes for c in inner)
+    for a in node.all_input_nodes:
+        src = _source(a)
+        t = tensors_in(src.meta.get("val"))[:1]
+        if src.op != "get_attr" and src not in kept and t and t[0].is_floating_point():
+            kept.add(src)
+            cost.saved_bytes += int(t[0].numel()) * t[0].element_size()
+
+
+def checkpoint_note(records: Sequence[Any]) -> str | None:
+    """The report's note on activation checkpointing (train mode), or None without it."""
+    regions = {n.checkpoint for n in records if n.checkpoint}
+    if not regions:
+        return None
+    nodes = sum(1 for n in records if n.checkpoint)
+    return (f"activation checkpointing: {len(regions)} region(s), {nodes} nodes, run again in the backward (counted "
+            "in the backward) and saving only their inputs; memory().recompute is what the largest region holds "
+            "while it is recomputed")
+
+
+def _recomputed(region: CheckpointRegion, nodes: list[fx.Node], saved: set[fx.Node]) -> list[fx.Node]:
+    """The nodes a region's recompute runs: all of them, or with early stop up to the last one that produces a
+    value the backward saved (autograd stops recomputing once it has every saved tensor back)."""
+    if region.whole:
+        return nodes
+    last = max((i for i, n in enumerate(nodes) if n in saved), default=-1)
+    return nodes[: last + 1]
+
+
+def _region_inputs(node: fx.Node, region: CheckpointRegion, kept: set[fx.Node]) -> int:
+    """Bytes of the values from outside ``region`` that ``node`` reads: what the checkpoint saves to recompute
+    from (each once; parameters are no activations)."""
+    total = 0
+    for a in node.all_input_nodes:
+        src = _source(a)
+        if src.meta.get("checkpoint") == region or src.op == "get_attr" or src in kept:
+            continue
+        t = tensors_in(src.meta.get("val"))[:1]
+        if t and (t[0].is_floating_point() or t[0].is_complex()):
+            kept.add(src)
+            total += int(t[0].numel()) * t[0].element_size()
+    return total
 
 
 def _source(node: fx.Node) -> fx.Node:

@@ -68,6 +68,8 @@ def node_records(gm: fx.GraphModule, seen: set[int] | None = None, prefix: str =
                 bwd_flops=cost.bwd_flops if cost else 0,
                 bwd=cost.bwd if cost else Backward.NONE,
                 saved_bytes=cost.saved_bytes if cost else 0,
+                checkpoint=node.meta["checkpoint"].index if "checkpoint" in node.meta else 0,
+                recompute_saved=cost.recompute_saved if cost else 0,
             )
         )
     return records

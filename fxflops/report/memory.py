@@ -20,24 +20,28 @@ OPTIMIZER_STATES = {"adam": 2, "adamw": 2, "sgd": 1, "none": 0}
 @dataclass
 class Memory:
     """Bytes of one training step. ``activations`` are the tensors the forward saves for the backward (each once,
-    at its dtype), alive together at the end of the forward; ``total`` is everything alive then, with the
-    gradients of the previous step still held (``zero_grad(set_to_none=False)``), an upper bound of the peak."""
+    at its dtype), alive together at the end of the forward; with activation checkpointing a region saves only its
+    inputs, and ``recompute`` is what the largest region holds again while the backward recomputes it. ``total``
+    is everything alive at once, with the gradients of the previous step still held
+    (``zero_grad(set_to_none=False)``), an upper bound of the peak."""
 
     params: int
     grads: int
     optimizer: int
     activations: int
+    recompute: int = 0
 
     @property
     def total(self) -> int:
-        return self.params + self.grads + self.optimizer + self.activations
+        return self.params + self.grads + self.optimizer + self.activations + self.recompute
 
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "total": self.total}
 
     def __str__(self) -> str:
         return (f"params {human(self.params)}B, grads {human(self.grads)}B, optimizer {human(self.optimizer)}B, "
-                f"saved activations {human(self.activations)}B, total {human(self.total)}B")
+                f"saved activations {human(self.activations)}B"
+                + (f", recomputed {human(self.recompute)}B" if self.recompute else "") + f", total {human(self.total)}B")
 
 
 def memory(report: "Report", model: torch.nn.Module, optimizer: str = "adam") -> Memory:
@@ -52,4 +56,14 @@ def memory(report: "Report", model: torch.nn.Module, optimizer: str = "adam") ->
         grads=sum(p.numel() * p.element_size() for p in trainable),
         optimizer=OPTIMIZER_STATES[optimizer] * 4 * sum(p.numel() for p in trainable),
         activations=sum(n.saved_bytes for n in report.nodes),
+        recompute=max(_by_region(report).values(), default=0),
     )
+
+
+def _by_region(report: "Report") -> dict[int, int]:
+    """Bytes each activation-checkpoint region saves while the backward recomputes it."""
+    out: dict[int, int] = {}
+    for n in report.nodes:
+        if n.checkpoint:
+            out[n.checkpoint] = out.get(n.checkpoint, 0) + n.recompute_saved
+    return out
