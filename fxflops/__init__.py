@@ -7,7 +7,8 @@
 from importlib.metadata import PackageNotFoundError, version
 
 from . import devices
-from .api import sweep, trace_flops
+from .api import trace_flops
+from .sweeping import sweep
 from .devices import Device, get_device
 from .errors import CaptureError, FxFlopsError, RenderError, ShapeError, UncountedOpError, UncountedOpWarning
 from .report.sweep import Formula, Sweep

@@ -1,40 +1,36 @@
-"""``trace_flops``, the one orchestrator: choose a capture, run the passes, assemble the report; and ``sweep``,
-which runs it over a grid of sizes.
+"""``trace_flops``, the one orchestrator: choose a capture, run the passes, assemble the report.
 
-capture (:mod:`fxflops.capture`) → passes (:mod:`fxflops.passes`: shapes, costs, records) → :class:`Report`.
+capture (:mod:`fxflops.capture`) → passes (:mod:`fxflops.passes`: shapes, costs, bytes, backward, records) →
+:class:`Report`; ``measure=True`` then times it (:mod:`fxflops.measure`), and :mod:`fxflops.sweeping` runs it
+over a grid of sizes.
 """
 from __future__ import annotations
 
 import contextlib
-import copy
 import gc
-import inspect
-import statistics
-from dataclasses import dataclass, field
-from itertools import product
-from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
+from typing import Any, Callable, Iterable, Iterator, Mapping
 
 import torch
 import torch.fx as fx
 
 from . import rules as _rules  # noqa: F401 - importing fills the registry
 from .capture.dynamo import capture_dynamo
-from .capture.fx import FxCapture, capture_fx
+from .capture.example import Example, concrete_defaults, input_shapes, placeholder_values, split_example
+from .capture.fx import capture_fx
+from .capture.fx_cache import FxCache, cached_capture_fx
 from .capture.record import capture_record
-from .errors import CaptureError, FxFlopsError, ShapeError, UncountedOpError, UncountedOpWarning, first_line, warn_user
+from .errors import CaptureError, ShapeError, UncountedOpError, UncountedOpWarning, warn_user
+from .measure import measure as measure_report
 from .passes.backward import checkpoint_note, count_backward, families
 from .passes.bytes import count_bytes
 from .passes.costs import Counting, count_graph
 from .passes.dynamo_costs import OpaqueFallback, count_capture, equivalent_op, fallback_notes, outside_graphs
-from .passes.latency import apply_timings, model_device, real_example, time_dynamo, time_fx
 from .passes.records import module_rows, node_records
 from .passes.shapes import locate, materialize_lazy, propagate_shapes
 from .report.report import Report
-from .report.sweep import Sweep
 from .rules.registry import REGISTRY, Registry, as_custom_rules
-from .types import OP_KINDS, Capture, NodeRecord, Status
+from .types import Capture, NodeRecord
 
-Example = torch.Tensor | tuple | list | Mapping[str, Any] | None
 CAPTURES = ("auto", "fx", "record", "dynamo")
 MODES = ("infer", "train")
 
@@ -78,15 +74,6 @@ def trace_flops(
     return _trace(model, example, custom_rules=custom_rules, ignore=ignore, leaf_modules=leaf_modules,
                   concrete_args=concrete_args, capture=capture, strict=strict, registry=registry, measure=measure,
                   repeats=repeats, mode=mode)
-
-
-@dataclass
-class FxCache:
-    """fx captures kept across the points of a sweep. Symbolic tracing depends on the model and the tracing
-    options, never on the input shapes, so it runs once; dynamo specialises its graphs on shapes and is rerun."""
-
-    entries: dict[tuple, tuple] = field(default_factory=dict)
-    hits: int = 0  # points that reused a capture (not counting an fx failure that was remembered)
 
 
 def _trace(model: torch.nn.Module, example: Example = None, *, custom_rules: Mapping[Any, Callable] | None = None,
@@ -162,52 +149,20 @@ def _traced(model: torch.nn.Module, example: Example, custom_rules: Mapping[Any,
         report.notes.append(note)
     _check_complete(report, strict)
     if measure:
-        _measure(report, model, args, kwargs, repeats, record_leaf)
+        measure_report(report, model, args, kwargs, repeats, record_leaf)
     return report
-
-
-def _measure(report: Report, model: torch.nn.Module, args: tuple, kwargs: dict, repeats: int,
-             record_leaf: Callable[[torch.nn.Module], bool]) -> None:
-    """Time every node on real tensors (:mod:`fxflops.passes.latency`) and add the times to the records."""
-    device = model_device(model)
-    args, kwargs = real_example((args, kwargs), device)
-    try:
-        if report.capture == Capture.DYNAMO:
-            timed = time_dynamo(model, args, kwargs, device, len(report.graph_modules) > 1, mode=report.shape_mode,
-                                repeats=repeats)
-        elif report.capture == Capture.RECORD:  # recorded again on real tensors: a meta recording holds meta constants
-            gm = capture_record(model, args, kwargs, record_leaf, meta=False).graph_module
-            timed = time_fx(gm, (*args, *kwargs.values()), device, repeats=repeats)
-        else:
-            gm = report.graph_modules[0]
-            timed = time_fx(gm, _placeholder_values(gm, model, args, kwargs), device, repeats=repeats)
-    except FxFlopsError:
-        raise
-    except Exception as exc:  # noqa: BLE001 - the count is done; say why the timing run failed, in the user's terms
-        raise FxFlopsError(
-            f"measure=True could not run {type(model).__name__} on real tensors on {device}: {first_line(exc)}. "
-            "What to do: pass a real example on the model's device (a meta tensor is replaced by a random one, "
-            "but not inside other objects such as a KV cache), or leave measure off."
-        ) from exc
-    done = apply_timings(report.nodes, timed.medians())
-    report.modules = module_rows(model, report.nodes)
-    report.measured_on = str(device)
-    ops = sum(n.kind in OP_KINDS for n in report.nodes)
-    missed = f" ({ops - done} of {ops} op nodes had no counterpart in the timed run)" if done < ops else ""
-    report.notes.append(f"measured on {device}: each node's median of {repeats} runs; they sum to "
-                        f"{1e3 * (report.total_measured or 0):.3g} ms, the timed forward took "
-                        f"{1e3 * statistics.median(timed.forwards):.3g} ms{missed}")
 
 
 def _fx_report(model: torch.nn.Module, args: tuple, kwargs: dict, ctx: Counting, leaf_types: tuple[type, ...],
                concrete_args: Mapping[str, Any] | None, fx_cache: FxCache | None = None, rules: tuple = ()) -> Report:
     """Symbolic tracing (partial where a submodule resists), meta shapes, costs; opaque leaves through dynamo."""
-    concrete = _concrete(model, args, kwargs, concrete_args)
-    cap = _capture_fx(model, ctx, leaf_types, concrete, fx_cache, rules)
+    concrete = concrete_defaults(model, args, kwargs, concrete_args)
+    cap = cached_capture_fx(model, ctx.registry, leaf_types, concrete, fx_cache, rules)
     gm = cap.graph_module
-    values = _placeholder_values(gm, model, args, kwargs)
+    values = placeholder_values(gm, model, args, kwargs)
+    fallback = OpaqueFallback(ctx)
     try:
-        shapes = propagate_shapes(gm, values)
+        shapes = propagate_shapes(gm, values, opaque=fallback.shape)
     except ShapeError as err:
         if err.located or err.node is None:
             raise
@@ -215,7 +170,6 @@ def _fx_report(model: torch.nn.Module, args: tuple, kwargs: dict, ctx: Counting,
         again = capture_fx(model, ctx.registry, leaf_types, concrete_args=concrete, stack_traces=True).graph_module
         node = next((n for n in again.graph.nodes if n.name == err.node), None)
         raise locate(err, node.meta.get("stack_trace") if node is not None else None) from err.__cause__
-    fallback = OpaqueFallback(ctx)
     count_graph(gm, ctx.nested(fallback))
     count_bytes(gm)
     if ctx.train:
@@ -228,7 +182,7 @@ def _fx_report(model: torch.nn.Module, args: tuple, kwargs: dict, ctx: Counting,
         model_name=type(model).__name__,
         nodes=nodes,
         modules=module_rows(model, nodes),
-        input_shapes=_input_shapes(args, kwargs),
+        input_shapes=input_shapes(args, kwargs),
         capture=Capture.FX_PARTIAL if cap.untraceable else Capture.FX,
         shape_mode=shapes.mode,
         notes=notes,
@@ -263,78 +217,13 @@ def _checked_report(model: torch.nn.Module, args: tuple, kwargs: dict, capture: 
         model_name=type(model).__name__,
         nodes=nodes,
         modules=module_rows(model, nodes),
-        input_shapes=_input_shapes(args, kwargs),
+        input_shapes=input_shapes(args, kwargs),
         capture=capture,
         shape_mode=cap.shape_mode,
         notes=list(cap.notes) + ([missing] if missing else []),
         graph_modules=graphs,
         missing=missing,
     )
-
-
-def _capture_fx(model: torch.nn.Module, ctx: Counting, leaf_types: tuple[type, ...], concrete: dict | None,
-                fx_cache: FxCache | None, rules: tuple) -> FxCapture:
-    """``capture_fx``, or with ``fx_cache`` a fresh copy of the graph traced for the same model, the same
-    ``rules`` (the registry and custom rules the counting registry was made of) and the same options (the
-    passes write into ``node.meta``, so every report gets graph nodes of its own)."""
-    if fx_cache is None:
-        return capture_fx(model, ctx.registry, leaf_types, concrete_args=concrete)
-    concrete = concrete or {}
-    key = (id(model), model.training, tuple(map(id, rules)), leaf_types,
-           tuple(sorted((k, id(v)) for k, v in concrete.items())))
-    if key not in fx_cache.entries:
-        try:
-            cap: FxCapture | CaptureError = capture_fx(model, ctx.registry, leaf_types, concrete_args=concrete or None)
-        except CaptureError as err:  # kept too: the next point goes straight to the fallback
-            cap = err
-        # the objects behind the ids are held, so that no other object can take an id while the cache lives
-        fx_cache.entries[key] = (cap, (model, rules, list(concrete.values())))
-    else:
-        fx_cache.hits += not isinstance(fx_cache.entries[key][0], CaptureError)
-    cap = fx_cache.entries[key][0]
-    if isinstance(cap, CaptureError):
-        raise cap
-    gm = cap.graph_module
-    return FxCapture(fx.GraphModule(gm, copy.deepcopy(gm.graph), type(model).__name__), list(cap.untraceable))
-
-
-def sweep(build: Callable[..., tuple[torch.nn.Module, Example]], *, trace_options: Mapping[str, Any] | None = None,
-          **values: Sequence[int]) -> Sweep:
-    """Run :func:`trace_flops` at every point of the grid of ``values`` and fit each total exactly.
-
-    ``build(**point)`` returns ``(model, example)`` for one point, e.g.
-    ``sweep(lambda T: (model, {"input_ids": torch.zeros(1, T, dtype=torch.long)}), T=[128, 256, 512, 1024])``.
-    Several symbols (``B=[1, 2, 4], T=[...]``) sweep every combination. ``trace_options`` are passed to
-    :func:`trace_flops`. Returning the same model at every point lets the fx capture be traced once.
-    """
-    if not values:
-        raise FxFlopsError("sweep needs the values to vary, e.g. sweep(build, T=[128, 256, 512, 1024])")
-    symbols = tuple(values)
-    axes = []
-    for s, vs in values.items():
-        try:
-            axis = sorted({int(v) for v in vs})
-        except (TypeError, ValueError):
-            raise FxFlopsError(f"sweep values must be integers: {s}={vs!r}") from None
-        if len(axis) < 2:
-            raise FxFlopsError(f"{s} takes {len(axis)} value(s): a sweep needs at least 2 "
-                               "(and degree + 2 for a formula of that degree to be checked)")
-        axes.append(axis)
-    options = dict(trace_options or {})
-    cache = FxCache()
-    points, reports = [], []
-    for combo in product(*axes):
-        point = dict(zip(symbols, combo))
-        built = build(**point)
-        if not (isinstance(built, tuple) and len(built) == 2 and isinstance(built[0], torch.nn.Module)):
-            raise FxFlopsError(f"sweep's build({_fmt(point)}) must return (model, example), got {type(built).__name__}")
-        reports.append(_trace(built[0], built[1], fx_cache=cache, **options))
-        points.append(point)
-    return Sweep(symbols, points, reports, reused=cache.hits)
-
-
-def _fmt(point: Mapping[str, int]) -> str:
-    return ", ".join(f"{k}={v}" for k, v in point.items())
 
 
 def _dynamo_report(model: torch.nn.Module, args: tuple, kwargs: dict, ctx: Counting, leaf_types: tuple[type, ...],
@@ -399,74 +288,3 @@ def _check_complete(report: Report, strict: bool) -> None:
     warn_user(msg, UncountedOpWarning)
 
 
-def split_example(example: Example) -> tuple[tuple, dict]:
-    if example is None:
-        return (), {}
-    if isinstance(example, torch.Tensor):
-        return (example,), {}
-    if isinstance(example, (tuple, list)):
-        if example and all(isinstance(d, int) and not isinstance(d, bool) for d in example):
-            # (1, 3, 224, 224) is a shape, not a tuple of inputs: torch would fail deep inside the first op
-            raise TypeError(f"example {tuple(example)} is a shape, not an input: pass a tensor, "
-                            f"e.g. torch.randn{tuple(example)}")
-        return tuple(example), {}
-    if isinstance(example, Mapping):
-        return (), dict(example)
-    raise TypeError(
-        f"example must be a tensor, a tuple of positional arguments or a dict of keyword arguments, "
-        f"got {type(example).__name__}"
-    )
-
-
-def _forward_params(model: torch.nn.Module) -> list[inspect.Parameter]:
-    try:
-        return list(inspect.signature(model.forward).parameters.values())
-    except (TypeError, ValueError):
-        return []
-
-
-def _concrete(model: torch.nn.Module, args: tuple, kwargs: dict, user: Mapping[str, Any] | None) -> dict | None:
-    """Forward parameters the example leaves out are fixed to their defaults, so that
-    ``if mask is not None`` takes the branch the real call would take."""
-    concrete = dict(user or {})
-    for i, p in enumerate(_forward_params(model)):
-        if p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD) or i < len(args) or p.name in kwargs or p.name in concrete:
-            continue
-        if p.default is not p.empty:
-            concrete[p.name] = p.default
-    return concrete or None
-
-
-def _placeholder_values(gm: fx.GraphModule, model: torch.nn.Module, args: tuple, kwargs: dict) -> tuple:
-    """Values for the graph's placeholders, taken from the example by position or name. A catch-all
-    (``*args``, ``**kwargs``) gets what the example gives beyond the named parameters: often nothing, an
-    empty tuple or dict, exactly as in a real call."""
-    params = _forward_params(model)
-    positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
-    named = {p.name for p in params if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)}
-    bound: dict[str, Any] = dict(zip((p.name for p in positional), args))
-    bound.update(kwargs)
-    values = []
-    placeholders = [n for n in gm.graph.nodes if n.op == "placeholder"]
-    for i, n in enumerate(placeholders):
-        name = n.target.lstrip("*")
-        if n.target.startswith("**"):
-            values.append({k: v for k, v in kwargs.items() if k not in named})
-        elif n.target.startswith("*"):
-            values.append(tuple(args[len(positional):]))
-        elif name in bound:
-            values.append(bound[name])
-        elif i < len(args) and not params:
-            values.append(args[i])
-        elif n.args:
-            values.append(n.args[0])
-        else:
-            raise FxFlopsError(f"the example gives no value for the model's input {name!r}")
-    return tuple(values)
-
-
-def _input_shapes(args: tuple, kwargs: dict) -> list:
-    def one(v: Any) -> Any:
-        return tuple(v.shape) if isinstance(v, torch.Tensor) else type(v).__name__
-
-    return [one(a) for a in args] + [f"{k}={one(v)}" for k, v in kwargs.items()]

@@ -142,7 +142,7 @@ def substitute(spec: str, point: dict[str, int]) -> str:
 
 
 def run_sweep(args: argparse.Namespace) -> int:
-    from .api import sweep
+    from .sweeping import sweep
 
     values = parse_vary(args.vary)
     model = build_model(args.model, args)

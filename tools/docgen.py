@@ -9,6 +9,7 @@ import argparse
 import inspect
 import operator
 import sys
+from typing import Any, Callable
 from pathlib import Path
 
 import torch
@@ -135,15 +136,20 @@ with `@fxflops.backward_rule(op)`.
 """
 
 
-def backward_markdown() -> str:
+def formula_rows(table: dict, key_name: Callable[[Any], str] = str) -> list[str]:
+    """One Markdown row per formula of a pass's table (a formula registered under several keys lists them all)."""
     by_rule: dict[int, tuple] = {}
-    for key, r in BACKWARD_RULES.items():
-        by_rule.setdefault(id(r), (r, []))[1].append(key)
+    for key, r in table.items():
+        by_rule.setdefault(id(r), (r, []))[1].append(key_name(key))
     rows = []
     for r, keys in sorted(by_rule.values(), key=lambda e: e[0].name):
         names = ", ".join(f"`{k}`" for k in sorted(set(keys)))
         rows.append(f"| {r.name} | {names} | {_cell(r.formula)} |")
-    return BACKWARD_PREAMBLE + "\n".join(rows) + "\n" + saved_markdown()
+    return rows
+
+
+def backward_markdown() -> str:
+    return BACKWARD_PREAMBLE + "\n".join(formula_rows(BACKWARD_RULES)) + "\n" + saved_markdown()
 
 
 SAVED_PREAMBLE = """
@@ -159,14 +165,7 @@ several nodes, or through a view, counts once; parameters are not activations.
 
 
 def saved_markdown() -> str:
-    by_rule: dict[int, tuple] = {}
-    for key, r in SAVED_RULES.items():
-        by_rule.setdefault(id(r), (r, []))[1].append(key)
-    rows = []
-    for r, keys in sorted(by_rule.values(), key=lambda e: e[0].name):
-        names = ", ".join(f"`{k}`" for k in sorted(set(keys)))
-        rows.append(f"| {r.name} | {names} | {_cell(r.formula)} |")
-    return SAVED_PREAMBLE + "\n".join(rows) + "\n"
+    return SAVED_PREAMBLE + "\n".join(formula_rows(SAVED_RULES)) + "\n"
 
 
 BYTES_PREAMBLE = """
@@ -189,14 +188,8 @@ here on ResNet-34 (24%) and MobileNetV3-Large (25%); [roofline.md](roofline.md) 
 
 
 def bytes_markdown() -> str:
-    by_rule: dict[int, tuple] = {}
-    for target, r in BYTE_RULES.items():
-        by_rule.setdefault(id(r), (r, []))[1].append(qualname(target))
     rows = [f"| default | every other op | {_cell(inspect.cleandoc(default_bytes.__doc__))} |"]
-    for r, targets in sorted(by_rule.values(), key=lambda e: e[0].name):
-        names = ", ".join(f"`{t}`" for t in sorted(set(targets)))
-        rows.append(f"| {r.name} | {names} | {_cell(r.formula)} |")
-    return BYTES_PREAMBLE + "\n".join(rows) + "\n"
+    return BYTES_PREAMBLE + "\n".join(rows + formula_rows(BYTE_RULES, qualname)) + "\n"
 
 
 def main(argv: list[str] | None = None) -> int:

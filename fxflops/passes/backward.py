@@ -15,9 +15,8 @@ docstrings are published in ``docs/conventions.md`` (``python -m tools.docgen``)
 """
 from __future__ import annotations
 
-import inspect
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
 import torch
 import torch.fx as fx
@@ -27,6 +26,7 @@ from ..paths import attr_at, submodule
 from ..rules.registry import Registry
 from ..tensors import tensors_in
 from ..types import OP_KINDS, Backward, CheckpointRegion, Cost, NodeCost, Status
+from .formulas import Formula, registers
 
 __all__ = ["BwdCall", "BwdRule", "BACKWARD_RULES", "backward_rule", "count_backward", "backward_cost",
            "checkpoint_note", "needs_grad", "families"]
@@ -69,32 +69,16 @@ class BwdCall:
         return self.bias if self.module is not None else bool(self.grads[2:3] and self.grads[2])
 
 
-@dataclass(frozen=True)
-class BwdRule:
-    """A registered backward formula; ``formula`` is the function's docstring."""
-
-    name: str
-    fn: Callable[[BwdCall], Cost]
-    formula: str
-
-    def __call__(self, call: BwdCall) -> Cost:
-        return self.fn(call)
+BwdRule = Formula  # fn(call: BwdCall) -> Cost
 
 
 # Keyed by the op name a cost rule reports (NodeCost.op), or by a rule family for all its ops.
-BACKWARD_RULES: dict[str, BwdRule] = {}
+BACKWARD_RULES: dict[str, Formula] = {}
 
 
 def backward_rule(*keys: str, name: str | None = None):
     """Register the decorated ``fn(call: BwdCall) -> Cost`` as the backward rule of every op name or family."""
-
-    def deco(fn: Callable[[BwdCall], Cost]) -> Callable[[BwdCall], Cost]:
-        r = BwdRule(name or fn.__name__, fn, inspect.cleandoc(fn.__doc__ or ""))
-        for k in keys:
-            BACKWARD_RULES[k] = r
-        return fn
-
-    return deco
+    return registers(BACKWARD_RULES, keys, name)
 
 
 def _grad_macs(macs: int, n: int, extra: int = 0) -> Cost:
@@ -332,14 +316,15 @@ def count_backward(gm: fx.GraphModule, fams: dict[str, str], inputs: Sequence[An
 
 
 def _body(gm: fx.GraphModule, node: fx.Node) -> fx.GraphModule | None:
-    """The graph a higher-order op node of dynamo's runs (``tag_activation_checkpoint``, ``wrap``...), or None."""
-    if not isinstance(node.target, torch._ops.HigherOrderOperator):
+    """The graph a higher-order op node of dynamo's runs on the operands after it (``tag_activation_checkpoint``,
+    ``wrap``, ``invoke_subgraph``), or None (``cond`` and other ops whose first operand is not their body)."""
+    if not isinstance(node.target, torch._ops.HigherOrderOperator) or not node.args:
         return None
-    for a in node.args:
-        if isinstance(a, fx.Node) and a.op == "get_attr":
-            sub = attr_at(gm, a.target)
-            if isinstance(sub, fx.GraphModule):
-                return sub
+    first = node.args[0]
+    if isinstance(first, fx.Node) and first.op == "get_attr":
+        sub = attr_at(gm, first.target)
+        if isinstance(sub, fx.GraphModule):
+            return sub
     return None
 
 
@@ -445,27 +430,16 @@ class Saved:
     extra: int = 0
 
 
-@dataclass(frozen=True)
-class SavedRule:
-    name: str
-    fn: Callable[[BwdCall], Saved]
-    formula: str
+SavedRule = Formula  # fn(call: BwdCall) -> Saved
 
 
 # Keyed like BACKWARD_RULES: op name, then rule family.
-SAVED_RULES: dict[str, SavedRule] = {}
+SAVED_RULES: dict[str, Formula] = {}
 
 
 def saved_rule(*keys: str, name: str | None = None):
     """Register ``fn(call: BwdCall) -> Saved`` as what the ops or families ``keys`` save for the backward."""
-
-    def deco(fn: Callable[[BwdCall], Saved]) -> Callable[[BwdCall], Saved]:
-        r = SavedRule(name or fn.__name__, fn, inspect.cleandoc(fn.__doc__ or ""))
-        for k in keys:
-            SAVED_RULES[k] = r
-        return fn
-
-    return deco
+    return registers(SAVED_RULES, keys, name)
 
 
 def _wanted(call: BwdCall, *pos: int) -> tuple[int, ...]:

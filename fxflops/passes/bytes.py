@@ -11,10 +11,9 @@ The rules' docstrings are published in ``docs/conventions.md`` (``python -m tool
 """
 from __future__ import annotations
 
-import inspect
 import operator
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import torch
 import torch.fx as fx
@@ -24,6 +23,7 @@ import torch.nn.functional as F
 from ..paths import submodule
 from ..tensors import tensors_in
 from ..types import OP_KINDS
+from .formulas import Formula, registers
 
 __all__ = ["ByteCall", "ByteRule", "BYTE_RULES", "byte_rule", "count_bytes", "node_bytes", "nbytes", "default_bytes"]
 
@@ -73,32 +73,16 @@ class ByteCall:
         return all(id(t) in ids or t._is_view() for t in outs)
 
 
-@dataclass(frozen=True)
-class ByteRule:
-    """A registered byte formula; ``formula`` is the function's docstring."""
-
-    name: str
-    fn: Callable[[ByteCall], int]
-    formula: str
-
-    def __call__(self, call: ByteCall) -> int:
-        return int(self.fn(call))
+ByteRule = Formula  # fn(call: ByteCall) -> int
 
 
 # Keyed like the cost registry: module class, function object or Tensor method name.
-BYTE_RULES: dict[Any, ByteRule] = {}
+BYTE_RULES: dict[Any, Formula] = {}
 
 
 def byte_rule(*targets: Any, name: str | None = None):
     """Register the decorated ``fn(call: ByteCall) -> int`` as the byte rule of every target given."""
-
-    def deco(fn: Callable[[ByteCall], int]) -> Callable[[ByteCall], int]:
-        r = ByteRule(name or fn.__name__, fn, inspect.cleandoc(fn.__doc__ or ""))
-        for t in targets:
-            BYTE_RULES[t] = r
-        return fn
-
-    return deco
+    return registers(BYTE_RULES, targets, name)
 
 
 def default_bytes(call: ByteCall) -> int:
@@ -188,7 +172,7 @@ def node_bytes(gm: fx.GraphModule, node: fx.Node) -> int:
             key = node.target if node.target in BYTE_RULES else None
         except TypeError:  # unhashable target
             key = None
-    return BYTE_RULES[key](call) if key is not None else default_bytes(call)
+    return int(BYTE_RULES[key](call)) if key is not None else default_bytes(call)
 
 
 def count_bytes(gm: fx.GraphModule) -> None:

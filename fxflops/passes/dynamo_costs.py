@@ -22,12 +22,12 @@ import torch.fx as fx
 
 from ..capture.dynamo import DynamoCapture, capture_dynamo
 from ..capture.fx import Untraceable
-from ..capture.record import capture_record
+from ..capture.record import RecordCapture, capture_record
 from ..capture.probe import LeafCall, signature
 from ..errors import FxFlopsError
 from ..paths import ancestors, attr_at, under
 from ..rules.registry import Call, Cost, qualified_name
-from ..tensors import dtype_name, tensors_in
+from ..tensors import META, dtype_name, empty_like_meta, tensors_in
 from ..types import Backward, NodeCost, NodeRecord, Status
 from .backward import backward_cost, count_backward, families, leaf_call
 from .bytes import ByteCall, count_bytes, default_bytes
@@ -169,7 +169,30 @@ class OpaqueFallback:
     def __init__(self, ctx: Counting):
         self.ctx = ctx
         self.memo: dict[Any, tuple[Cost, str, list[str]] | None] = {}
+        self.recorded: dict[Any, RecordCapture] = {}  # wrapped-function calls the shape pass recorded, by signature
         self.failures: dict[str, str] = {}  # target name -> why dynamo could not count it
+
+    def shape(self, node: fx.Node, args: tuple, kwargs: dict) -> Any:
+        """For the shape pass: the output of a wrapped function without a rule, on meta, recorded once per
+        signature (the cost pass prices that recording instead of running the call again); None otherwise."""
+        if not (isinstance(node.target, types.FunctionType) and self.ctx.registry.for_function(node.target) is None):
+            return None
+        if not all(t.device == META for t in tensors_in((args, kwargs))):
+            return None
+        key = (node.target, signature((args, dict(kwargs))))
+        rec = self.recorded.get(key)
+        if rec is None:
+            try:
+                rec = capture_record(_Called(node.target), tuple(args), dict(kwargs), self._is_leaf)
+            except FxFlopsError:
+                return None  # the shape pass runs it, and the cost pass tries dynamo
+            self.recorded[key] = rec
+        out = next(n for n in reversed(rec.graph_module.graph.nodes) if n.op == "output").args[0]
+        out = out.meta.get("val") if isinstance(out, fx.Node) else None
+        return empty_like_meta(out) if isinstance(out, torch.Tensor) and out.device == META else None
+
+    def _is_leaf(self, m: torch.nn.Module) -> bool:
+        return self.ctx.registry.for_module(m) is not None
 
     def __call__(self, node: fx.Node, call: Call) -> tuple[Cost, str, list[str]] | None:
         if node.op == "call_module":
@@ -181,15 +204,18 @@ class OpaqueFallback:
             return None
         key = (key, signature((call.args, dict(call.kwargs))))
         if key not in self.memo:
-            self.memo[key] = self._count(target, call)
+            self.memo[key] = self._count(target, call, self.recorded.get(key))
         return self.memo[key]
 
-    def _count(self, target: Any, call: Call) -> tuple[Cost, str, list[str]] | None:
+    def _count(self, target: Any, call: Call, rec: RecordCapture | None = None) -> tuple[Cost, str, list[str]] | None:
         module = target if isinstance(target, torch.nn.Module) else _Called(target)
         try:
-            rec = capture_record(module, tuple(call.args), dict(call.kwargs),
-                                 lambda m: self.ctx.registry.for_module(m) is not None)
+            if rec is None:
+                rec = capture_record(module, tuple(call.args), dict(call.kwargs), self._is_leaf)
         except FxFlopsError:
+            return self._through_dynamo(target, call)
+        if any(n.target is target for n in rec.graph_module.graph.nodes):
+            # A torch function (F.cross_entropy) is itself what the recorder sees: nothing inside it to price.
             return self._through_dynamo(target, call)
         count_graph(rec.graph_module, self.ctx.nested(self))
         nodes = list(rec.graph_module.graph.nodes)

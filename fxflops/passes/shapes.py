@@ -9,7 +9,7 @@ and the caller is told why.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import torch
 import torch.fx as fx
@@ -29,7 +29,12 @@ class _NodeFailure(Exception):
         self.exc = exc
 
 
-def run_graph(gm: fx.GraphModule, args: tuple) -> None:
+# ``opaque(node, args, kwargs)`` may produce a node's output itself (a call the cost pass will record anyway,
+# recorded once here), or return None to let the shape pass run it.
+Opaque = Callable[[fx.Node, tuple, dict], Any]
+
+
+def run_graph(gm: fx.GraphModule, args: tuple, opaque: Opaque | None = None) -> None:
     """Run ``gm`` on ``args`` node by node and store each output in ``node.meta["val"]`` (which also serves as the
     environment: a node's inputs are read from their own ``meta["val"]``). fx's Interpreter does the same with
     per-node bookkeeping (a progress bar, a current-node context, a debug log) that costs more than a meta kernel
@@ -38,7 +43,7 @@ def run_graph(gm: fx.GraphModule, args: tuple) -> None:
     modules = dict(gm.named_modules())
     for n in gm.graph.nodes:
         try:
-            n.meta["val"] = _run_node(gm, n, modules, inputs)
+            n.meta["val"] = _run_node(gm, n, modules, inputs, opaque)
         except Exception as exc:  # noqa: BLE001 - attribute any failure to the node that raised it
             raise _NodeFailure(n, exc).with_traceback(exc.__traceback__) from exc
 
@@ -47,8 +52,13 @@ def _val(a: fx.Node) -> Any:
     return a.meta["val"]
 
 
-def _run_node(gm: fx.GraphModule, n: fx.Node, modules: dict[str, nn.Module], inputs: Iterator[Any]) -> Any:
+def _run_node(gm: fx.GraphModule, n: fx.Node, modules: dict[str, nn.Module], inputs: Iterator[Any],
+              opaque: Opaque | None) -> Any:
     args, kwargs = fx.node.map_arg(n.args, _val), fx.node.map_arg(n.kwargs, _val)
+    if opaque is not None and n.op == "call_function":
+        out = opaque(n, args, kwargs)
+        if out is not None:
+            return out
     if n.op == "call_module":
         module = modules[n.target]
         out = quick_output(module, args, kwargs)
@@ -107,11 +117,13 @@ class ShapeResult:
     note: str = ""  # why real execution was needed
 
 
-def propagate_shapes(gm: fx.GraphModule, args: tuple, allow_real: bool = True) -> ShapeResult:
-    """Fill ``node.meta["val"]`` for every node of ``gm``; see the module docstring for the strategy."""
+def propagate_shapes(gm: fx.GraphModule, args: tuple, allow_real: bool = True,
+                     opaque: Opaque | None = None) -> ShapeResult:
+    """Fill ``node.meta["val"]`` for every node of ``gm``; see the module docstring for the strategy. ``opaque``
+    is offered every call_function node of the meta run (not of a real rerun)."""
     try:
         with torch.no_grad(), meta_weights(gm):
-            run_graph(gm, to_meta(args))
+            run_graph(gm, to_meta(args), opaque)
         return ShapeResult("meta")
     except _NodeFailure as meta_err:
         meta_reason = _node_message(meta_err)
