@@ -204,3 +204,31 @@ def test_timm_same_padding_layers_are_priced_by_rule():
     x = torch.randn(1, 3, 64, 64)
     r = trace_flops(model, x, strict=True)
     assert r.capture == "fx" and r.total_macs == fcm_macs(model, x)
+
+
+def test_weights_computed_in_the_call_are_counted_on_every_path():
+    """Weight norm computes its weight (g · v / ‖v‖) in every call: as a parametrization (traced through by fx,
+    recorded) or as an old-style forward pre-hook, which symbolic tracing does not run, so auto records it."""
+    from torch.nn.utils import prune
+    from torch.nn.utils.parametrizations import weight_norm
+
+    x = torch.randn(2, 8)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        old = nn.Sequential(nn.utils.weight_norm(nn.Linear(8, 16)), nn.ReLU())
+        new = nn.Sequential(weight_norm(nn.Linear(8, 16)), nn.ReLU())
+        counts = {(name, cap): trace_flops(m, x, capture=cap, strict=True)
+                  for name, m in (("old", old), ("new", new)) for cap in ("auto", "record")}
+        counts["new", "fx"] = trace_flops(new, x, capture="fx", strict=True)
+        with pytest.raises(CaptureError, match="forward pre-hook computes its weight"):
+            trace_flops(old, x, capture="fx")
+    assert counts["old", "auto"].capture == "record" and counts["new", "auto"].capture == "fx"
+    flops = {k: r.total_flops for k, r in counts.items()}
+    assert len(set(flops.values())) == 1
+    wn = next(n for n in counts["new", "fx"].nodes if n.op == "weight_norm")
+    assert flops["new", "fx"] == 2 * 2 * 8 * 16 + 2 * 16 + 2 * 16 + wn.flops and wn.flops > 0  # linear, bias, relu
+
+    pruned = nn.Linear(8, 16)
+    prune.l1_unstructured(pruned, "weight", amount=0.5)
+    r = trace_flops(pruned, x, strict=True)
+    assert r.capture == "record" and r.total_flops == 2 * 2 * 8 * 16 + 2 * 16 + 8 * 16  # weight_orig · mask

@@ -13,6 +13,10 @@ from typing import Any, Iterable
 
 import torch
 import torch.fx as fx
+from torch.nn.utils.parametrize import is_parametrized
+from torch.nn.utils.prune import BasePruningMethod
+from torch.nn.utils.spectral_norm import SpectralNorm
+from torch.nn.utils.weight_norm import WeightNorm
 
 from ..errors import CaptureError, first_line, user_frame
 from ..rules.registry import Registry
@@ -63,6 +67,8 @@ class FlopsTracer(fx.Tracer):
     def is_leaf_module(self, m: torch.nn.Module, module_qualified_name: str) -> bool:
         if module_qualified_name in self.leaf_paths:
             return True
+        if is_parametrized(m):  # its weight is computed in the call (weight norm): traced through, as recorded
+            return False
         if self.leaf_types and isinstance(m, self.leaf_types):
             return True
         return self.registry.for_module(m) is not None
@@ -101,6 +107,11 @@ def capture_fx(
 ) -> FxCapture:
     """Symbolically trace ``model``; with ``partial``, untraceable submodules become leaves. ``stack_traces``
     records each node's source line in ``node.meta["stack_trace"]`` (it doubles the tracing time)."""
+    hooked = _weight_hooks(model) if isinstance(model, torch.nn.Module) else None
+    if hooked is not None:
+        raise CaptureError(f"torch.fx cannot trace {hooked}: a forward pre-hook computes its weight (old-style "
+                           "torch.nn.utils.weight_norm, spectral_norm or pruning), which symbolic tracing does not "
+                           "run. What to do: use capture='auto' or 'record', which run the hook.")
     untraceable: list[Untraceable] = []
     leaf_paths: set[str] = set()
     while True:
@@ -125,6 +136,14 @@ def capture_fx(
             consts = {k: vars(model).pop(k) for k in set(vars(model)) - before} if before else {}
         gm = graph_module(tracer.root, graph, consts)  # a function is traced on a module of the tracer's own
         return FxCapture(gm, untraceable)
+
+
+def _weight_hooks(model: torch.nn.Module) -> str | None:
+    """The first module whose weight a forward pre-hook computes, as ``path (Class)``; None if there is none."""
+    for path, m in model.named_modules():
+        if any(isinstance(h, (WeightNorm, SpectralNorm, BasePruningMethod)) for h in m._forward_pre_hooks.values()):
+            return f"{path or 'the model'} ({type(m).__name__})"
+    return None
 
 
 def _describe(model: torch.nn.Module, path: str, exc: BaseException) -> Untraceable:
