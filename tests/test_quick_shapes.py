@@ -109,6 +109,36 @@ def test_arithmetic_the_kernel_would_reject_or_lay_out_otherwise_is_left_to_it()
     assert quick_call(torch.add, (meta(2, 3), 1j), {}) is None
 
 
+CONTRACTIONS = [
+    (F.linear, (meta(3, 7, 5), meta(4, 5)), {}),
+    (F.linear, (meta(3, 7, 5), meta(4, 5), meta(4)), {}),
+    (F.linear, (meta(3, 5, 7).transpose(1, 2), meta(4, 5)), {}),  # a transposed input: the output is fresh
+    (F.linear, (meta(5), meta(4, 5)), {}),
+    (F.linear, (), {"input": meta(2, 5), "weight": meta(4, 5), "bias": None}),
+    (torch.matmul, (meta(2, 3, 4, 5), meta(5, 6)), {}),
+    (torch.matmul, (meta(4, 5), meta(3, 5, 6)), {}),
+    (torch.Tensor.__matmul__, (meta(2, 1, 4, 5), meta(3, 5, 6)), {}),
+    (operator.matmul, (meta(7, 4, 5).transpose(1, 2), meta(7, 4, 2)), {}),
+]
+
+
+@pytest.mark.parametrize("op, args, kwargs", CONTRACTIONS, ids=range(len(CONTRACTIONS)))
+def test_contractions_are_made_as_the_kernel_makes_them(op, args, kwargs):
+    same(quick_call(op, args, kwargs), op(*args, **kwargs))
+
+
+@pytest.mark.parametrize("op, args", [
+    (F.linear, (meta(3, 6), meta(4, 5))),  # in-features differ
+    (F.linear, (meta(3, 5), meta(4, 5), meta(3))),  # bias of the wrong size
+    (F.linear, (meta(3, 5, dtype=torch.float16), meta(4, 5))),
+    (torch.matmul, (meta(4, 5), meta(6, 2))),
+    (torch.matmul, (meta(2, 4, 5), meta(3, 5, 2))),  # batch dimensions clash
+    (torch.matmul, (meta(5), meta(5, 2))),  # a 1-D operand: left to the kernel
+])
+def test_a_contraction_the_kernel_would_reject_is_left_to_it(op, args):
+    assert quick_call(op, args, {}) is None
+
+
 def test_broadcast():
     assert broadcast((4, 1, 3), (5, 1)) == (4, 5, 3)
     assert broadcast((0, 3), (1, 3)) == (0, 3)

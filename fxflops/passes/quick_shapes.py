@@ -1,9 +1,9 @@
 """Outputs made by rule on meta tensors, without running the meta kernel, where the kernel is slow and the
 output's shape and dtype follow from the inputs: a shape-preserving or plain contraction module, scaled-dot-product
-attention, broadcasting arithmetic. Many meta kernels are Python decompositions: on an 80-layer Llama the
-attention's alone take a third of the meta run. Each shortcut makes exactly what the kernel would (shape, dtype,
-contiguous layout) and only for inputs the kernel accepts; anything else returns None and the kernel runs (and
-raises where the inputs do not fit).
+attention, linear and matmul, broadcasting arithmetic. Many meta kernels are Python decompositions: on an
+80-layer Llama the attention's alone take a third of the meta run. Each shortcut makes exactly what the kernel
+would (shape, dtype, contiguous layout) and only for inputs the kernel accepts; anything else returns None and
+the kernel runs (and raises where the inputs do not fit).
 """
 from __future__ import annotations
 
@@ -169,12 +169,46 @@ def _heads_fit(q: torch.Tensor, k: torch.Tensor, gqa: bool) -> bool:
     return gqa and k.shape[-3] > 0 and q.shape[-3] % k.shape[-3] == 0
 
 
+def _linear(args: tuple, kwargs: dict) -> torch.Tensor | None:
+    """``F.linear(x, w, b)``: ``(*x.shape[:-1], w.shape[0])`` where ``x.shape[-1] == w.shape[1]``, one dtype, the
+    bias (if any) of ``w.shape[0]``."""
+    given = {**dict(zip(("input", "weight", "bias"), args)), **kwargs}
+    if len(args) > 3 or set(kwargs) - {"input", "weight", "bias"}:
+        return None
+    x, w, b = given.get("input"), given.get("weight"), given.get("bias")
+    if not isinstance(x, torch.Tensor) or not isinstance(w, torch.Tensor) or x.dim() < 1 or w.dim() != 2:
+        return None
+    if x.shape[-1] != w.shape[1] or x.dtype != w.dtype or not x.is_floating_point():
+        return None
+    if b is not None and (not isinstance(b, torch.Tensor) or b.shape != (w.shape[0],) or b.dtype != w.dtype):
+        return None
+    return torch.empty((*x.shape[:-1], w.shape[0]), dtype=x.dtype, device=META)
+
+
+def _matmul(args: tuple, kwargs: dict) -> torch.Tensor | None:
+    """``a @ b`` for operands of 2 or more dimensions: the broadcast of their batch dimensions, then
+    ``(a.shape[-2], b.shape[-1])`` where ``a.shape[-1] == b.shape[-2]``, one floating dtype."""
+    if len(args) != 2 or kwargs:
+        return None
+    a, b = args
+    if not isinstance(a, torch.Tensor) or not isinstance(b, torch.Tensor) or a.dim() < 2 or b.dim() < 2:
+        return None
+    if a.shape[-1] != b.shape[-2] or a.dtype != b.dtype or not a.is_floating_point():
+        return None
+    batch = broadcast(tuple(a.shape[:-2]), tuple(b.shape[:-2]))
+    if batch is None:
+        return None
+    return torch.empty((*batch, a.shape[-2], b.shape[-1]), dtype=a.dtype, device=META)
+
+
 def _subtract(args: tuple, kwargs: dict) -> torch.Tensor | None:
     return _binary(args, kwargs, subtract=True)
 
 
 _CALLS: dict[Any, Callable[[tuple, dict], torch.Tensor | None]] = {
     F.scaled_dot_product_attention: _attention,
+    F.linear: _linear,
+    **dict.fromkeys((torch.matmul, torch.Tensor.matmul, torch.Tensor.__matmul__, operator.matmul), _matmul),
     **dict.fromkeys((torch.add, torch.mul, torch.Tensor.add, torch.Tensor.mul, torch.Tensor.__add__,
                      torch.Tensor.__mul__, torch.Tensor.__radd__, torch.Tensor.__rmul__, operator.add,
                      operator.mul), _binary),
