@@ -472,3 +472,14 @@ def test_edges_into_a_cluster_pass_right_of_its_title(resnet18):
     assert "headport" not in edges[("maxpool", "add")]
     assert "headport" not in edges[("layer1_0_conv1", "layer1_0_bn1")]
     assert 'labeljust=l' in src
+
+
+def test_a_long_report_note_is_shortened_in_the_picture_title_only():
+    from fxflops.draw.dot import _title_note
+
+    note = ("fx could not trace <root> (BertModel): AttributeError: 'NoneType' object has no attribute 'get' at "
+            "/site-packages/transformers/utils/generic.py:1127 in wrapper: elif kwargs.get(arg_name):; used record")
+    assert _title_note(note) == ("fx could not trace <root> (BertModel): AttributeError: 'NoneType' object has no "
+                                 "attribute 'get'; used record")
+    assert _title_note("x" * 400).endswith("…") and len(_title_note("x" * 400)) == 150
+    assert _title_note("dynamo split the model into 3 graphs") == "dynamo split the model into 3 graphs"

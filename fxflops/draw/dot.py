@@ -315,8 +315,18 @@ def _graph_title(g: nx.DiGraph, view: View, notes: list[str] = ()) -> str:
         f"input {e(inputs)} · {e(g.graph.get('capture', ''))} capture · {len(view.nodes):,} nodes drawn: "
         + e(", ".join(shown)),
     ] + [e(n) for n in [*view.notes, *notes]]
-    lines += [f"<font point-size='10'>{e(n)}</font>".replace("'", '"') for n in g.graph.get("notes", [])]
+    lines += [f"<font point-size='10'>{e(_title_note(n))}</font>".replace("'", '"') for n in g.graph.get("notes", [])]
     return "<" + "<br/>".join(lines) + ">"
+
+
+def _title_note(note: str, limit: int = 150) -> str:
+    """A report note as a line of the picture's title: the source location of an error (a path, often long) is
+    left to the report, and what is still too long for the picture's width is cut."""
+    head, at, rest = note.partition(" at /")
+    if at:
+        _, semi, after = rest.partition("; ")
+        note = head + (semi + after if semi else "")
+    return note if len(note) <= limit else note[: limit - 1].rstrip() + "…"
 
 
 def _layout_attrs(n: int) -> dict[str, str]:
