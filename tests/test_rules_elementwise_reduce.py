@@ -94,7 +94,7 @@ def test_python_size_arithmetic_costs_nothing():
 
     r = count(Fn(f), torch.randn(*A))
     assert (r.total_macs, r.total_flops) == (0, 0)
-    assert {n.op: n.status for n in ops(r) if n.op in ("meta", "view")} == {"meta": "free", "view": "free"}
+    assert {n.op: n.status for n in ops(r) if n.op in ("metadata", "view")} == {"metadata": "free", "view": "free"}
 
 
 def test_unary_and_comparison():

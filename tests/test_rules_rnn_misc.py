@@ -186,8 +186,8 @@ SHAPE_OPS = [
     ("view", lambda x: torch.split(x, [1, 2], 0)[0]),
     ("copy", lambda x: torch.cat([x, x], dim=0)),
     ("copy", lambda x: torch.stack((x, x))),
-    ("meta", lambda x: x.size(0)),
-    ("meta", lambda x: x.shape[1]),
+    ("metadata", lambda x: x.size(0)),
+    ("metadata", lambda x: x.shape[1]),
 ]
 
 

@@ -49,7 +49,7 @@ free(*_both("view", "view_as", "reshape", "reshape_as", "flatten", "unflatten", 
             "ravel", "squeeze_", "unsqueeze_", "transpose_", "t_", "resolve_conj", "resolve_neg",
             "atleast_1d", "atleast_2d", "atleast_3d", "unsafe_chunk", "unsafe_split", "unsafe_split_with_sizes",
             "real", "imag", "conj", "alias", "swapaxes_", "swapdims_", "as_strided_", "detach_"),
-     operator.getitem, nn.Flatten, nn.Unflatten, nn.Identity,
+     operator.getitem, "__getitem__", nn.Flatten, nn.Unflatten, nn.Identity,
      *_aten("numpy_T", "mT", "mH", "matrix_H", "slice"),
      torch._C._functorch._add_batch_dim, torch._C._functorch._remove_batch_dim,
      _predispatch._add_batch_dim, _predispatch._remove_batch_dim,
@@ -90,14 +90,14 @@ free(*_torch("zeros", "ones", "full", "empty", "arange", "linspace", "logspace",
      op="create", family="shape", reason=CREATE)
 free(builtins.getattr, builtins.len, "size", "dim", "numel", "ndimension", "nelement", "element_size", "stride",
      "storage_offset", "is_contiguous", "is_floating_point", "is_complex", "data_ptr", "get_device", "tolist",
-     "item", "__len__", "__getitem__", "__bool__", "__float__", "__int__", "__index__", "__complex__",
+     "item", "__len__", "__bool__", "__float__", "__int__", "__index__", "__complex__",
      "__contains__", "__iter__", "__array__", "__format__", "__hash__", "__reduce_ex__", "__deepcopy__", "__long__",
      "__nonzero__", torch.numel, torch.is_tensor, torch.is_floating_point, torch._assert,
      torch.Size,
      # dynamo reads data-dependent sizes with these aten ops
      torch.ops.aten.sym_size.int, torch.ops.aten.sym_numel.default, torch.ops.aten.sym_stride.int,
      torch.ops.aten.sym_storage_offset.default,
-     op="meta", family="shape", reason=META)
+     op="metadata", family="shape", reason=META)
 free("to", "type", "type_as", "float", "double", "half", "bfloat16", "int", "long", "bool", "short", "char",
      "byte", "chalf", "cpu", "cuda", "requires_grad_", "cfloat", "cdouble", "pin_memory", "share_memory_",
      op="cast", family="shape", reason=CAST)
