@@ -236,7 +236,8 @@ def _dynamo_report(model: torch.nn.Module, args: tuple, kwargs: dict, ctx: Count
 
     # A reused block is a copy of its source's records, and a training step's backward differs between copies: the
     # first block's input needs no gradient, the next blocks' do. So in train mode every block is traced.
-    cap = capture_dynamo(model, args, kwargs, is_leaf=is_leaf if leaf_types else None, reuse_blocks=not ctx.train)
+    cap = capture_dynamo(model, args, kwargs, is_leaf=is_leaf if leaf_types else None, reuse_blocks=not ctx.train,
+                         grad=ctx.train)
     return _checked_report(model, args, kwargs, Capture.DYNAMO, cap, count_capture(cap, ctx), cap.graph_modules,
                            check_missing)
 

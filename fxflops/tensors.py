@@ -61,7 +61,9 @@ def to_meta(value: Any) -> Any:
 
     def conv(x: Any) -> Any:
         if isinstance(x, torch.Tensor) and x.device != META:
-            return torch.empty_like(x, device=META)
+            # requires_grad is kept: a training-step count reads which inputs need a gradient
+            return torch.empty_like(x, device=META).requires_grad_(x.requires_grad and x.is_leaf
+                                                                  and (x.is_floating_point() or x.is_complex()))
         return x
 
     return tree_map(conv, value)

@@ -94,15 +94,17 @@ def test_a_region_saves_its_inputs_and_holds_its_own_while_recomputed(capture):
     assert "recomputed" in str(mem)
 
 
-def test_dynamo_prices_the_checkpointed_subgraph():
+@pytest.mark.parametrize("reentrant, x_grad, bwd", [c for c in CASES if c[0] is not True])
+def test_dynamo_prices_the_checkpointed_subgraph(reentrant, x_grad, bwd):
+    """Dynamo captures a training step with autograd on, so the example's requires_grad reaches its graphs."""
     torch.manual_seed(0)
-    model = Checkpointed(False).train()
-    x = torch.randn(B, D)
+    model = Checkpointed(reentrant).train()
+    x = torch.randn(B, D, requires_grad=x_grad)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         r = fxflops.trace_flops(model, x, mode="train", capture="dynamo", strict=True)
-    assert any(n.op == "tag_activation_checkpoint" for n in r.nodes)
-    assert (r.forward_macs, r.backward_macs) == real_step(model, x)
+    assert any(n.op == "tag_activation_checkpoint" for n in r.nodes) == (reentrant is not None)
+    assert (r.forward_macs, r.backward_macs) == (4 * LIN, bwd) == real_step(model, x)
 
 
 def test_inference_ignores_checkpointing_and_torch_is_put_back():

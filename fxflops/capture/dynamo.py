@@ -69,20 +69,23 @@ def capture_dynamo(
     kwargs: dict | None = None,
     reuse_blocks: bool = True,
     is_leaf: Callable[[torch.nn.Module], bool] | None = None,
+    grad: bool = False,
 ) -> DynamoCapture:
     """Capture ``target(*args, **kwargs)`` (a module or a function) as dynamo graphs; see the module docstring.
-    ``is_leaf`` picks submodules to keep whole (not traced) and price by their rule, as fx does."""
+    ``is_leaf`` picks submodules to keep whole (not traced) and price by their rule, as fx does. ``grad`` captures
+    with autograd on, as a training step runs, so that the graphs' values say which ones need a gradient."""
     kwargs = dict(kwargs or {})
     root = target if isinstance(target, torch.nn.Module) else None
     real = _all_real(root, args, kwargs)
     try:
-        return _capture(target, root, args, kwargs, "meta", reuse_blocks, is_leaf, probe_failure_is_final=real)
+        return _capture(target, root, args, kwargs, "meta", reuse_blocks, is_leaf, probe_failure_is_final=real,
+                        grad=grad)
     except Exception as meta_exc:  # noqa: BLE001 - any failure on meta is retried on real data or reported
         if not real:
             raise CaptureError(_advice(target, meta_exc, "on meta tensors")) from meta_exc
         meta_reason = first_line(meta_exc)
     try:
-        cap = _capture(target, root, args, kwargs, "real", reuse_blocks, is_leaf)
+        cap = _capture(target, root, args, kwargs, "real", reuse_blocks, is_leaf, grad=grad)
     except Exception as real_exc:  # noqa: BLE001
         raise CaptureError(_advice(target, real_exc, "on the real example")) from real_exc
     cap.notes.append(f"meta tensors failed ({meta_reason}); dynamo captured from a real run on the example")
@@ -90,10 +93,10 @@ def capture_dynamo(
 
 
 def _capture(target, root, args: tuple, kwargs: dict, mode: str, reuse_blocks: bool, is_leaf,
-             probe_failure_is_final: bool = False) -> DynamoCapture:
+             probe_failure_is_final: bool = False, grad: bool = False) -> DynamoCapture:
     """One capture on ``mode`` tensors, after the eager probe. When the probe fails on meta and a real
     run can follow, the capture is not attempted: it would fail the same way, only slower."""
-    with _scope(root, mode):
+    with _scope(root, mode, grad=grad):
         paths = {id(m): p for p, m in root.named_modules()} if root is not None else {}
         tensors: dict[int, str] = {}
         if root is not None:
@@ -142,8 +145,8 @@ def compiled_as_captured(target: torch.nn.Module, args: tuple, kwargs: dict, bac
 
 
 @contextlib.contextmanager
-def _scope(root: torch.nn.Module | None, mode: str, swap_weights: bool = True) -> Iterator[None]:
-    """Fresh dynamo state, scoped config, no autograd; on meta, the weights swapped for meta copies.
+def _scope(root: torch.nn.Module | None, mode: str, swap_weights: bool = True, grad: bool = False) -> Iterator[None]:
+    """Fresh dynamo state, scoped config, autograd only with ``grad``; on meta, the weights swapped for meta copies.
 
     Meta constants a model creates while traced (``torch.tensor([], device=x.device)`` in a KV
     cache) are real tensors to dynamo's fake mode; they are allowed in, as ``torch.export`` does.
@@ -156,8 +159,8 @@ def _scope(root: torch.nn.Module | None, mode: str, swap_weights: bool = True) -
     # read from the real run) rather than run eagerly between graphs, where nothing would see them.
     real = dict(capture_dynamic_output_shape_ops=True, capture_scalar_outputs=True) if mode == "real" else {}
     try:
-        with torch._dynamo.config.patch(**{**DYNAMO_CONFIG, **real}), torch.no_grad(), kept_state(root), weights, \
-                quiet():
+        with torch._dynamo.config.patch(**{**DYNAMO_CONFIG, **real}), torch.set_grad_enabled(grad), kept_state(root), \
+                weights, quiet():
             yield
     finally:
         fake_tensor_tls.allow_non_fake_inputs_override = old
