@@ -159,15 +159,19 @@ def test_train_table_columns() -> None:
     assert [c.strip() for c in row.split("|")[3:6]] == ["5.76K", "11.5K", "17.3K"]
 
 
+class Odd(nn.Module):
+    """A module only a custom rule prices."""
+
+    def forward(self, x):
+        return x * 2
+
+
+def odd(call):
+    "FLOPs = elements."
+    return fxflops.Cost(0, call.out.numel())
+
+
 def test_custom_rule_without_backward_is_reported_and_strict_raises() -> None:
-    class Odd(nn.Module):
-        def forward(self, x):
-            return x * 2
-
-    def odd(call):
-        "FLOPs = elements."
-        return fxflops.Cost(0, call.out.numel())
-
     m = nn.Sequential(nn.Linear(4, 4), Odd())
     with pytest.warns(fxflops.UncountedOpWarning, match="no backward formula"):
         r = fxflops.trace_flops(m, torch.randn(2, 4), custom_rules={Odd: odd}, mode="train")
@@ -180,14 +184,6 @@ def test_custom_rule_without_backward_is_reported_and_strict_raises() -> None:
 
 
 def test_a_backward_rule_for_a_custom_op() -> None:
-    class Odd(nn.Module):
-        def forward(self, x):
-            return x * 2
-
-    def odd(call):
-        "FLOPs = elements."
-        return fxflops.Cost(0, call.out.numel())
-
     @fxflops.backward_rule("Odd")
     def odd_backward(call: fxflops.BwdCall) -> fxflops.Cost:
         "FLOPs = output elements (the output gradient times 2)."

@@ -347,12 +347,7 @@ def _subgraph_backward(node: fx.Node, body: fx.GraphModule, cost: NodeCost, fams
     cost.bwd_macs += sum(c.macs for c in again if c.status.priced)
     cost.bwd_flops += sum(c.flops for c in again if c.status.priced)
     cost.recompute_saved = sum(c.saved_bytes for c in inner)
-    for a in node.all_input_nodes:
-        src = _source(a)
-        t = tensors_in(src.meta.get("val"))[:1]
-        if src.op != "get_attr" and src not in kept and t and t[0].is_floating_point():
-            kept.add(src)
-            cost.saved_bytes += int(t[0].numel()) * t[0].element_size()
+    cost.saved_bytes = _region_inputs(node, None, kept)
 
 
 def checkpoint_note(records: Sequence[Any]) -> str | None:
@@ -375,13 +370,15 @@ def _recomputed(region: CheckpointRegion, nodes: list[fx.Node], saved: set[fx.No
     return nodes[: last + 1]
 
 
-def _region_inputs(node: fx.Node, region: CheckpointRegion, kept: set[fx.Node]) -> int:
+def _region_inputs(node: fx.Node, region: CheckpointRegion | None, kept: set[fx.Node]) -> int:
     """Bytes of the values from outside ``region`` that ``node`` reads: what the checkpoint saves to recompute
-    from (each once; parameters are no activations)."""
+    from (each once; parameters are no activations). With ``region`` None the node is a whole region (dynamo's
+    ``tag_activation_checkpoint``), and every value it reads comes from outside."""
     total = 0
     for a in node.all_input_nodes:
         src = _source(a)
-        if src.meta.get("checkpoint") == region or src.op == "get_attr" or src in kept:
+        inside = region is not None and src.meta.get("checkpoint") == region
+        if inside or src.op == "get_attr" or src in kept:
             continue
         t = tensors_in(src.meta.get("val"))[:1]
         if t and (t[0].is_floating_point() or t[0].is_complex()):
