@@ -15,7 +15,7 @@ from .report.sweep import Formula, Sweep
 from .report import Align, Audit, AuditRow, BlindSpot, Comparison, ModuleMatch, Report, compare
 from .rules.registry import REGISTRY, Call, Registry, Rule, contraction, elementwise, free, rule
 from .passes.backward import BwdCall, backward_rule
-from .types import Backward, Capture, Cost, ModuleRow, NodeCost, NodeRecord, Status
+from .types import Backward, Capture, Cost, ModuleRow, NodeRecord, Status
 
 try:
     __version__ = version("fxflops")  # pyproject.toml is the one source
@@ -36,7 +36,6 @@ __all__ = [
     "Align",
     "NodeRecord",
     "ModuleRow",
-    "NodeCost",
     "Audit",
     "AuditRow",
     "BlindSpot",

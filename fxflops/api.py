@@ -21,7 +21,7 @@ from .capture.fx_cache import FxCache, cached_capture_fx
 from .capture.record import capture_record
 from .errors import CaptureError, ShapeError, UncountedOpError, UncountedOpWarning, warn_user
 from .measure import measure as measure_report
-from .passes.backward import checkpoint_note, count_backward, families
+from .passes.backward import checkpoint_note, count_backward
 from .passes.bytes import count_bytes
 from .passes.costs import Counting, count_graph
 from .passes.dynamo_costs import OpaqueFallback, count_capture, equivalent_op, fallback_notes, outside_graphs
@@ -116,6 +116,7 @@ def _traced(model: torch.nn.Module, example: Example, custom_rules: Mapping[Any,
             ignore: Iterable[Any], leaf_modules: Iterable[type], concrete_args: Mapping[str, Any] | None,
             capture: str, strict: bool, registry: Registry | None, measure: bool, repeats: int,
             fx_cache: FxCache | None, mode: str) -> Report:
+    _rules.load_extensions()
     args, kwargs = split_example(example)
     lazy_note = materialize_lazy(model, args, kwargs)
     base = registry if registry is not None else REGISTRY
@@ -173,7 +174,7 @@ def _fx_report(model: torch.nn.Module, args: tuple, kwargs: dict, ctx: Counting,
     count_graph(gm, ctx.nested(fallback))
     count_bytes(gm)
     if ctx.train:
-        count_backward(gm, families(ctx.registry), values)
+        count_backward(gm, values)
     notes = fallback_notes(gm, cap.untraceable, fallback)
     if shapes.note:
         notes.append(shapes.note)
@@ -205,7 +206,7 @@ def _record_report(model: torch.nn.Module, args: tuple, kwargs: dict, ctx: Count
     count_graph(gm, ctx.nested(opaque))
     count_bytes(gm)
     if ctx.train:
-        count_backward(gm, families(ctx.registry), (*args, *kwargs.values()))
+        count_backward(gm, (*args, *kwargs.values()))
     return _checked_report(model, args, kwargs, Capture.RECORD, cap, node_records(gm), [gm], check_missing)
 
 

@@ -46,6 +46,7 @@ class Device:
     compute_efficiency: float = 1.0
     memory_efficiency: float = 1.0
     fp32_as: str = "fp32"  # the peak float32 nodes run at ("tf32" where TF32 matmuls are enabled)
+    memory: float = 0.0  # memory capacity in bytes (0: not known), for what fits on the device
 
     def __post_init__(self) -> None:
         peaks = self.peak_flops.values() if isinstance(self.peak_flops, Mapping) else [self.peak_flops]
@@ -87,20 +88,22 @@ T = 1e12
 PRESETS: dict[str, Device] = {
     "a100": Device(
         {"fp64": 9.7 * T, "fp32": 19.5 * T, "tf32": 156 * T, "bf16": 312 * T, "fp16": 312 * T, "int8": 624 * T},
-        2.039e12, name="a100",
-        source="NVIDIA A100 Tensor Core GPU datasheet (SXM4 80GB): dense peaks, HBM2e 2,039 GB/s"),
+        2.039e12, name="a100", memory=80e9,
+        source="NVIDIA A100 Tensor Core GPU datasheet (SXM4 80GB): dense peaks, HBM2e 2,039 GB/s, 80 GB"),
     "h100": Device(
         {"fp64": 34 * T, "fp32": 67 * T, "tf32": 494.7 * T, "bf16": 989.4 * T, "fp16": 989.4 * T, "int8": 1978.9 * T},
-        3.35e12, name="h100",
-        source="NVIDIA H100 Tensor Core GPU datasheet (SXM5): dense peaks (half the sparsity figures), HBM3 3.35 TB/s"),
+        3.35e12, name="h100", memory=80e9,
+        source="NVIDIA H100 Tensor Core GPU datasheet (SXM5): dense peaks (half the sparsity figures), HBM3 3.35 TB/s, "
+               "80 GB"),
     "h200": Device(
         {"fp64": 34 * T, "fp32": 67 * T, "tf32": 494.7 * T, "bf16": 989.4 * T, "fp16": 989.4 * T, "int8": 1978.9 * T},
-        4.8e12, name="h200",
-        source="NVIDIA H200 Tensor Core GPU datasheet (SXM): dense peaks as H100, HBM3e 4.8 TB/s"),
+        4.8e12, name="h200", memory=141e9,
+        source="NVIDIA H200 Tensor Core GPU datasheet (SXM): dense peaks as H100, HBM3e 4.8 TB/s, 141 GB"),
     "v100": Device(
         {"fp64": 7.8 * T, "fp32": 15.7 * T, "fp16": 125 * T, "int8": 62.8 * T},
-        0.9e12, name="v100",
-        source="NVIDIA Tesla V100 datasheet (SXM2): fp16 on tensor cores; no bf16 (runs at the fp32 peak here), HBM2 900 GB/s"),
+        0.9e12, name="v100", memory=32e9,
+        source="NVIDIA Tesla V100 datasheet (SXM2): fp16 on tensor cores; no bf16 (runs at the fp32 peak here), HBM2 "
+               "900 GB/s, 32 GB"),
 }
 
 

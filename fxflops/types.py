@@ -1,15 +1,16 @@
 """The vocabulary every stage shares: what an op costs, how a node was priced, and the report's rows.
 
-These are plain data. Passes write a :class:`NodeCost` into each fx node's ``node.meta["fxflops"]``; the
-report reads them once into :class:`NodeRecord` and :class:`ModuleRow`. Categories are enums (``str``
+These are plain data. The passes build one :class:`NodeRecord` per fx node, in ``node.meta["fxflops"]``; the
+report holds those records and a :class:`ModuleRow` per module, summed from them. Categories are enums (``str``
 subclasses, so they compare equal to and serialise as their value: ``Status.COUNTED == "counted"``).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import Enum
+from typing import Any
 
-__all__ = ["Cost", "Status", "Backward", "Capture", "NodeCost", "NodeRecord", "ModuleRow", "OP_KINDS"]
+__all__ = ["Cost", "Status", "Backward", "Capture", "NodeRecord", "ModuleRow", "OP_KINDS"]
 
 # The fx node kinds that are calls, i.e. that a rule may price.
 OP_KINDS = ("call_module", "call_function", "call_method")
@@ -24,7 +25,7 @@ class Status(_StrEnum):
     """How a node was priced."""
 
     COUNTED = "counted"  # a rule computed its cost
-    PARTIAL = "partial"  # priced, but some ops inside it could not be (NodeCost.left_out says which)
+    PARTIAL = "partial"  # priced, but some ops inside it could not be (NodeRecord.left_out says which)
     FREE = "free"  # no floating-point work by design (views, copies, lookups); the rule says why
     IGNORED = "ignored"  # the user asked for it to count as 0
     UNCOUNTED = "uncounted"  # no rule knows it, or its rule failed: counted as 0, the total is too low
@@ -90,61 +91,101 @@ class Cost:
     __rmul__ = __mul__
 
 
-@dataclass
-class NodeCost:
-    """The cost of one fx node, as stored in ``node.meta["fxflops"]``."""
-
-    op: str  # op type shown in reports: conv2d, linear, add...
-    status: Status
-    macs: int = 0
-    flops: int = 0
-    rule: str = ""  # the rule that priced it, or why it is free / ignored / uncounted
-    module_path: str = ""  # the innermost module the node belongs to ("" for the root)
-    module_type: str = ""
-    target: str = ""  # human name of the call target
-    qualname: str = ""  # its qualified name: nn.Conv2d, F.linear, operator.add, Tensor.softmax
-    left_out: tuple[str, ...] = ()  # with Status.PARTIAL: what inside the node could not be priced
-    bytes: int = 0  # memory traffic, set by the bytes pass (fxflops.passes.bytes)
-    bwd_macs: int = 0  # the gradient's cost, set by the backward pass (fxflops.passes.backward)
-    bwd_flops: int = 0
-    bwd: Backward = Backward.NONE
-    saved_bytes: int = 0  # activations this node keeps for the backward (train mode)
-    # Inside an activation-checkpoint region (train mode): what the node saves while the backward recomputes it
-    # (saved_bytes is then 0, the region's inputs are saved instead); its bwd_* include the recomputed forward.
-    recompute_saved: int = 0
-
-
-@dataclass
+@dataclass(eq=False)
 class NodeRecord:
-    """One graph node: what it is, where it lives, what it consumed and produced, and what it cost."""
+    """One graph node: what it is, where it lives, what it consumed and produced, and what it cost.
+
+    The passes build it in place: the cost pass creates it in ``node.meta["fxflops"]`` (``fwd``, ``rule`` or
+    ``reason``, ``status``), the bytes pass sets ``bytes``, the backward pass ``bwd``, ``bwd_status`` and the
+    saved bytes, and the records pass fills in the shapes, the parameters and ``node``. Every view reads this one
+    object: ``macs``/``flops`` are its share of the report's ``total_macs``/``total_flops`` (forward + backward in
+    train mode), ``fwd``/``bwd`` the halves.
+    """
 
     name: str
-    kind: str  # fx op: placeholder, call_module, call_function, call_method, get_attr, output
-    target: str
-    op: str
-    module_path: str
-    module_type: str
-    input_shapes: list
-    output_shapes: list
-    dtypes: list
-    macs: int
-    flops: int
-    params: int
-    rule: str
-    status: Status
-    left_out: list[str] = field(default_factory=list)  # with Status.PARTIAL: what inside it was left out
+    kind: str  # fx node kind: placeholder, call_module, call_function, call_method, get_attr, output
+    target: str  # human name of the call target
+    op: str = ""  # op type shown in reports: conv2d, linear, add...
+    status: Status = Status.NONE
+    fwd: Cost = Cost()
+    bwd: Cost | None = None  # the gradient's cost in train mode (bwd_status says how it was priced); else None
+    rule: Any = field(default=None, repr=False)  # the registered Rule that priced it (fxflops.rules.registry.Rule)
+    reason: str = ""  # why it is free, ignored or uncounted, or how it was priced without a rule
+    module_path: str = ""  # the innermost module the node belongs to ("" for the root)
+    module_type: str = ""
     qualname: str = ""  # the call target's qualified name (nn.Conv2d, F.linear, operator.add, Tensor.add)
+    input_shapes: list = field(default_factory=list)
+    output_shapes: list = field(default_factory=list)
+    dtypes: list = field(default_factory=list)
+    params: int = 0  # parameters first used by this node
+    left_out: list[str] = field(default_factory=list)  # with Status.PARTIAL: what inside it was left out
     # The module calls the node ran inside, outermost first. A module shared between owners has one path, so
     # module_path alone would charge every call of it to its first owner; the stack says which owner called it.
     module_stack: list[str] = field(default_factory=list)
     bytes: int = 0  # bytes read + written when the node runs as one unfused kernel (fxflops.passes.bytes)
     measured: float | None = None  # median seconds of the node on real tensors, with measure=True
-    bwd_macs: int = 0  # the backward's MACs and FLOPs (fxflops.passes.backward); macs/flops are the forward's
-    bwd_flops: int = 0
-    bwd: Backward = Backward.NONE
+    bwd_status: Backward = Backward.NONE
     saved_bytes: int = 0  # activations this node keeps for the backward (train mode)
     checkpoint: int = 0  # the activation-checkpoint region (torch.utils.checkpoint) it ran in: 1, 2, ...; 0 if none
-    recompute_saved: int = 0  # in a region, train mode: what it saves while the backward recomputes it
+    # Inside a checkpoint region (train mode): what the node saves while the backward recomputes it (saved_bytes is
+    # then 0, the region's inputs are saved instead); its bwd includes the recomputed forward.
+    recompute_saved: int = 0
+    # Where the record comes from: the fx node (None for a module a dynamo capture kept whole) and the index of its
+    # graph in ``Report.graph_modules``. A copy of another node's record has the same ``node`` and says which copy
+    # it is: ``run`` k (its graph ran a k-th time) or ``block`` (the path of the reused block it stands for).
+    node: Any = field(default=None, repr=False)
+    graph: int = 0
+    run: int = 1
+    block: str = ""
+
+    @property
+    def total(self) -> Cost:
+        """Forward + backward."""
+        return self.fwd + self.bwd if self.bwd is not None else self.fwd
+
+    @property
+    def macs(self) -> int:
+        return self.total.macs
+
+    @property
+    def flops(self) -> int:
+        return self.total.flops
+
+    @property
+    def fwd_macs(self) -> int:
+        return self.fwd.macs
+
+    @property
+    def fwd_flops(self) -> int:
+        return self.fwd.flops
+
+    @property
+    def bwd_macs(self) -> int:
+        return self.bwd.macs if self.bwd is not None else 0
+
+    @property
+    def bwd_flops(self) -> int:
+        return self.bwd.flops if self.bwd is not None else 0
+
+    @property
+    def rule_name(self) -> str:
+        """The op name of the rule that priced it, or ""."""
+        return self.rule.op if self.rule is not None else ""
+
+    def to_dict(self) -> dict[str, Any]:
+        """The record as JSON-ready values: costs as exact integers, the rule by name, no graph references."""
+        return {
+            "name": self.name, "kind": self.kind, "target": self.target, "op": self.op, "status": str(self.status),
+            "macs": self.macs, "flops": self.flops, "fwd_macs": self.fwd.macs, "fwd_flops": self.fwd.flops,
+            "bwd_macs": self.bwd_macs, "bwd_flops": self.bwd_flops, "bwd_status": str(self.bwd_status),
+            "rule": self.rule_name, "reason": self.reason, "module_path": self.module_path,
+            "module_type": self.module_type, "qualname": self.qualname,
+            "input_shapes": [list(s) for s in self.input_shapes], "output_shapes": [list(s) for s in self.output_shapes],
+            "dtypes": list(self.dtypes), "params": self.params, "left_out": list(self.left_out),
+            "module_stack": list(self.module_stack), "bytes": self.bytes, "measured": self.measured,
+            "saved_bytes": self.saved_bytes, "checkpoint": self.checkpoint, "recompute_saved": self.recompute_saved,
+            "graph": self.graph, "run": self.run, "block": self.block,
+        }
 
 
 @dataclass
@@ -155,9 +196,42 @@ class ModuleRow:
     type: str
     depth: int
     params: int
-    macs: int
-    flops: int
+    fwd: Cost = Cost()
+    bwd: Cost = Cost()  # the backward of its nodes (train mode)
     bytes: int = 0
     measured: float | None = None  # summed medians of its nodes, with measure=True
-    bwd_macs: int = 0
-    bwd_flops: int = 0
+
+    @property
+    def total(self) -> Cost:
+        return self.fwd + self.bwd
+
+    @property
+    def macs(self) -> int:
+        """Forward + backward MACs: its share of the report's ``total_macs``."""
+        return self.fwd.macs + self.bwd.macs
+
+    @property
+    def flops(self) -> int:
+        return self.fwd.flops + self.bwd.flops
+
+    @property
+    def fwd_macs(self) -> int:
+        return self.fwd.macs
+
+    @property
+    def fwd_flops(self) -> int:
+        return self.fwd.flops
+
+    @property
+    def bwd_macs(self) -> int:
+        return self.bwd.macs
+
+    @property
+    def bwd_flops(self) -> int:
+        return self.bwd.flops
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"path": self.path, "type": self.type, "depth": self.depth, "params": self.params,
+                "macs": self.macs, "flops": self.flops, "fwd_macs": self.fwd.macs, "fwd_flops": self.fwd.flops,
+                "bwd_macs": self.bwd.macs, "bwd_flops": self.bwd.flops, "bytes": self.bytes,
+                "measured": self.measured}

@@ -28,7 +28,7 @@ def grad(*shape: int) -> torch.Tensor:
 
 def test_linear_first_layer_has_no_grad_input() -> None:
     n = only(train(One(nn.Linear(8, 16)), torch.randn(4, 8)), "linear")
-    assert (n.macs, n.bwd_macs) == (4 * 8 * 16, 4 * 8 * 16)  # grad-weight only
+    assert (n.fwd_macs, n.bwd_macs) == (4 * 8 * 16, 4 * 8 * 16)  # grad-weight only
     assert n.bwd_flops == 2 * 4 * 8 * 16 + 4 * 16  # + the bias gradient: the output gradient summed over the batch
 
 
@@ -44,12 +44,12 @@ def test_frozen_weight_costs_no_weight_gradient() -> None:
     assert (n.bwd_macs, n.bwd_flops) == (4 * 8 * 16, 2 * 4 * 8 * 16 + 4 * 16)  # grad-input; the bias still learns
     layer.bias.requires_grad_(False)
     r = train(One(layer), torch.randn(4, 8))
-    assert only(r, "linear").bwd == Backward.NOT_NEEDED and r.backward_flops == 0
+    assert only(r, "linear").bwd_status == Backward.NOT_NEEDED and r.backward_flops == 0
 
 
 def test_conv_grad_weight_equals_forward() -> None:
     n = only(train(One(nn.Conv2d(3, 8, 3, bias=False)), torch.randn(2, 3, 10, 10)), "conv2d")
-    assert n.macs == 2 * 8 * 8 * 8 * 3 * 9 and n.bwd_macs == n.macs and n.bwd_flops == 2 * n.macs
+    assert n.fwd_macs == 2 * 8 * 8 * 8 * 3 * 9 and n.bwd_macs == n.fwd_macs and n.bwd_flops == 2 * n.fwd_macs
 
 
 def test_functional_linear_reads_grad_from_the_weight_get_attr() -> None:
@@ -70,7 +70,7 @@ def test_matmul_counts_each_operand_needing_grad() -> None:
     assert only(train(Fn(lambda a, b: a @ b), a.requires_grad_(), b), "matmul").bwd_macs == 3 * 4 * 5
     assert only(train(Fn(lambda a, b: a @ b), grad(3, 4), grad(4, 5)), "matmul").bwd_macs == 2 * 3 * 4 * 5
     r = train(Fn(lambda a, b: a @ b), torch.randn(3, 4), torch.randn(4, 5))
-    assert r.backward_macs == 0 and only(r, "matmul").bwd == Backward.NOT_NEEDED
+    assert r.backward_macs == 0 and only(r, "matmul").bwd_status == Backward.NOT_NEEDED
 
 
 def test_attention_backward_per_needed_gradient() -> None:
@@ -78,7 +78,7 @@ def test_attention_backward_per_needed_gradient() -> None:
     q, k, v = grad(b, h, l, e), grad(b, h, s, e), grad(b, h, s, e)
     n = only(train(Fn(lambda q, k, v: F.scaled_dot_product_attention(q, k, v)), q, k, v), "scaled_dot_product_attention")
     one = b * h * l * s * e  # the MACs of one of the four backward products
-    assert n.macs == 2 * one and n.bwd_macs == 4 * one  # dV, dP, dQ, dK
+    assert n.fwd_macs == 2 * one and n.bwd_macs == 4 * one  # dV, dP, dQ, dK
     assert n.bwd_flops == 2 * 4 * one + 4 * b * h * l * s  # + the softmax backward, 4 per score
     n = only(train(Fn(lambda q, k, v: F.scaled_dot_product_attention(q, k, v)), q, k.detach(), v.detach()), "scaled_dot_product_attention")
     assert n.bwd_macs == 2 * one  # dP and dQ
@@ -95,16 +95,16 @@ def test_elementwise_per_operand_needing_grad() -> None:
 def test_activation_norm_softmax() -> None:
     x = grad(4, 10)
     relu = only(train(Fn(F.relu), x), "relu")
-    assert (relu.flops, relu.bwd_flops) == (40, 80)  # derivative + the multiply by the output gradient
+    assert (relu.fwd_flops, relu.bwd_flops) == (40, 80)  # derivative + the multiply by the output gradient
     ln = only(train(One(nn.LayerNorm(10)), x), "layer_norm")
-    assert ln.bwd_flops == 2 * ln.flops
+    assert ln.bwd_flops == 2 * ln.fwd_flops
     sm = only(train(Fn(lambda t: t.softmax(-1)), x), "softmax")
     assert sm.bwd_flops == 4 * 40
 
 
 def test_pooling_spreads_the_gradient_back() -> None:
     n = only(train(One(nn.AvgPool2d(2)), grad(1, 2, 4, 4)), "avg_pool2d")
-    assert n.bwd_flops == n.flops > 0
+    assert n.bwd_flops == n.fwd_flops > 0
 
 
 def test_embedding_has_no_grad_input_and_scatters_into_the_table() -> None:
@@ -115,7 +115,7 @@ def test_embedding_has_no_grad_input_and_scatters_into_the_table() -> None:
     assert lin.bwd_macs == 2 * 2 * 5 * 4 * 3  # the lookup's output needs grad, so the linear has a grad-input
     m[0].weight.requires_grad_(False)
     r = train(m, torch.zeros(2, 5, dtype=torch.long))
-    assert only(r, "embedding").bwd == Backward.NOT_NEEDED and only(r, "linear").bwd_macs == 2 * 5 * 4 * 3
+    assert only(r, "embedding").bwd_status == Backward.NOT_NEEDED and only(r, "linear").bwd_macs == 2 * 5 * 4 * 3
 
 
 def test_views_are_free() -> None:
@@ -177,7 +177,7 @@ def test_custom_rule_without_backward_is_reported_and_strict_raises() -> None:
         r = fxflops.trace_flops(m, torch.randn(2, 4), custom_rules={Odd: odd}, mode="train")
     a = r.audit()
     assert [row.op for row in a.no_backward] == ["Odd"] and a.to_dict()["no_backward"]
-    assert "no backward formula" in a.summary() and r.no_backward[0].bwd == Backward.MISSING
+    assert "no backward formula" in a.summary() and r.no_backward[0].bwd_status == Backward.MISSING
     with pytest.raises(UncountedOpError, match="backward_rule"):
         fxflops.trace_flops(m, torch.randn(2, 4), custom_rules={Odd: odd}, mode="train", strict=True)
     fxflops.trace_flops(m, torch.randn(2, 4), custom_rules={Odd: odd}, strict=True)  # infer mode needs no backward
@@ -230,7 +230,7 @@ def test_addmm_and_whole_blocks() -> None:
     assert n.bwd_macs == 3 * 4 * 5  # dA only; the added term's gradient is the output gradient itself
     lstm = nn.LSTM(4, 6, batch_first=True)
     n = only(train(One(lstm), torch.randn(2, 3, 4)), "rnn")
-    assert n.bwd_macs == 2 * n.macs  # the inner grad-inputs and the weight gradients
+    assert n.bwd_macs == 2 * n.fwd_macs  # the inner grad-inputs and the weight gradients
     lstm.requires_grad_(False)
     n = only(train(One(lstm), grad(2, 3, 4)), "rnn")
-    assert n.bwd_macs == n.macs  # frozen: the grad-inputs only
+    assert n.bwd_macs == n.fwd_macs  # frozen: the grad-inputs only

@@ -34,7 +34,7 @@ def grouped_conv_excess(model: nn.Module, report) -> int:
     for n in report.nodes:
         m = model.get_submodule(n.module_path) if n.op == "conv2d" else None
         if isinstance(m, nn.Conv2d) and m.groups > 1 and m.weight.requires_grad:
-            excess += (m.groups - 1) * n.macs
+            excess += (m.groups - 1) * n.fwd_macs
     return excess
 
 
@@ -105,5 +105,5 @@ def test_lora_costs_less_backward_than_full_finetuning() -> None:
     lora, _ = lora_llama()
     rf = trace_flops(full.eval(), example, mode="train")
     rl = trace_flops(lora.eval(), example, mode="train")
-    assert rf.backward_macs == 2 * rf.forward_macs - rf.modules["model.embed_tokens"].macs  # = 2×: no lookup MACs
+    assert rf.backward_macs == 2 * rf.forward_macs - rf.modules["model.embed_tokens"].fwd_macs  # = 2×: no lookup MACs
     assert rl.backward_macs < 1.5 * rl.forward_macs

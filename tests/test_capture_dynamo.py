@@ -170,7 +170,7 @@ def test_untraceable_leaf_is_counted_by_recording_its_call() -> None:
     r = trace_flops(Gated(), x, strict=True)
     assert r.capture == "fx (partial)"
     gate = next(n for n in r.nodes if n.module_path == "gate" and n.kind == "call_module")
-    assert gate.status == "counted" and gate.rule.startswith("counted by recording its call")
+    assert gate.status == "counted" and gate.reason.startswith("counted by recording its call")
     assert gate.flops == 8 + 1 + 8  # sum over 8 elements, the comparison, x * 2
     assert r.total_macs == 2 * 4 * 4
     assert any("gate (Gate)" in n and "counted it by recording its call" in n for n in r.notes)
@@ -212,7 +212,7 @@ def test_an_opaque_leaf_that_cannot_be_recorded_goes_through_dynamo(monkeypatch)
     q = torch.randn(2, 6, D)
     r = trace_flops(TwoWrapped(), (q, q.clone()), capture="fx", strict=True)
     wrapped = [n for n in r.nodes if n.target == "scores"]
-    assert all(n.rule.startswith("counted through dynamo") and n.macs == 2 * 6 * 6 * D for n in wrapped)
+    assert all(n.reason.startswith("counted through dynamo") and n.macs == 2 * 6 * 6 * D for n in wrapped)
     assert any("scores" in n and "through dynamo" in n for n in r.notes)
 
 

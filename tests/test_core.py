@@ -310,7 +310,7 @@ def test_a_failing_rule_marks_the_node_uncounted() -> None:
     with pytest.warns(UserWarning, match="could not be priced"):
         report = trace_flops(nn.Sequential(nn.Linear(2, 2)), torch.randn(1, 2), custom_rules={nn.Linear: broken})
     node = report.uncounted[0]
-    assert "failed: ValueError: cannot price this" in node.rule
+    assert "failed: ValueError: cannot price this" in node.reason
 
 
 class SizeArithmetic(nn.Module):
@@ -322,7 +322,7 @@ def test_shape_arithmetic_is_free_not_counted() -> None:
     report = trace_flops(SizeArithmetic(), torch.randn(4, 6))
     mul = next(n for n in report.nodes if n.op == "mul")
     add = next(n for n in report.nodes if n.op == "add")
-    assert (mul.status, mul.flops) == ("free", 0) and "scalar" in mul.rule
+    assert (mul.status, mul.flops) == ("free", 0) and "scalar" in mul.reason
     assert (add.status, add.flops) == ("counted", 24)
 
 

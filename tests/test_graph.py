@@ -84,15 +84,21 @@ def test_resnet18_by_hand(resnet18):
 
 def test_several_graphs_are_exported_side_by_side(resnet18, tiny):
     """A dynamo capture may hold several graphs: names are prefixed per graph, edges stay inside each."""
-    gms = [resnet18[1].graph_module, tiny[1].graph_module]
-    nodes = node_records(gms[0], prefix="g0.") + node_records(gms[1], prefix="g1.")
+    # The records live on the graphs' nodes, and recording them again re-labels them (names, graph): fresh reports,
+    # so that the fixtures' stay as they are.
+    a, b = (fxflops.trace_flops(m, x) for m, x in ((resnet18[0], torch.randn(1, 3, 224, 224)),
+                                                   (tiny[0], torch.zeros(2, 16, dtype=torch.long))))
+    gms = [a.graph_module, b.graph_module]
+    edges = a.to_networkx().number_of_edges() + b.to_networkx().number_of_edges()
+    flops = a.total_flops + b.total_flops
+    nodes = node_records(gms[0], prefix="g0.") + node_records(gms[1], prefix="g1.", graph=1)
     report = Report("two", nodes, {}, [], "dynamo", "fake", graph_modules=gms)
     g = report.to_networkx()
     assert g.number_of_nodes() == sum(len(gm.graph.nodes) for gm in gms)
-    assert g.number_of_edges() == resnet18[1].to_networkx().number_of_edges() + tiny[1].to_networkx().number_of_edges()
+    assert g.number_of_edges() == edges
     assert all(u.split(".")[0] == v.split(".")[0] for u, v in g.edges)
     assert {a["graph"] for _, a in g.nodes(data=True)} == {0, 1}
-    assert sum(nx.get_node_attributes(g, "flops").values()) == resnet18[1].total_flops + tiny[1].total_flops
+    assert sum(nx.get_node_attributes(g, "flops").values()) == flops
     assert nx.is_directed_acyclic_graph(g)
 
 

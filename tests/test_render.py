@@ -263,9 +263,11 @@ def test_big_graphs_are_reduced_and_say_so(tiny, tmp_path):
 
 
 @needs_dot
-def test_several_graphs_render_together(resnet18, tiny, tmp_path):
-    gms = [resnet18.graph_module, tiny.graph_module]
-    nodes = node_records(gms[0], prefix="g0.") + node_records(gms[1], prefix="g1.")
+def test_several_graphs_render_together(tmp_path):
+    # fresh reports: recording a graph's nodes again re-labels the records they hold (a fixture's would change)
+    gms = [fxflops.trace_flops(torchvision.models.resnet18(), torch.randn(1, 3, 224, 224)).graph_module,
+           fxflops.trace_flops(TinyEncoder(layers=4), torch.zeros(2, 16, dtype=torch.long)).graph_module]
+    nodes = node_records(gms[0], prefix="g0.") + node_records(gms[1], prefix="g1.", graph=1)
     report = Report("two", nodes, {}, [], "dynamo", "fake", graph_modules=gms)
     report.render(tmp_path / "r.svg")
     drawn = _drawn_ops(_read(tmp_path / "r.svg")[0])

@@ -21,6 +21,8 @@ from fxflops.passes.bytes import BYTE_RULES, default_bytes
 from fxflops.rules.registry import REGISTRY, Registry, Rule
 from fxflops.types import Status
 
+fxflops.rules.load_extensions(force=True)  # the timm and torchvision rules are documented too
+
 CONVENTIONS = Path(__file__).resolve().parent.parent / "docs" / "conventions.md"  # tools/ lives beside docs/
 
 _NAMESPACES = (

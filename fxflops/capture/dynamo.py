@@ -59,7 +59,7 @@ class DynamoCapture:
     runs: list[int] = field(default_factory=list)  # times each graph ran; each run is counted
     leaves: list[LeafCall] = field(default_factory=list)  # modules kept whole, priced by their rule
     # MACs FlopCounterMode saw in the eager probe, by module path ("" = all): a capture that counts fewer
-    # ran code outside its graphs (see fxflops.fallback.outside_graphs)
+    # ran code outside its graphs (see fxflops.passes.dynamo_costs.outside_graphs)
     eager_macs: dict[str, int] | None = None
 
 

@@ -6,17 +6,15 @@ shapes, dtypes, MACs, FLOPs, params, rule, status) plus ``dtype`` (the dtypes as
 (position in execution order). Edges come from the fx graph(s) themselves and carry the ``shape`` of
 the tensor they pass, so a report from either capture path exports the same way.
 
-A dynamo capture also reports nodes that have no fx node of their own, as copies of nodes that do:
-``NAME#k`` is the k-th run of a graph that ran several times, ``NAME@PATH`` a node of a block that was
-traced once and reused for the identical block at ``PATH`` (which the graph holds only as a stub
-making its output). Their edges mirror those of the node they copy; a reused block's copies take
+A dynamo capture also reports nodes that have no fx node of their own, as copies of nodes that do (the
+record keeps the fx node it copies): ``run`` k of a graph that ran several times (named ``NAME#k``), or a node
+of a block that was traced once and reused for the identical ``block`` at PATH (named ``NAME@PATH``; the graph
+holds that block only as a stub making its output). Their edges mirror those of the node they copy; a reused block's copies take
 the stub's inputs and feed the stub (marked with a ``stub_of`` attribute), so data still flows
 through them.
 """
 from __future__ import annotations
 
-import re
-from dataclasses import fields
 from typing import TYPE_CHECKING
 
 import networkx as nx
@@ -26,8 +24,6 @@ if TYPE_CHECKING:
     from ..report.report import Report
     from ..types import NodeRecord
 
-_COPY = re.compile(r"^(?P<source>.+)(?P<kind>[#@])(?P<tag>[^#@]+)$")
-
 
 def graphs_of(report: "Report") -> list[fx.GraphModule]:
     """The fx graph(s) behind a report, in execution order."""
@@ -35,30 +31,23 @@ def graphs_of(report: "Report") -> list[fx.GraphModule]:
 
 
 def paired_nodes(report: "Report") -> list[tuple[int, fx.Node, "NodeRecord"]]:
-    """``(graph index, fx node, record)`` for every fx node. A graph's records may carry a prefix
-    (``g1.``); it is read off the first record that names the graph's first node."""
-    by_name = {r.name: r for r in report.nodes}
-    out = []
+    """``(graph index, fx node, record)`` for every record that is its fx node's own (not a copy)."""
+    out = [(r.graph, r.node, r) for r in report.nodes if r.node is not None and r.run == 1 and not r.block]
+    held = {(gi, node) for gi, node, _ in out}
     for gi, gm in enumerate(graphs_of(report)):
-        nodes = list(gm.graph.nodes)
-        if not nodes:
-            continue
-        head = nodes[0].name
-        prefixes = (r.name[: len(r.name) - len(head)] for r in report.nodes if r.name.endswith(head))
-        prefix = next((p for p in prefixes if all(p + n.name in by_name for n in nodes)), None)
-        if prefix is None:
+        if any((gi, node) not in held for node in gm.graph.nodes):
             raise ValueError(f"report.nodes does not hold a record for every node of graph {gi}; "
                              "was the report built from these graphs?")
-        out += [(gi, n, by_name[prefix + n.name]) for n in nodes]
     return out
 
 
 def _attrs(rec: "NodeRecord") -> dict:
-    """The record's fields (lists copied, so the graph can be edited freely) plus ``dtype`` as one string."""
-    attrs = {f.name: getattr(rec, f.name) for f in fields(rec)}
-    for k, v in attrs.items():
-        if isinstance(v, list):
-            attrs[k] = list(v)
+    """The record's values (fresh lists, so the graph can be edited freely; shapes as tuples) plus ``dtype`` as one
+    string."""
+    attrs = rec.to_dict()
+    del attrs["graph"]  # set by the caller: -1 for a copy with no fx node to follow
+    attrs["input_shapes"] = list(rec.input_shapes)
+    attrs["output_shapes"] = list(rec.output_shapes)
     attrs["dtype"] = ",".join(rec.dtypes)
     return attrs
 
@@ -88,7 +77,7 @@ def to_networkx(report: "Report") -> nx.DiGraph:
     for gi, node, rec in paired:
         for src in node.all_input_nodes:
             _edge(g, key[(gi, src)], rec.name)
-    _add_copies(report, g, position)
+    _add_copies(report, g, position, key)
     return g
 
 
@@ -97,35 +86,40 @@ def _edge(g: nx.DiGraph, u: str, v: str) -> None:
     g.add_edge(u, v, shape=shapes[0] if shapes else None)
 
 
-def _add_copies(report: "Report", g: nx.DiGraph, position: dict[str, int]) -> None:
-    """Nodes for the records no fx node stands behind (see the module docstring)."""
+def _add_copies(report: "Report", g: nx.DiGraph, position: dict[str, int], key: dict[tuple[int, fx.Node], str]) -> None:
+    """Nodes for the records no fx node of their own stands behind (see the module docstring)."""
     rest = [r for r in report.nodes if r.name not in g]
+    copy_of: dict[tuple[str, int, str], str] = {}  # (source name, run, block) -> the copy's name
+    sources: dict[str, str] = {}
+    for rec in rest:
+        source = key.get((rec.graph, rec.node)) if rec.node is not None else None
+        g.add_node(rec.name, graph=g.nodes[source]["graph"] if source else -1, order=position[rec.name], **_attrs(rec))
+        if source is not None:
+            copy_of[(source, rec.run, rec.block)] = rec.name
+            sources[rec.name] = source
     blocks: dict[str, list[str]] = {}  # reused block path -> its copies, in report order
     for rec in rest:
-        m = _COPY.match(rec.name)
-        source = m["source"] if m and m["source"] in g else None
-        g.add_node(rec.name, graph=g.nodes[source]["graph"] if source else -1, order=position[rec.name], **_attrs(rec))
+        source = sources.get(rec.name)
         if source is None:
             continue  # nothing to mirror: the node stays unconnected but its costs still add up
-        suffix = m["kind"] + m["tag"]
         for u in g.predecessors(source):
-            if u + suffix in g:
-                _edge(g, u + suffix, rec.name)
-        if m["kind"] == "@":
-            blocks.setdefault(m["tag"], []).append(rec.name)
+            u_copy = copy_of.get((u, rec.run, rec.block))
+            if u_copy is not None:
+                _edge(g, u_copy, rec.name)
+        if rec.block:
+            blocks.setdefault(rec.block, []).append(rec.name)
     for path, copies in blocks.items():
-        _wire_reused_block(g, path, copies)
+        _wire_reused_block(g, path, copies, sources)
 
 
-def _wire_reused_block(g: nx.DiGraph, path: str, copies: list[str]) -> None:
+def _wire_reused_block(g: nx.DiGraph, path: str, copies: list[str], sources: dict[str, str]) -> None:
     """Connect the copies of a reused block to the graph around the stub that stands for it.
 
     The source block's main input (what its first op reads) is replaced by the stub's inputs; its
     other inputs from outside (rotary tables, masks) are shared, so the copies read the same nodes.
     The copy of the block's last op feeds the stub, and copies whose source fed the graph's output
     (a KV cache) feed it too. The copies are ordered just before the stub."""
-    suffix = "@" + path
-    stubs = [n for n, a in g.nodes(data=True) if a.get("module_path") == path and not n.endswith(suffix)
+    stubs = [n for n, a in g.nodes(data=True) if a.get("module_path") == path and a.get("block") != path
              and a["kind"].startswith("call")]
     ops = sorted((c for c in copies if g.nodes[c]["kind"] != "get_attr"), key=lambda c: g.nodes[c]["order"])
     if not stubs or not ops:
@@ -140,7 +134,7 @@ def _wire_reused_block(g: nx.DiGraph, path: str, copies: list[str]) -> None:
         dead = [n for n, a in g.nodes(data=True) if a["order"] < at and a["kind"].startswith("call")
                 and a.get("output_shapes") and g.out_degree(n) == 0]
         inputs = [max(dead, key=lambda n: g.nodes[n]["order"])] if dead else []
-    source = {c: c[: -len(suffix)] for c in copies}
+    source = {c: sources[c] for c in copies}
     inside = set(source.values())
 
     def outside(n: str) -> list[str]:

@@ -1,5 +1,5 @@
 """The backward pass: the MACs and FLOPs of each op node's gradient, written into ``node.meta["fxflops"]``
-(``bwd_macs``, ``bwd_flops``, ``bwd``), for a count with ``mode="train"``.
+(``bwd``, ``bwd_status``, the saved bytes), for a count with ``mode="train"``.
 
 It is gradient-aware, deciding from the graph what autograd would: a value requires grad when it is a
 parameter with ``requires_grad`` (a ``get_attr``, a lifted placeholder, a leaf module's own parameters), an
@@ -23,13 +23,12 @@ import torch.fx as fx
 import torch.nn as nn
 
 from ..paths import attr_at, submodule
-from ..rules.registry import Registry
 from ..tensors import tensors_in
-from ..types import OP_KINDS, Backward, CheckpointRegion, Cost, NodeCost, Status
+from ..types import OP_KINDS, Backward, CheckpointRegion, Cost, NodeRecord, Status
 from .formulas import Formula, registers
 
 __all__ = ["BwdCall", "BwdRule", "BACKWARD_RULES", "backward_rule", "count_backward", "backward_cost",
-           "checkpoint_note", "needs_grad", "families"]
+           "checkpoint_note", "needs_grad", "backward_of"]
 
 
 @dataclass
@@ -72,7 +71,7 @@ class BwdCall:
 BwdRule = Formula  # fn(call: BwdCall) -> Cost
 
 
-# Keyed by the op name a cost rule reports (NodeCost.op), or by a rule family for all its ops.
+# Keyed by the op name a cost rule reports (NodeRecord.op), or by a rule family for all its ops.
 BACKWARD_RULES: dict[str, Formula] = {}
 
 
@@ -166,25 +165,23 @@ def embedding(call: BwdCall) -> Cost:
     return Cost(0, call.out_numel if (call.weight or any(call.grads)) else 0)
 
 
-def families(registry: Registry) -> dict[str, str]:
-    """op name → rule family, from the registry the forward was priced with."""
-    return {r.op: r.family for _, _, r in registry.rules()}
+def backward_of(rec: NodeRecord) -> Formula | None:
+    """The backward formula of a priced node: its op's, else its rule family's (a custom rule has none)."""
+    family = rec.rule.family if rec.rule is not None else ""
+    return BACKWARD_RULES.get(rec.op) or (BACKWARD_RULES.get(family) if family not in ("", "custom") else None)
 
 
-def backward_cost(cost: NodeCost, call: BwdCall, family: str) -> None:
-    """Price ``call``'s backward by its op's rule (or its family's) and write it into ``cost``."""
-    if cost.status in (Status.UNCOUNTED, Status.IGNORED, Status.NONE):
-        cost.bwd = Backward.NOT_NEEDED
+def backward_cost(rec: NodeRecord, call: BwdCall) -> None:
+    """Price ``call``'s backward by its op's rule (or its family's) and write it into ``rec``."""
+    if rec.status in (Status.UNCOUNTED, Status.IGNORED, Status.NONE):
+        rec.bwd_status = Backward.NOT_NEEDED
         return
-    r = BACKWARD_RULES.get(cost.op) or (BACKWARD_RULES.get(family) if family != "custom" else None)
+    r = backward_of(rec)
     if r is None:
-        if cost.status == Status.FREE:
-            cost.bwd = Backward.FREE
-        else:
-            cost.bwd = Backward.MISSING
+        rec.bwd_status = Backward.FREE if rec.status == Status.FREE else Backward.MISSING
         return
     c = r(call)
-    cost.bwd_macs, cost.bwd_flops, cost.bwd = int(c.macs), int(c.flops), Backward.COUNTED
+    rec.bwd, rec.bwd_status = Cost(int(c.macs), int(c.flops)), Backward.COUNTED
 
 
 def _requires(t: Any) -> bool:
@@ -261,7 +258,7 @@ def _call(fwd: Cost, ins: list, grads: list[bool], out: Any, module: nn.Module |
     return BwdCall(fwd, grads, ins, out, module, weight, bias)
 
 
-def count_backward(gm: fx.GraphModule, fams: dict[str, str], inputs: Sequence[Any] | None = None,
+def count_backward(gm: fx.GraphModule, inputs: Sequence[Any] | None = None,
                    input_needs: Sequence[bool] | None = None) -> set[fx.Node]:
     """Set the backward cost of every op node of ``gm`` (after the cost pass), and the bytes it saves for the
     backward (``saved_bytes``: a tensor saved by several nodes, or through a view, counts once, at its first
@@ -278,7 +275,7 @@ def count_backward(gm: fx.GraphModule, fams: dict[str, str], inputs: Sequence[An
     regions: dict[CheckpointRegion, list[fx.Node]] = {}  # the nodes of each active region, in order
     recomputed: dict[CheckpointRegion, set[fx.Node]] = {}  # what each region's recompute keeps
     for node in gm.graph.nodes:
-        cost: NodeCost | None = node.meta.get("fxflops")
+        cost: NodeRecord | None = node.meta.get("fxflops")
         if node.op not in OP_KINDS or cost is None:
             continue
         region = node.meta.get("checkpoint") if node.meta.get("checkpoint") in active else None
@@ -286,32 +283,31 @@ def count_backward(gm: fx.GraphModule, fams: dict[str, str], inputs: Sequence[An
             regions.setdefault(region, []).append(node)
         module = submodule(gm, node.target) if node.op == "call_module" else None
         if not needs[node]:
-            cost.bwd = Backward.NOT_NEEDED
+            cost.bwd_status = Backward.NOT_NEEDED
             continue
         body = _body(gm, node)
         if body is not None:
-            _subgraph_backward(node, body, cost, fams, kept, needs)
+            _subgraph_backward(node, body, cost, kept, needs)
             continue
         operands = [a for a in node.all_input_nodes
                     if any(t.is_floating_point() or t.is_complex() for t in tensors_in(a.meta.get("val")))]
         ins = [tensors_in(a.meta.get("val"))[0] for a in operands]
         try:
-            call = _call(Cost(cost.macs, cost.flops), ins, [needs[a] for a in operands], node.meta.get("val"), module)
-            backward_cost(cost, call, fams.get(cost.op, ""))
+            call = _call(cost.fwd, ins, [needs[a] for a in operands], node.meta.get("val"), module)
+            backward_cost(cost, call)
             if region is None:
-                cost.saved_bytes = _saved_bytes(node, operands, call, cost, fams.get(cost.op, ""), kept)
+                cost.saved_bytes = _saved_bytes(node, operands, call, cost, kept)
             else:
-                cost.recompute_saved = _saved_bytes(node, operands, call, cost, fams.get(cost.op, ""),
+                cost.recompute_saved = _saved_bytes(node, operands, call, cost,
                                                     recomputed.setdefault(region, set()))
                 cost.saved_bytes = _region_inputs(node, region, kept)
         except Exception:  # noqa: BLE001 - an odd value (a symbolic size) must not sink the forward count
-            cost.bwd = Backward.MISSING
+            cost.bwd, cost.bwd_status = None, Backward.MISSING
     for region, nodes in regions.items():
         for node in _recomputed(region, nodes, recomputed.get(region, set())):
             cost = node.meta["fxflops"]
             if cost.status.priced:
-                cost.bwd_macs += cost.macs
-                cost.bwd_flops += cost.flops
+                cost.bwd = (cost.bwd or Cost()) + cost.fwd
     return kept
 
 
@@ -328,24 +324,21 @@ def _body(gm: fx.GraphModule, node: fx.Node) -> fx.GraphModule | None:
     return None
 
 
-def _subgraph_backward(node: fx.Node, body: fx.GraphModule, cost: NodeCost, fams: dict[str, str],
-                       kept: set[fx.Node], needs: dict[fx.Node, bool]) -> None:
+def _subgraph_backward(node: fx.Node, body: fx.GraphModule, cost: NodeRecord, kept: set[fx.Node], needs: dict[fx.Node, bool]) -> None:
     """A higher-order op's backward is its body's (priced by the cost pass already), its placeholders needing
     a gradient where the operands passed to them do. A checkpointed body also runs its forward again (with early
     stop, up to the last value its backward saves) and saves only its inputs."""
     operands = [a for a in node.args[1:] if isinstance(a, fx.Node)]
-    saved = count_backward(body, fams, input_needs=[needs.get(a, False) for a in operands])
+    saved = count_backward(body, input_needs=[needs.get(a, False) for a in operands])
     ops = [n for n in body.graph.nodes if n.op in OP_KINDS and "fxflops" in n.meta]
     inner = [n.meta["fxflops"] for n in ops]
-    cost.bwd_macs = sum(c.bwd_macs for c in inner)
-    cost.bwd_flops = sum(c.bwd_flops for c in inner)
-    cost.bwd = Backward.MISSING if any(c.bwd == Backward.MISSING for c in inner) else Backward.COUNTED
+    cost.bwd = sum((c.bwd for c in inner if c.bwd is not None), Cost())
+    cost.bwd_status = Backward.MISSING if any(c.bwd_status == Backward.MISSING for c in inner) else Backward.COUNTED
     if node.target is not torch.ops.higher_order.tag_activation_checkpoint:
         cost.saved_bytes = sum(c.saved_bytes for c in inner)
         return
     again = [n.meta["fxflops"] for n in _recomputed(CheckpointRegion(0), ops, saved)]
-    cost.bwd_macs += sum(c.macs for c in again if c.status.priced)
-    cost.bwd_flops += sum(c.flops for c in again if c.status.priced)
+    cost.bwd += sum((c.fwd for c in again if c.status.priced), Cost())
     cost.recompute_saved = sum(c.saved_bytes for c in inner)
     cost.saved_bytes = _region_inputs(node, None, kept)
 
@@ -397,10 +390,10 @@ def _source(node: fx.Node) -> fx.Node:
     return node
 
 
-def _saved_bytes(node: fx.Node, operands: list[fx.Node], call: BwdCall, cost: NodeCost, family: str,
-                 kept: set[fx.Node]) -> int:
+def _saved_bytes(node: fx.Node, operands: list[fx.Node], call: BwdCall, cost: NodeRecord, kept: set[fx.Node]) -> int:
     if cost.status == Status.FREE and cost.op not in SAVED_RULES:
         return 0
+    family = cost.rule.family if cost.rule is not None else ""
     r = SAVED_RULES.get(cost.op) or SAVED_RULES.get(family) or SAVED_RULES["elementwise"]
     saved = r.fn(call)
     nodes = [operands[i] for i in saved.operands] + ([node] if saved.out else [])

@@ -2,14 +2,14 @@
 
 It needs ``node.meta["val"]`` (from :mod:`fxflops.passes.shapes` or a dynamo capture) and a
 :class:`Counting` context: the registry, what the user ignores, and a fallback for nodes no rule knows.
-The result is a :class:`~fxflops.types.NodeCost` per node, which every later stage (records, report,
-drawing, audit) reads from the graph itself. Nothing here warns or raises about uncounted ops: the
+The result is a :class:`~fxflops.types.NodeRecord` per op node, which the later passes (bytes, backward,
+records) complete in place and every view reads. Nothing here warns or raises about uncounted ops: the
 caller checks the whole model once (:func:`fxflops.api.trace_flops`).
 """
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import torch
@@ -20,11 +20,12 @@ from ..errors import FxFlopsError, first_line
 from ..paths import submodule
 from ..rules.registry import Call, Cost, Registry, Rule, qualified_name, target_name
 from ..tensors import has_tensor, tensors_in
-from ..types import OP_KINDS, NodeCost, Status
+from ..types import OP_KINDS, NodeRecord, Status
 
 # ``fallback(node, call)`` prices a node no rule knows (an untraceable leaf, a higher-order op): it returns
-# the cost, how it was priced, and what inside it could not be priced; or None.
-Fallback = Callable[[fx.Node, Call], "tuple[Cost, str, list[str]] | None"]
+# the cost, how it was priced, what inside it could not be priced and, for an op that stands for a registered one,
+# that op's rule; or None.
+Fallback = Callable[[fx.Node, Call], "tuple[Any, ...] | None"]
 
 
 @dataclass
@@ -97,13 +98,14 @@ def as_cost(value: Any, who: str) -> Cost:
     raise TypeError(f"the rule for {who} returned {type(value).__name__}; a rule must return fxflops.Cost or an int of MACs")
 
 
-def priced(op: str, cost: Cost, how: str, left_out: list[str], **base: Any) -> NodeCost:
+def priced(op: str, cost: Cost, left_out: list[str], rule: Rule | None = None, reason: str = "",
+           **base: Any) -> NodeRecord:
     """A priced node: counted, or partial when something inside it was left out."""
     status = Status.PARTIAL if left_out else Status.COUNTED
-    return NodeCost(op, status, cost.macs, cost.flops, how, left_out=tuple(left_out), **base)
+    return NodeRecord(op=op, status=status, fwd=cost, rule=rule, reason=reason, left_out=list(left_out), **base)
 
 
-def count_node(gm: fx.GraphModule, node: fx.Node, ctx: Counting) -> NodeCost:
+def count_node(gm: fx.GraphModule, node: fx.Node, ctx: Counting) -> NodeRecord:
     """Price one op node."""
     module = submodule(gm, node.target) if node.op == "call_module" else None
     if module is not None:
@@ -113,31 +115,33 @@ def count_node(gm: fx.GraphModule, node: fx.Node, ctx: Counting) -> NodeCost:
     name = type(module).__name__ if module is not None else target_name(node.target)
     rule = find_rule(ctx.registry, node, module)
     qualname = qualified_name(type(module) if module is not None else node.target)
-    base = dict(module_path=path, module_type=mtype, target=name, qualname=qualname)
+    base = dict(name=node.name, kind=node.op, target=name, module_path=path, module_type=mtype, qualname=qualname,
+                node=node)
 
     if ctx.ignore and _matches(ctx.ignore, node, module, rule):
-        return NodeCost(op=rule.op if rule else name, status=Status.IGNORED, rule="ignored by the user", **base)
+        return NodeRecord(op=rule.op if rule else name, status=Status.IGNORED, rule=rule, reason="ignored by the user",
+                          **base)
     if rule is not None and rule.status == Status.FREE:
-        return NodeCost(op=rule.op, status=Status.FREE, rule=rule.reason, **base)
+        return NodeRecord(op=rule.op, status=Status.FREE, rule=rule, reason=rule.reason, **base)
 
     call = Call(node.target, _val(node.args), _val(node.kwargs), node.meta.get("val"), module, pricer=ctx.price)
     if module is None and not has_tensor(call.out) and not tensors_in((call.args, dict(call.kwargs))):
         # x.size(0) * 2 and friends: fx records shape arithmetic as operator nodes like any other.
-        return NodeCost(op=rule.op if rule else name, status=Status.FREE,
-                        rule="Python scalar/shape arithmetic, no tensor involved", **base)
+        return NodeRecord(op=rule.op if rule else name, status=Status.FREE,
+                          reason="Python scalar/shape arithmetic, no tensor involved", **base)
     if rule is None:
         got = ctx.fallback(node, call) if ctx.fallback is not None else None
-        if got is not None:
-            cost, how, left = got
-            return priced(name, cost, how, left, **base)
-        return NodeCost(op=name, status=Status.UNCOUNTED, rule="no rule", **base)
+        if got is not None:  # (cost, how, left out[, the rule of the op it stands for])
+            return priced(name, got[0], got[2], rule=got[3] if len(got) > 3 else None, reason=got[1], **base)
+        return NodeRecord(op=name, status=Status.UNCOUNTED, reason="no rule", **base)
     try:
         cost = as_cost(rule(call), name)
     except FxFlopsError:
         raise  # a nested count that hit the user's own error (strict, a shape error): theirs to see
     except Exception as exc:  # noqa: BLE001 - a rule that cannot price this call must not sink the report
-        return NodeCost(op=rule.op, status=Status.UNCOUNTED, rule=f"rule {rule.op!r} failed: {first_line(exc)}", **base)
-    return priced(rule.op, cost, rule.op, call.left_out, **base)
+        return NodeRecord(op=rule.op, status=Status.UNCOUNTED, rule=rule,
+                          reason=f"rule {rule.op!r} failed: {first_line(exc)}", **base)
+    return priced(rule.op, cost, call.left_out, rule=rule, **base)
 
 
 def count_graph(gm: fx.GraphModule, ctx: Counting) -> list[fx.Node]:
@@ -151,9 +155,8 @@ def count_graph(gm: fx.GraphModule, ctx: Counting) -> list[fx.Node]:
         if node.op not in OP_KINDS:
             continue
         cost = count_node(gm, node, ctx)
-        if sizes and (cost.macs or cost.flops):  # the rule priced one sample of every vmap level around it
-            k = math.prod(sizes)
-            cost = replace(cost, macs=cost.macs * k, flops=cost.flops * k)
+        if sizes and (cost.fwd.macs or cost.fwd.flops):  # the rule priced one sample of every vmap level around it
+            cost.fwd = cost.fwd * math.prod(sizes)
         node.meta["fxflops"] = cost
         if cost.status.incomplete:
             incomplete.append(node)
@@ -187,7 +190,7 @@ def total(nodes: Any) -> Cost:
     for n in nodes:
         c = n.meta.get("fxflops")
         if c is not None and c.status.priced:
-            out = out + Cost(c.macs, c.flops)
+            out = out + c.fwd
     return out
 
 

@@ -28,8 +28,8 @@ from ..errors import FxFlopsError
 from ..paths import ancestors, attr_at, under
 from ..rules.registry import Call, Cost, qualified_name
 from ..tensors import META, dtype_name, empty_like_meta, tensors_in
-from ..types import Backward, NodeCost, NodeRecord, Status
-from .backward import backward_cost, count_backward, families, leaf_call
+from ..types import Backward, NodeRecord, Status
+from .backward import backward_cost, count_backward, leaf_call
 from .bytes import ByteCall, count_bytes, default_bytes
 from .costs import Counting, as_cost, count_graph, left_out_of, total
 from .records import node_records, reused_nodes
@@ -38,7 +38,6 @@ from .records import node_records, reused_nodes
 def count_capture(cap: DynamoCapture, ctx: Counting) -> list[NodeRecord]:
     """Price every graph of ``cap`` in place and return the records of all their nodes. Copies (``X#k`` of a
     graph run again, ``X@path`` of a reused block) carry their source's bytes and backward cost."""
-    fams = families(ctx.registry)
     seen: set[int] = set()
     records: list[NodeRecord] = []
     many = len(cap.graph_modules) > 1
@@ -46,21 +45,21 @@ def count_capture(cap: DynamoCapture, ctx: Counting) -> list[NodeRecord]:
         count_graph(gm, ctx.nested(subgraph_fallback(gm, ctx)))
         count_bytes(gm)
         if ctx.train:
-            count_backward(gm, fams)
+            count_backward(gm)
         prefix = f"g{i}." if many else ""
-        once = node_records(gm, seen, prefix=prefix)
+        once = node_records(gm, seen, prefix=prefix, graph=i)
         records += once
         for run in range(2, (cap.runs[i] if i < len(cap.runs) else 1) + 1):  # the graph ran again
-            again = [replace(r, name=f"{r.name}#{run}", params=0) for r in once]
+            again = [replace(r, name=f"{r.name}#{run}", params=0, run=run) for r in once]
             records += again
-    records += [leaf_record(call, ctx, fams) for call in cap.leaves]
+    records += [leaf_record(call, ctx) for call in cap.leaves]
     for r in records:  # a reused block's stub (torch.empty of its output) stands in for work its copies carry
         if r.bytes and any(under(r.module_path, b.path) for b in cap.reused):
             r.bytes = 0
     return reused_nodes(records, cap.reused)
 
 
-def leaf_record(call: LeafCall, ctx: Counting, fams: dict[str, str] | None = None) -> NodeRecord:
+def leaf_record(call: LeafCall, ctx: Counting) -> NodeRecord:
     """The record of a module kept whole, priced by its rule on the values the probe saw, like fx's call_module."""
     m = call.module
     rule = ctx.registry.for_module(m)
@@ -70,33 +69,30 @@ def leaf_record(call: LeafCall, ctx: Counting, fams: dict[str, str] | None = Non
     outs = tensors_in(call.out)
     rec = NodeRecord(
         name=call.path.replace(".", "_"), kind="call_module", target=type(m).__name__, op=rule.op,
-        module_path=call.path, module_type=type(m).__name__, input_shapes=[tuple(t.shape) for t in ins],
-        output_shapes=[tuple(t.shape) for t in outs], dtypes=sorted({dtype_name(t) for t in outs}),
-        macs=cost.macs, flops=cost.flops, params=sum(p.numel() for p in m.parameters()), rule=rule.op,
-        qualname=qualified_name(type(m)),
-        status=Status.PARTIAL if c.left_out else Status.COUNTED, left_out=list(c.left_out),
-        bytes=default_bytes(ByteCall(ins, call.out, m)),
+        status=Status.PARTIAL if c.left_out else Status.COUNTED, fwd=cost, rule=rule,
+        module_path=call.path, module_type=type(m).__name__, qualname=qualified_name(type(m)),
+        input_shapes=[tuple(t.shape) for t in ins], output_shapes=[tuple(t.shape) for t in outs],
+        dtypes=sorted({dtype_name(t) for t in outs}), params=sum(p.numel() for p in m.parameters()),
+        left_out=list(c.left_out), bytes=default_bytes(ByteCall(ins, call.out, m)),
     )
     if not ctx.train:
         return rec
-    bwd = NodeCost(rule.op, rec.status, cost.macs, cost.flops)
     if any(t.requires_grad for t in ins) or any(p.requires_grad for p in m.parameters()):
-        backward_cost(bwd, leaf_call(cost, (call.args, call.kwargs), call.out, m), (fams or {}).get(rule.op, ""))
+        backward_cost(rec, leaf_call(cost, (call.args, call.kwargs), call.out, m))
     else:
-        bwd.bwd = Backward.NOT_NEEDED
-    rec.bwd_macs, rec.bwd_flops, rec.bwd = bwd.bwd_macs, bwd.bwd_flops, bwd.bwd
+        rec.bwd_status = Backward.NOT_NEEDED
     return rec
 
 
 def outside_graphs(cap: DynamoCapture, nodes: list[NodeRecord]) -> str | None:
     """A note when the capture counts fewer MACs than FlopCounterMode saw in the eager probe: dynamo ran some
     code outside its graphs (a frame it does not trace), which no rule could see. Names the deepest module short."""
-    if not cap.eager_macs or sum(n.macs for n in nodes) >= cap.eager_macs[""]:
+    if not cap.eager_macs or sum(n.fwd.macs for n in nodes) >= cap.eager_macs[""]:
         return None
     ours: dict[str, int] = {}
     for n in nodes:
         for key in ancestors(n.module_path):
-            ours[key] = ours.get(key, 0) + n.macs
+            ours[key] = ours.get(key, 0) + n.fwd.macs
     short = {p: m - ours.get(p, 0) for p, m in cap.eager_macs.items() if m > ours.get(p, 0)}
     where = max(short, key=lambda p: (p.count(".") if p else -1, short[p]))
     return (f"{short['']:,} MACs that FlopCounterMode counts in an eager run are missing from this report (most "
@@ -144,7 +140,7 @@ def equivalent_op(op: Any, call: Call, ctx: Counting) -> tuple[Cost, str, list[s
     if rule is None or rule.status == Status.FREE:
         return (Cost(), f"{rule.op} (as {name}): {rule.reason}", []) if rule is not None else None
     cost = as_cost(rule(Call(target, call.args, call.kwargs, call.out)), name)
-    return cost, f"{rule.op} (as {name})", []
+    return cost, f"{rule.op} (as {name})", [], rule
 
 
 THROUGH_RECORD = "counted by recording its call"
@@ -221,8 +217,7 @@ class OpaqueFallback:
         nodes = list(rec.graph_module.graph.nodes)
         cost, left = total(nodes), left_out_of(nodes)
         ops = [n for n in nodes if n.meta.get("fxflops") is not None and n.meta["fxflops"].status.priced]
-        records = [NodeRecord("", "", "", "", "", "", [], [], [], cost.macs, cost.flops, 0, "", Status.COUNTED)]
-        if not self.ctx.ignore and outside_graphs(rec, records):
+        if not self.ctx.ignore and outside_graphs(rec, [NodeRecord("", "", "", fwd=cost)]):
             left.append(f"{rec.eager_macs[''] - cost.macs:,} MACs the dispatch-level check sees (not recorded)")
         return cost, f"{THROUGH_RECORD} ({len(ops)} ops)", left
 
@@ -233,7 +228,7 @@ class OpaqueFallback:
             self.failures[_name(target)] = str(err).splitlines()[0]
             return None
         records = count_capture(cap, self.ctx.nested(None))
-        cost = Cost(sum(r.macs for r in records), sum(r.flops for r in records))
+        cost = sum((r.fwd for r in records), Cost())
         ops = [r for r in records if r.status.priced]
         left = sorted({r.target for r in records if r.status == Status.UNCOUNTED}
                       | {x for r in records for x in r.left_out})
@@ -253,20 +248,20 @@ def fallback_notes(gm: fx.GraphModule, untraceable: list[Untraceable], fallback:
     for u in untraceable:
         cost = costs.get(u.path)
         if cost is not None and cost.status.priced:
-            notes.append(f"fx could not trace {u.describe()}; kept it as a leaf and {_how(cost.rule)}")
+            notes.append(f"fx could not trace {u.describe()}; kept it as a leaf and {_how(cost.reason)}")
         else:
             why = fallback.failures.get(u.cls, "neither recording nor dynamo could count it")
             notes.append(f"fx could not trace {u.describe()}; kept it as a leaf, uncounted: {why}")
     wrapped: dict[str, str] = {}
     for n in gm.graph.nodes:
         c = n.meta.get("fxflops")
-        if n.op == "call_function" and c is not None and c.rule.startswith((THROUGH_RECORD, THROUGH_DYNAMO)):
-            wrapped.setdefault(c.target, _how(c.rule))
+        if n.op == "call_function" and c is not None and c.reason.startswith((THROUGH_RECORD, THROUGH_DYNAMO)):
+            wrapped.setdefault(c.target, _how(c.reason))
     for how in sorted(set(wrapped.values())):
         names = sorted(t for t, h in wrapped.items() if h == how)
         notes.append(f"fx keeps {', '.join(names)} opaque (torch.fx.wrap); {how}")
     return notes
 
 
-def _how(rule: str) -> str:
-    return "counted it by recording its call" if rule.startswith(THROUGH_RECORD) else "counted it through dynamo"
+def _how(reason: str) -> str:
+    return "counted it by recording its call" if reason.startswith(THROUGH_RECORD) else "counted it through dynamo"

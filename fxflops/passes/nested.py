@@ -39,7 +39,7 @@ def _through_dynamo(ctx: Counting, fn: Callable, args: tuple, kwargs: dict) -> t
 
     cap = capture_dynamo(fn, args, kwargs)
     records = count_capture(cap, ctx)
-    cost = Cost(sum(r.macs for r in records), sum(r.flops for r in records))
+    cost = sum((r.fwd for r in records), Cost())
     left = sorted({r.target for r in records if r.status.incomplete})
     outs = [r for r in records if r.kind == "output"]
     value = torch.empty(outs[-1].input_shapes[0], device="meta") if outs and outs[-1].input_shapes else None

@@ -13,7 +13,7 @@ from ..capture.probe import Reuse
 from ..paths import ancestors, attr_at, moved, submodule, under
 from ..rules.registry import target_name
 from ..tensors import dtype_name, tensors_in
-from ..types import Backward, ModuleRow, NodeCost, NodeRecord, Status
+from ..types import ModuleRow, NodeRecord
 
 
 def _node_params(gm: fx.GraphModule, node: fx.Node, seen: set[int]) -> int:
@@ -34,44 +34,28 @@ def _node_params(gm: fx.GraphModule, node: fx.Node, seen: set[int]) -> int:
     return total
 
 
-def node_records(gm: fx.GraphModule, seen: set[int] | None = None, prefix: str = "") -> list[NodeRecord]:
-    """A record for every node of ``gm``, placeholders and output included."""
+def node_records(gm: fx.GraphModule, seen: set[int] | None = None, prefix: str = "", graph: int = 0) -> list[NodeRecord]:
+    """The record of every node of ``gm``, placeholders and output included: the cost pass's record of an op node
+    (completed here with its shapes, parameters and place), a new one for the rest."""
     seen = set() if seen is None else seen
     records = []
     outs_of: dict[fx.Node, list[torch.Tensor]] = {}  # each value is read once, however many nodes use it
     for node in gm.graph.nodes:
-        cost: NodeCost | None = node.meta.get("fxflops")
+        rec: NodeRecord | None = node.meta.get("fxflops")
+        if rec is None:
+            rec = NodeRecord(name=node.name, kind=node.op, target=target_name(node.target), op=node.op, node=node)
         ins = [t for a in node.all_input_nodes
                for t in (outs_of[a] if a in outs_of else tensors_in(a.meta.get("val")))]
         outs = outs_of[node] = tensors_in(node.meta.get("val"))
-        records.append(
-            NodeRecord(
-                name=prefix + node.name,
-                kind=node.op,
-                target=cost.target if cost else target_name(node.target),
-                op=cost.op if cost else node.op,
-                module_path=cost.module_path if cost else "",
-                module_type=cost.module_type if cost else "",
-                input_shapes=[tuple(t.shape) for t in ins],
-                output_shapes=[tuple(t.shape) for t in outs],
-                dtypes=sorted({dtype_name(t) for t in outs}),
-                macs=cost.macs if cost else 0,
-                flops=cost.flops if cost else 0,
-                params=_node_params(gm, node, seen),
-                rule=cost.rule if cost else "",
-                status=cost.status if cost else Status.NONE,
-                left_out=list(cost.left_out) if cost else [],
-                qualname=cost.qualname if cost else "",
-                module_stack=[path for path, _ in (node.meta.get("nn_module_stack") or {}).values()],
-                bytes=cost.bytes if cost else 0,
-                bwd_macs=cost.bwd_macs if cost else 0,
-                bwd_flops=cost.bwd_flops if cost else 0,
-                bwd=cost.bwd if cost else Backward.NONE,
-                saved_bytes=cost.saved_bytes if cost else 0,
-                checkpoint=node.meta["checkpoint"].index if "checkpoint" in node.meta else 0,
-                recompute_saved=cost.recompute_saved if cost else 0,
-            )
-        )
+        rec.name = prefix + node.name
+        rec.graph = graph
+        rec.input_shapes = [tuple(t.shape) for t in ins]
+        rec.output_shapes = [tuple(t.shape) for t in outs]
+        rec.dtypes = sorted({dtype_name(t) for t in outs})
+        rec.params = _node_params(gm, node, seen)
+        rec.module_stack = [path for path, _ in (node.meta.get("nn_module_stack") or {}).values()]
+        rec.checkpoint = node.meta["checkpoint"].index if "checkpoint" in node.meta else 0
+        records.append(rec)
     return records
 
 
@@ -81,10 +65,10 @@ def module_rows(model: torch.nn.Module, nodes: list[NodeRecord]) -> dict[str, Mo
     subtree = _subtree_params(model)
     for path, m in model.named_modules(remove_duplicate=True):
         params = subtree[id(m)] if subtree is not None else sum(p.numel() for p in m.parameters())
-        rows[path] = ModuleRow(path, type(m).__name__, path.count(".") + 1 if path else 0, params, 0, 0)
+        rows[path] = ModuleRow(path, type(m).__name__, path.count(".") + 1 if path else 0, params)
     charged: dict[tuple, set[str]] = {}  # the nodes of one module call share their stack
     for n in nodes:
-        if not (n.macs or n.flops or n.bytes or n.measured or n.bwd_flops):
+        if not (n.fwd.flops or n.fwd.macs or n.bytes or n.measured or n.bwd):
             continue
         key = (n.module_path, *n.module_stack)
         paths = charged.get(key)
@@ -93,11 +77,10 @@ def module_rows(model: torch.nn.Module, nodes: list[NodeRecord]) -> dict[str, Mo
         for path in paths:
             row = rows.get(path)
             if row is not None:
-                row.macs += n.macs
-                row.flops += n.flops
+                row.fwd += n.fwd
+                if n.bwd is not None:
+                    row.bwd += n.bwd
                 row.bytes += n.bytes
-                row.bwd_macs += n.bwd_macs
-                row.bwd_flops += n.bwd_flops
                 if n.measured is not None:
                     row.measured = (row.measured or 0.0) + n.measured
     return rows
@@ -161,7 +144,8 @@ def reused_nodes(records: list[NodeRecord], reused: list[Reuse]) -> list[NodeRec
             stack = rec.module_stack or ancestors(rec.module_path)[1:]
             if rec.status and any(under(p, r.source) for p in stack):
                 out.append(replace(rec, name=f"{rec.name}@{r.path}", module_path=moved(rec.module_path, r.source, r.path),
-                                   module_stack=[moved(p, r.source, r.path) for p in stack]))
+                                   module_stack=[moved(p, r.source, r.path) for p in stack], block=r.path))
             elif rec.kind == "get_attr" and under(rec.target, r.source):  # the block's own weights
-                out.append(replace(rec, name=f"{rec.name}@{r.path}", target=moved(rec.target, r.source, r.path)))
+                out.append(replace(rec, name=f"{rec.name}@{r.path}", target=moved(rec.target, r.source, r.path),
+                                   block=r.path))
     return out

@@ -159,14 +159,14 @@ class Audit:
 
 
 def _reason(n: NodeRecord) -> str:
-    if n.status.priced:  # a rule's op name, or how a fallback capture priced it
-        why = "" if n.rule == n.op else n.rule
+    if n.status.priced:  # a rule of its own, or how a fallback capture priced it
+        why = n.reason
         if n.left_out:
             why = (why + "; " if why else "") + "left out: " + ", ".join(n.left_out)
         return why
     if n.status == Status.UNCOUNTED:
-        return "no rule: priced as 0" if n.rule == "no rule" else n.rule
-    return n.rule
+        return "no rule: priced as 0" if n.reason == "no rule" else n.reason
+    return n.reason
 
 
 def audit(report: "Report") -> "Audit":
@@ -176,7 +176,7 @@ def audit(report: "Report") -> "Audit":
         if n.kind not in OP_KINDS:
             continue
         kind, target, reason = KINDS[n.kind], n.qualname or n.target, _reason(n)
-        bwd = n.bwd if report.train else Backward.NONE
+        bwd = n.bwd_status if report.train else Backward.NONE
         if bwd == Backward.MISSING:
             reason = (reason + "; " if reason else "") + "no backward formula: gradient priced as 0"
         key = (kind, target, n.status, reason, bwd == Backward.MISSING)
@@ -187,7 +187,7 @@ def audit(report: "Report") -> "Audit":
         row.nodes += 1
         row.macs += n.macs
         row.flops += n.flops
-        row.bwd_flops += n.bwd_flops if report.train else 0
+        row.bwd_flops += n.bwd_flops
     order = {s: i for i, s in enumerate(STATUS_ORDER)}
     ordered = sorted(rows.values(), key=lambda r: (order.get(r.status, 9), -r.flops, -r.nodes, r.target))
     return Audit(report.model_name, ordered, hook_blind_spot(report))
@@ -213,6 +213,6 @@ def hook_blind_spot(report: "Report", registry: Registry = REGISTRY) -> BlindSpo
     for n in report.nodes:
         if n.kind not in OP_KINDS or n.kind == "call_module" or n.module_path in visible:
             continue
-        macs += n.macs
-        flops += n.flops
+        macs += n.fwd.macs
+        flops += n.fwd.flops
     return BlindSpot(macs, flops, report.forward_macs, report.forward_flops)

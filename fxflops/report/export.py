@@ -18,7 +18,8 @@ if TYPE_CHECKING:
 
 ROWS = ("modules", "ops", "nodes")
 NODE_FIELDS = ("name", "kind", "op", "target", "module_path", "module_type", "input_shapes", "output_shapes",
-               "dtypes", "macs", "flops", "params", "status", "rule")
+               "dtypes", "macs", "flops", "params", "status", "rule_name", "reason")
+HALVES = ("fwd_macs", "fwd_flops", "bwd_macs", "bwd_flops")  # columns added in train mode
 
 
 def records(report: "Report", rows: str = "modules", depth: int | None = None) -> list[dict[str, Any]]:
@@ -26,14 +27,17 @@ def records(report: "Report", rows: str = "modules", depth: int | None = None) -
     if rows not in ROWS:
         raise FxFlopsError(f"rows must be one of {', '.join(ROWS)}, got {rows!r}")
     total = report.total_flops
+    halves = HALVES if report.train else ()
     if rows == "modules":
         return [{"module": m.path, "type": m.type, "depth": m.depth, "params": m.params, "macs": m.macs,
-                 "flops": m.flops, "flops_share": m.flops / total if total else 0.0}
+                 "flops": m.flops, **{h: getattr(m, h) for h in halves},
+                 "flops_share": m.flops / total if total else 0.0}
                 for m in report.table_modules(depth)]
     if rows == "ops":
-        return [{"op": op, "nodes": r["count"], "macs": r["macs"], "flops": r["flops"],
+        return [{"op": op, "nodes": r["count"], "macs": r["macs"], "flops": r["flops"], **{h: r[h] for h in halves},
                  "flops_share": r["flops"] / total if total else 0.0} for op, r in report.by_op().items()]
-    return [{f: _flat(getattr(n, f)) for f in NODE_FIELDS} for n in report.nodes]
+    return [{("rule" if f == "rule_name" else f): _flat(getattr(n, f)) for f in NODE_FIELDS + halves}
+            for n in report.nodes]
 
 
 def _flat(v: Any) -> Any:
@@ -75,12 +79,13 @@ def to_markdown(report: "Report", depth: int = 2, *, exact: bool = False) -> str
     shapes = ", ".join("×".join(str(d) for d in s) if isinstance(s, tuple) else str(s) for s in report.input_shapes)
     caption = (f"**{report.model_name}** ({shapes}): {fmt(report.total_macs)} MACs, {fmt(report.total_flops)} FLOPs, "
                f"{fmt(report.total_params)} params")
-    rows = [("module", "type", "params", "MACs", "FLOPs", "% FLOPs")]
+    halves = ("fwd_flops", "bwd_flops") if report.train else ()
+    rows = [("module", "type", "params", "MACs", *(f"{h[:3]} FLOPs" for h in halves), "FLOPs", "% FLOPs")]
     total = report.total_flops
     for m in report.table_modules(depth):
-        rows.append((f"`{m.path}`" if m.path else "(model)", m.type, fmt(m.params), fmt(m.macs), fmt(m.flops),
-                     percent(m.flops, total)))
-    return caption + "\n\n" + markdown_table(rows, align_right=(2, 3, 4, 5)) + "\n"
+        rows.append((f"`{m.path}`" if m.path else "(model)", m.type, fmt(m.params), fmt(m.macs),
+                     *(fmt(getattr(m, h)) for h in halves), fmt(m.flops), percent(m.flops, total)))
+    return caption + "\n\n" + markdown_table(rows, align_right=tuple(range(2, len(rows[0])))) + "\n"
 
 
 def to_dataframe(report: "Report", rows: str = "modules", depth: int | None = None):

@@ -6,7 +6,7 @@ graphs; the graphs stay attached only so that the drawing can follow their edges
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch.fx as fx
@@ -67,11 +67,11 @@ class Report:
     # ---- totals -------------------------------------------------------------------------------
     @property
     def forward_macs(self) -> int:
-        return sum(n.macs for n in self.nodes)
+        return sum(n.fwd.macs for n in self.nodes)
 
     @property
     def forward_flops(self) -> int:
-        return sum(n.flops for n in self.nodes)
+        return sum(n.fwd.flops for n in self.nodes)
 
     @property
     def backward_macs(self) -> int:
@@ -94,7 +94,7 @@ class Report:
     @property
     def no_backward(self) -> list[NodeRecord]:
         """In train mode, the nodes whose op has no backward formula (a custom rule): their gradient counts as 0."""
-        return [n for n in self.nodes if self.train and n.bwd == Backward.MISSING]
+        return [n for n in self.nodes if self.train and n.bwd_status == Backward.MISSING]
 
     @property
     def total_params(self) -> int:
@@ -167,21 +167,20 @@ class Report:
 
     # ---- views --------------------------------------------------------------------------------
     def by_op(self) -> dict[str, dict[str, int]]:
-        """``{op: {"count", "macs", "flops"}}`` over op nodes, costliest first; in train mode also ``bwd_macs`` and
-        ``bwd_flops`` (``macs``/``flops`` stay the forward's, as in the records)."""
+        """``{op: {"count", "macs", "flops"}}`` over op nodes, costliest first; ``macs``/``flops`` are forward +
+        backward, as everywhere; in train mode also the halves ``fwd_macs``, ``fwd_flops``, ``bwd_macs``, ``bwd_flops``."""
         out: dict[str, dict[str, int]] = {}
+        halves = ("fwd_macs", "fwd_flops", "bwd_macs", "bwd_flops") if self.train else ()
         for n in self.nodes:
             if n.kind not in OP_KINDS:
                 continue
-            row = out.setdefault(n.op, {"count": 0, "macs": 0, "flops": 0, **({"bwd_macs": 0, "bwd_flops": 0}
-                                                                               if self.train else {})})
+            row = out.setdefault(n.op, {"count": 0, "macs": 0, "flops": 0, **dict.fromkeys(halves, 0)})
             row["count"] += 1
             row["macs"] += n.macs
             row["flops"] += n.flops
-            if self.train:
-                row["bwd_macs"] += n.bwd_macs
-                row["bwd_flops"] += n.bwd_flops
-        return dict(sorted(out.items(), key=lambda kv: (-kv[1]["flops"] - kv[1].get("bwd_flops", 0), kv[0])))
+            for h in halves:
+                row[h] += getattr(n, h)
+        return dict(sorted(out.items(), key=lambda kv: (-kv[1]["flops"], kv[0])))
 
     def top(self, k: int = 10) -> list[NodeRecord]:
         """The ``k`` costliest nodes by FLOPs."""
@@ -260,17 +259,10 @@ class Report:
         e = est.modules.get(m.path) if est is not None else None
         if column == "params":
             return human(m.params)
-        bm, bf = (m.bwd_macs, m.bwd_flops) if self.train else (0, 0)
-        if column == "macs":
-            return human(m.macs + bm)
-        if column == "flops":
-            return human(m.flops + bf)
+        if column in ("macs", "flops", "fwd_macs", "fwd_flops", "bwd_macs", "bwd_flops"):
+            return human(getattr(m, column))
         if column == "% flops":
-            return percent(m.flops + bf, self.total_flops)
-        if column in ("fwd_macs", "fwd_flops"):
-            return human(m.macs if column == "fwd_macs" else m.flops)
-        if column in ("bwd_macs", "bwd_flops"):
-            return human(bm if column == "bwd_macs" else bf)
+            return percent(m.flops, self.total_flops)
         if column == "bytes":
             return human(m.bytes)
         if column == "intensity":
@@ -331,8 +323,8 @@ class Report:
             "uncounted": sorted({n.target for n in self.uncounted}),
             "hook_blind_spot": self.hook_blind_spot().to_dict(),
             "by_op": self.by_op(),
-            "modules": [asdict(m) for m in self.modules.values()],
-            "nodes": [asdict(n) for n in self.nodes],
+            "modules": [m.to_dict() for m in self.modules.values()],
+            "nodes": [n.to_dict() for n in self.nodes],
         }
 
     def to_json(self, indent: int | None = 2) -> str:

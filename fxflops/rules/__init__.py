@@ -1,4 +1,11 @@
-"""Built-in cost rules, one module per op family. Importing this package fills ``fxflops.REGISTRY``."""
+"""Built-in cost rules, one module per op family. Importing this package fills ``fxflops.REGISTRY``.
+
+The rules of third-party layers (timm, torchvision) are registered lazily by :func:`load_extensions`: importing
+timm or torchvision costs seconds, and a model whose classes come from them has imported them already.
+"""
+import importlib
+import sys
+
 from . import (  # noqa: F401
     activation,
     attention,
@@ -16,6 +23,19 @@ from . import (  # noqa: F401
     rnn,
     shape_ops,
     transformer,
-    timm_layers,
-    torchvision_ops,
 )
+
+# third-party package -> the rule module that prices its layers
+EXTENSIONS = {"timm": "timm_layers", "torchvision": "torchvision_ops"}
+_loaded: set[str] = set()
+
+
+def load_extensions(force: bool = False) -> None:
+    """Register the rules of every third-party package already imported (all of them with ``force``: for the
+    generated docs and the API audit). Cheap when there is nothing new: called at the start of every trace."""
+    if len(_loaded) == len(EXTENSIONS):
+        return
+    for package, module in EXTENSIONS.items():
+        if module not in _loaded and (force or package in sys.modules):
+            _loaded.add(module)
+            importlib.import_module(f"{__name__}.{module}")

@@ -15,6 +15,8 @@ import fxflops.rules  # noqa: F401 - fills the registry
 from fxflops.api import trace_flops
 from fxflops.rules.registry import REGISTRY, Registry, Rule, qualified_name
 
+fxflops.rules.load_extensions(force=True)  # the audit covers the timm and torchvision rules too
+
 from .data import _NA_REASON, CONTAINER, F_HELPERS, NN_NOT_APPLICABLE, NN_PROBES, PROTOCOL
 from .model import COUNTED, FREE, NA, TRACED, UNCOUNTED, ApiAudit, ApiEntry, _status
 
