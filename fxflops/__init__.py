@@ -13,8 +13,8 @@ from .devices import Device, get_device
 from .errors import CaptureError, FxFlopsError, RenderError, ShapeError, UncountedOpError, UncountedOpWarning
 from .report.sweep import Formula, Sweep
 from .report import Align, Audit, AuditRow, BlindSpot, Comparison, ModuleMatch, Report, compare
-from .rules.registry import REGISTRY, Call, Registry, Rule, contraction, elementwise, free, rule
-from .passes.backward import BwdCall, backward_rule
+from .rules.registry import REGISTRY, Call, Registry, Rule, backward_rule, contraction, elementwise, free, rule
+from .rules.backward import BwdCall
 from .types import Backward, Capture, Cost, ModuleRow, NodeRecord, Status
 
 try:

@@ -192,7 +192,7 @@ def test_a_backward_rule_for_a_custom_op() -> None:
     try:
         r = fxflops.trace_flops(Odd(), grad(3, 4), custom_rules={Odd: odd}, mode="train", strict=True)
     finally:
-        from fxflops.passes.backward import BACKWARD_RULES
+        from fxflops.rules.registry import BACKWARD_RULES
         del BACKWARD_RULES["Odd"]
     assert r.backward_flops == 12
 

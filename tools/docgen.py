@@ -16,9 +16,8 @@ import torch
 import torch.nn.functional as F
 
 import fxflops.rules  # noqa: F401 - fills the registry
-from fxflops.passes.backward import BACKWARD_RULES, SAVED_RULES
-from fxflops.passes.bytes import BYTE_RULES, default_bytes
-from fxflops.rules.registry import REGISTRY, Registry, Rule
+from fxflops.rules.bytes import default_bytes
+from fxflops.rules.registry import BACKWARD_RULES, REGISTRY, SAVED_RULES, Registry, Rule
 from fxflops.types import Status
 
 fxflops.rules.load_extensions(force=True)  # the timm and torchvision rules are documented too
@@ -89,9 +88,10 @@ def qualname(target) -> str:
 
 
 def _groups(registry: Registry) -> dict[str, list[tuple[Rule, list[str]]]]:
-    by_rule: dict[int, tuple[Rule, list[str]]] = {}
-    for _kind, target, r in registry.rules():
-        by_rule.setdefault(id(r), (r, []))[1].append(qualname(target))
+    by_rule: dict[tuple, tuple[Rule, list[str]]] = {}
+    for _kind, target, r in registry.rules():  # one row per cost formula, whatever byte formulas its targets have
+        key = (id(r.fn), r.op, r.status, r.reason, r.family)
+        by_rule.setdefault(key, (r, []))[1].append(qualname(target))
     families: dict[str, list[tuple[Rule, list[str]]]] = {}
     for r, targets in by_rule.values():
         fam = "shape" if r.status == Status.FREE else (r.family or "other")
@@ -122,7 +122,7 @@ def conventions_markdown(registry: Registry = REGISTRY) -> str:
 BACKWARD_PREAMBLE = """
 ## Backward (training step)
 
-*The backward rules of `fxflops/passes/backward.py`; `trace_flops(model, x, mode="train")` and
+*The backward rules of `fxflops/rules/backward.py`; `trace_flops(model, x, mode="train")` and
 `fxflops SPEC --mode train` read them. See [training.md](training.md).*
 
 **Gradient-aware**: a value needs a gradient when it is a parameter with `requires_grad`, an input that
@@ -173,7 +173,7 @@ def saved_markdown() -> str:
 BYTES_PREAMBLE = """
 ## Bytes moved
 
-*The byte rules of `fxflops/passes/bytes.py`; `report.total_bytes`, `report.intensity` and the roofline read them.*
+*The byte rules of `fxflops/rules/bytes.py`; `report.total_bytes`, `report.intensity` and the roofline read them.*
 
 The model: **every node is one unfused kernel** that reads its inputs from memory and writes its outputs back,
 as eager PyTorch runs it. Each distinct tensor counts once per node, at the element size of its actual dtype
@@ -191,7 +191,8 @@ here on ResNet-34 (24%) and MobileNetV3-Large (25%); [roofline.md](roofline.md) 
 
 def bytes_markdown() -> str:
     rows = [f"| default | every other op | {_cell(inspect.cleandoc(default_bytes.__doc__))} |"]
-    return BYTES_PREAMBLE + "\n".join(rows + formula_rows(BYTE_RULES, qualname)) + "\n"
+    table = {target: r.bytes for _, target, r in REGISTRY.rules() if r.bytes is not None}
+    return BYTES_PREAMBLE + "\n".join(rows + formula_rows(table, qualname)) + "\n"
 
 
 def main(argv: list[str] | None = None) -> int:

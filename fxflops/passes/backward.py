@@ -7,15 +7,12 @@ input that requires grad, or the output of an op with such an operand and a floa
 computes only the gradients its operands need: the first layer has no grad-input, a frozen weight no
 grad-weight, and a node whose output needs no grad has no backward at all.
 
-Each op type has one backward formula, registered with :func:`backward_rule` under the op name the cost rule
-reports (``conv2d``, ``linear``) or under a whole rule family (``elementwise``, ``norm``). The rules'
-docstrings are published in ``docs/conventions.md`` (``python -m tools.docgen``). A counted op with neither
-(a user's custom rule) has no backward formula: it is marked ``Backward.MISSING``, shown in the audit, and
-``strict=True`` raises.
+Each node's backward formula and what it saves come from the rule that priced its forward (``Rule.backward``,
+``Rule.saved``: :mod:`fxflops.rules.backward`). A counted op without one (a user's custom rule) is marked
+``Backward.MISSING``, shown in the audit, and ``strict=True`` raises.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any, Sequence
 
 import torch
@@ -25,150 +22,16 @@ import torch.nn as nn
 from ..paths import attr_at, submodule
 from ..tensors import tensors_in
 from ..types import OP_KINDS, Backward, CheckpointRegion, Cost, NodeRecord, Status
-from .formulas import Formula, registers
+from ..rules.backward import BwdCall
+from ..rules.registry import SAVED_RULES, OpFormula
 
-__all__ = ["BwdCall", "BwdRule", "BACKWARD_RULES", "backward_rule", "count_backward", "backward_cost",
-           "checkpoint_note", "needs_grad", "backward_of"]
-
-
-@dataclass
-class BwdCall:
-    """One op node as a backward rule sees it.
-
-    ``grads`` says, for each floating-point tensor operand in argument order, whether it needs a gradient;
-    ``weight``/``bias`` whether a leaf module's weight / bias (or any other of its parameters) does.
-    """
-
-    fwd: Cost
-    grads: list[bool]
-    inputs: list[torch.Tensor] = field(default_factory=list)  # the operands ``grads`` speaks of
-    out: Any = None
-    module: nn.Module | None = None
-    weight: bool = False
-    bias: bool = False
-
-    @property
-    def out_numel(self) -> int:
-        outs = tensors_in(self.out)
-        return int(outs[0].numel()) if outs else 0
-
-    @property
-    def other_flops(self) -> int:
-        """The forward's FLOPs beyond its contraction (bias adds, scaling, softmax...)."""
-        return self.fwd.flops - 2 * self.fwd.macs
-
-    def operands(self) -> tuple[bool, bool]:
-        """(grad-input, grad-weight) of a layer: a leaf module's input and parameters, or a function's first two
-        operands (``F.linear(x, w)``, ``F.conv2d(x, w)``)."""
-        if self.module is not None:
-            return (bool(self.grads[:1] and self.grads[0]), self.weight)
-        return (bool(self.grads[:1] and self.grads[0]), bool(self.grads[1:2] and self.grads[1]))
-
-    def bias_grad(self) -> bool:
-        return self.bias if self.module is not None else bool(self.grads[2:3] and self.grads[2])
+__all__ = ["count_backward", "backward_cost", "checkpoint_note", "needs_grad", "backward_of"]
 
 
-BwdRule = Formula  # fn(call: BwdCall) -> Cost
-
-
-# Keyed by the op name a cost rule reports (NodeRecord.op), or by a rule family for all its ops.
-BACKWARD_RULES: dict[str, Formula] = {}
-
-
-def backward_rule(*keys: str, name: str | None = None):
-    """Register the decorated ``fn(call: BwdCall) -> Cost`` as the backward rule of every op name or family."""
-    return registers(BACKWARD_RULES, keys, name)
-
-
-def _grad_macs(macs: int, n: int, extra: int = 0) -> Cost:
-    return Cost(macs * n, 2 * macs * n + extra)
-
-
-@backward_rule("linear", "conv", "bilinear", name="layer")
-def layer(call: BwdCall) -> Cost:
-    """MACs = forward MACs × (grad-input needed + grad-weight needed); FLOPs = 2·MACs + output elements when the
-    bias needs a gradient (the sum of the output gradient over the batch)."""
-    gx, gw = call.operands()
-    return _grad_macs(call.fwd.macs, gx + gw, call.out_numel if call.bias_grad() else 0)
-
-
-@backward_rule("matmul", name="matmul")
-def matmul(call: BwdCall) -> Cost:
-    """MACs = forward MACs × the two multiplied operands needing a gradient (dA = dC·Bᵀ, dB = Aᵀ·dC)."""
-    return _grad_macs(call.fwd.macs, sum(call.grads[:2]))
-
-
-@backward_rule("addmm", "addbmm", "addr", name="addmm")
-def addmm(call: BwdCall) -> Cost:
-    """MACs = forward MACs × the two multiplied operands (after the added term) needing a gradient; the added
-    term's gradient is the output gradient itself (free)."""
-    return _grad_macs(call.fwd.macs, sum(call.grads[1:3]))
-
-
-@backward_rule("scaled_dot_product_attention", name="attention")
-def attention(call: BwdCall) -> Cost:
-    """With the forward's S = QKᵀ (MACs_qk) and P·V (MACs_pv): dV = Pᵀ·dO (MACs_pv) if V needs a gradient,
-    dP = dO·Vᵀ (MACs_pv) if Q or K does, dQ = dS·K and dK = dSᵀ·Q (MACs_qk each) as needed; FLOPs = 2·MACs
-    + the softmax's backward, 4 per score, when Q or K needs a gradient."""
-    gq, gk, gv = (call.grads + [False] * 3)[:3]
-    q, v = call.inputs[0], call.inputs[2] if len(call.inputs) > 2 else call.inputs[-1]
-    e, ev = q.shape[-1], v.shape[-1]
-    qk = call.fwd.macs * e // (e + ev)
-    pv = call.fwd.macs - qk
-    macs = pv * gv + pv * (gq or gk) + qk * gq + qk * gk
-    scores = pv // ev if ev else 0
-    return Cost(macs, 2 * macs + (4 * scores if (gq or gk) else 0))
-
-
-@backward_rule("multi_head_attention", "transformer", "rnn", name="block")
-def block(call: BwdCall) -> Cost:
-    """A whole block (``nn.MultiheadAttention``, ``nn.Transformer*``, ``nn.LSTM``...): its inner products need
-    their grad-inputs whenever anything in it learns, so MACs = forward MACs × (1 + its weights need a
-    gradient); FLOPs = 2·MACs + the forward's other FLOPs (each elementwise step once more)."""
-    return _grad_macs(call.fwd.macs, 1 + call.weight, call.other_flops)
-
-
-@backward_rule("elementwise", "distance", "loss", "dropout", "pooling", "resize", "reduction", "detection",
-               name="pointwise")
-def pointwise(call: BwdCall) -> Cost:
-    """FLOPs = forward FLOPs × operands needing a gradient (each operand's local derivative times the output
-    gradient costs what the forward did; a pooling, resize or reduction spreads the gradient back over the
-    elements it read); MACs as the forward's, per operand."""
-    n = max(1, sum(call.grads)) if call.module is None else 1
-    return call.fwd * n
-
-
-@backward_rule("activation", name="activation")
-def activation(call: BwdCall) -> Cost:
-    """FLOPs = forward FLOPs + output elements: the derivative from the saved value costs what the forward did,
-    and one multiply by the output gradient."""
-    return Cost(0, call.fwd.flops + call.out_numel)
-
-
-@backward_rule("norm", name="norm")
-def norm(call: BwdCall) -> Cost:
-    """FLOPs = 2 × forward FLOPs: the input's gradient needs the normalised value and two reductions over the
-    output gradient (the affine parameters' gradients come with them)."""
-    return Cost(0, 2 * call.fwd.flops)
-
-
-@backward_rule("softmax", "log_softmax", name="softmax")
-def softmax(call: BwdCall) -> Cost:
-    """FLOPs = 4 per output element: dx = y·(g − Σ g·y), a multiply, a sum, a subtract and a multiply."""
-    return Cost(0, 4 * call.out_numel)
-
-
-@backward_rule("embedding", "embedding_bag", name="embedding")
-def embedding(call: BwdCall) -> Cost:
-    """Indices have no gradient; FLOPs = output elements when the table needs a gradient (the output gradient
-    is scatter-added into the table's rows), else 0."""
-    return Cost(0, call.out_numel if (call.weight or any(call.grads)) else 0)
-
-
-def backward_of(rec: NodeRecord) -> Formula | None:
-    """The backward formula of a priced node: its op's, else its rule family's (a custom rule has none)."""
-    family = rec.rule.family if rec.rule is not None else ""
-    return BACKWARD_RULES.get(rec.op) or (BACKWARD_RULES.get(family) if family not in ("", "custom") else None)
+def backward_of(rec: NodeRecord) -> OpFormula | None:
+    """The backward formula of a priced node, read from the rule that priced it (a custom rule has none). A node
+    priced without a rule of its own (by recording it) has none either."""
+    return rec.rule.backward if rec.rule is not None else None
 
 
 def backward_cost(rec: NodeRecord, call: BwdCall) -> None:
@@ -391,11 +254,10 @@ def _source(node: fx.Node) -> fx.Node:
 
 
 def _saved_bytes(node: fx.Node, operands: list[fx.Node], call: BwdCall, cost: NodeRecord, kept: set[fx.Node]) -> int:
-    if cost.status == Status.FREE and cost.op not in SAVED_RULES:
+    if cost.status == Status.FREE and (cost.rule is None or cost.rule.saved is None):
         return 0
-    family = cost.rule.family if cost.rule is not None else ""
-    r = SAVED_RULES.get(cost.op) or SAVED_RULES.get(family) or SAVED_RULES["elementwise"]
-    saved = r.fn(call)
+    own = cost.rule.saved if cost.rule is not None else None
+    saved = (own or SAVED_RULES["elementwise"])(call)  # by default a pointwise op's: its inputs
     nodes = [operands[i] for i in saved.operands] + ([node] if saved.out else [])
     total = saved.extra
     for n in nodes:
@@ -405,114 +267,3 @@ def _saved_bytes(node: fx.Node, operands: list[fx.Node], call: BwdCall, cost: No
         kept.add(src)
         total += sum(int(t.numel()) * t.element_size() for t in tensors_in(n.meta.get("val"))[:1])
     return total
-
-
-# ---- what autograd saves for the backward ------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Saved:
-    """What one node keeps for its backward: some operands (by position in ``BwdCall.inputs``), its output, and
-    ``extra`` bytes of its own (max-pool indices, a dropout mask, a norm's statistics)."""
-
-    operands: tuple[int, ...] = ()
-    out: bool = False
-    extra: int = 0
-
-
-SavedRule = Formula  # fn(call: BwdCall) -> Saved
-
-
-# Keyed like BACKWARD_RULES: op name, then rule family.
-SAVED_RULES: dict[str, Formula] = {}
-
-
-def saved_rule(*keys: str, name: str | None = None):
-    """Register ``fn(call: BwdCall) -> Saved`` as what the ops or families ``keys`` save for the backward."""
-    return registers(SAVED_RULES, keys, name)
-
-
-def _wanted(call: BwdCall, *pos: int) -> tuple[int, ...]:
-    return tuple(p for p in pos if p < len(call.inputs))
-
-
-@saved_rule("linear", "conv", "bilinear", "matmul", name="contraction")
-def saved_contraction(call: BwdCall) -> Saved:
-    """Each operand the other operand's gradient needs: the input when the weight (or the other factor) needs a
-    gradient, a non-parameter second factor when the input does; parameters are not activations."""
-    gx, gw = call.operands()
-    if call.module is not None:
-        return Saved(_wanted(call, 0) if gw else ())
-    return Saved((_wanted(call, 0) if gw else ()) + (_wanted(call, 1) if gx else ()))
-
-
-@saved_rule("relu", "relu6", "sigmoid", "tanh", "hardtanh", "softmax", "log_softmax", "exp", "sqrt", "rsqrt",
-            name="output")
-def saved_output(call: BwdCall) -> Saved:
-    """The output: the derivative is a function of it (relu's mask, sigmoid's y·(1−y), softmax's y)."""
-    return Saved(out=True)
-
-
-@saved_rule("add", "sub", "iadd", "isub", "neg", "adaptive_avg_pool1d", "adaptive_avg_pool2d", "adaptive_avg_pool3d",
-            "avg_pool1d", "avg_pool2d", "avg_pool3d", "mean", "reduce", "interpolate", "shape", name="nothing")
-def saved_nothing(call: BwdCall) -> Saved:
-    """Nothing: the gradient is the output gradient passed through, summed or spread back by shape alone."""
-    return Saved()
-
-
-@saved_rule("mul", "imul", name="product")
-def saved_product(call: BwdCall) -> Saved:
-    """Each factor whose partner needs a gradient."""
-    a, b = (call.grads + [False, False])[:2]
-    return Saved((_wanted(call, 1) if a else ()) + (_wanted(call, 0) if b else ()))
-
-
-@saved_rule("max_pool1d", "max_pool2d", "max_pool3d", "adaptive_max_pool1d", "adaptive_max_pool2d",
-            "adaptive_max_pool3d", name="max_pool")
-def saved_max_pool(call: BwdCall) -> Saved:
-    """The input and the int64 index of each output's maximum (8 bytes per output element)."""
-    return Saved(_wanted(call, 0), extra=8 * call.out_numel)
-
-
-@saved_rule("dropout", name="dropout")
-def saved_dropout(call: BwdCall) -> Saved:
-    """A training-mode dropout: a bool mask, 1 byte per element; in eval mode nothing."""
-    training = call.module.training if call.module is not None else True
-    return Saved(extra=call.out_numel if training and call.fwd.flops else 0)
-
-
-@saved_rule("norm", name="norm")
-def saved_norm(call: BwdCall) -> Saved:
-    """The input, and the float32 mean and inverse deviation it computed: per channel for a training-mode
-    ``batch_norm`` (8·C bytes; in eval mode the running statistics, buffers, are used), per row for
-    ``layer_norm``/``rms_norm`` over the last dimension (8 bytes per row)."""
-    x = call.inputs[0] if call.inputs else None
-    extra = 0
-    if x is not None and x.dim() > 1:
-        if call.module is not None and hasattr(call.module, "running_mean"):
-            extra = 8 * int(x.shape[1]) if call.module.training else 0
-        elif call.module is not None and hasattr(call.module, "normalized_shape"):
-            extra = 8 * int(x.numel() // x.shape[-1])
-    return Saved(_wanted(call, 0), extra=extra)
-
-
-@saved_rule("embedding", "embedding_bag", name="lookup")
-def saved_lookup(call: BwdCall) -> Saved:
-    """The indices (not a floating-point operand: counted as the output's rows, 8 bytes per looked-up row)."""
-    outs = tensors_in(call.out)
-    rows = int(outs[0].numel() // outs[0].shape[-1]) if outs and outs[0].dim() else 0
-    return Saved(extra=8 * rows)
-
-
-@saved_rule("scaled_dot_product_attention", name="attention")
-def saved_attention(call: BwdCall) -> Saved:
-    """Q, K, V, the output and one float32 log-sum-exp per query row (a fused kernel's saved state)."""
-    q = call.inputs[0] if call.inputs else None
-    rows = int(q.numel() // q.shape[-1]) if q is not None and q.dim() else 0
-    return Saved(_wanted(call, 0, 1, 2), out=True, extra=4 * rows)
-
-
-@saved_rule("elementwise", "activation", "pooling", "resize", "reduction", "loss", "distance", name="inputs")
-def saved_inputs(call: BwdCall) -> Saved:
-    """Every floating-point operand (the default of a pointwise op: the derivative reads its input)."""
-    return Saved(tuple(range(len(call.inputs))))

@@ -24,6 +24,7 @@ from . import (  # noqa: F401
     shape_ops,
     transformer,
 )
+from . import backward, bytes  # noqa: F401,E402 - the formulas beside the costs: after every cost rule they attach to
 
 # third-party package -> the rule module that prices its layers
 EXTENSIONS = {"timm": "timm_layers", "torchvision": "torchvision_ops"}

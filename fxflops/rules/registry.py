@@ -1,7 +1,11 @@
-"""The rule registry: one cost formula per op, keyed by module class, function object or method name.
+"""The op table: one :class:`Rule` per op, keyed by module class, function object or method name.
 
-A rule is a plain function ``fn(call: Call) -> Cost`` registered with the :func:`rule` decorator.
-Its docstring is the formula: ``docs/conventions.md`` is generated from these docstrings, so the
+A rule is a plain function ``fn(call: Call) -> Cost`` registered with the :func:`rule` decorator; the same
+:class:`Rule` carries the op's other formulas: the bytes it moves (:func:`byte_rule`, registered onto the rules of
+the targets it names), its backward cost (:func:`backward_rule`) and what autograd saves for it
+(:func:`saved_rule`), the last two keyed by the rule's op name or its family, so that a new op of a known family
+needs none of its own. The cost pass stores the rule it found on the node's record, and every later pass reads the
+formulas from there. Each docstring is the formula: ``docs/conventions.md`` is generated from them, so the
 documentation cannot drift from the code.
 """
 from __future__ import annotations
@@ -9,7 +13,7 @@ from __future__ import annotations
 import builtins
 import inspect
 import operator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Iterable, Mapping
 
 import torch
@@ -22,6 +26,12 @@ __all__ = [
     "Cost",
     "Call",
     "Rule",
+    "OpFormula",
+    "BACKWARD_RULES",
+    "SAVED_RULES",
+    "backward_rule",
+    "saved_rule",
+    "byte_rule",
     "Registry",
     "REGISTRY",
     "rule",
@@ -112,12 +122,30 @@ def numel(value: Any) -> int:
 
 
 @dataclass(frozen=True)
+class OpFormula:
+    """A registered formula of an op beside its cost (bytes, backward, saved); ``formula`` is its docstring."""
+
+    name: str
+    fn: Callable[[Any], Any]
+    formula: str
+
+    def __call__(self, call: Any) -> Any:
+        return self.fn(call)
+
+
+# The backward formulas and what autograd saves, keyed by a rule's op name or its family (fxflops.rules.backward).
+BACKWARD_RULES: dict[str, OpFormula] = {}
+SAVED_RULES: dict[str, OpFormula] = {}
+
+
+@dataclass(frozen=True)
 class Rule:
-    """A registered cost formula.
+    """A registered op: its cost formula and, where it has them, its other formulas.
 
     ``op`` is the op-type name used in reports (``conv2d``, ``add``...). ``status`` is ``Status.COUNTED``
     for rules that compute a cost and ``Status.FREE`` for ops that do no floating-point work by design
-    (the ``reason`` says why). ``formula`` is the rule's docstring.
+    (the ``reason`` says why). ``formula`` is the rule's docstring. ``bytes`` is the op's byte formula when it
+    moves other than its inputs and outputs (:func:`byte_rule`).
     """
 
     op: str
@@ -126,9 +154,26 @@ class Rule:
     formula: str = ""
     reason: str = ""
     family: str = ""
+    bytes: OpFormula | None = None
 
     def __call__(self, call: Call) -> Cost:
         return self.fn(call)
+
+    @property
+    def backward(self) -> OpFormula | None:
+        """The op's backward formula, or its family's; None for a custom rule without one."""
+        found = BACKWARD_RULES.get(self.op)
+        if found is None and self.family not in ("", "custom"):
+            found = BACKWARD_RULES.get(self.family)
+        return found
+
+    @property
+    def saved(self) -> OpFormula | None:
+        """What autograd saves for the op's backward: the op's formula, or its family's (a free op's only its own)."""
+        found = SAVED_RULES.get(self.op)
+        if found is None and self.status != Status.FREE:
+            found = SAVED_RULES.get(self.family)
+        return found
 
 
 Target = Any  # an nn.Module subclass, a callable, or a method name (str)
@@ -142,18 +187,28 @@ class Registry:
         self.functions: dict[Any, Rule] = {}
         self.methods: dict[str, Rule] = {}
 
-    def add(self, target: Target, r: Rule) -> None:
+    def _table(self, target: Target) -> dict:
         if isinstance(target, str):
-            self.methods[target] = r
-        elif isinstance(target, type) and issubclass(target, torch.nn.Module):
-            self.modules[target] = r
-        elif callable(target):
-            self.functions[target] = r
-        else:
-            raise TypeError(
-                f"cannot register a rule for {target!r}: expected an nn.Module subclass, "
-                "a function, or a Tensor method name"
-            )
+            return self.methods
+        if isinstance(target, type) and issubclass(target, torch.nn.Module):
+            return self.modules
+        if callable(target):
+            return self.functions
+        raise TypeError(
+            f"cannot register a rule for {target!r}: expected an nn.Module subclass, "
+            "a function, or a Tensor method name"
+        )
+
+    def add(self, target: Target, r: Rule) -> None:
+        self._table(target)[target] = r
+
+    def attach(self, target: Target, **formulas: Any) -> None:
+        """Give the rule of ``target`` more formulas (``bytes=...``); the target must have a rule."""
+        table = self._table(target)
+        r = table.get(target)
+        if r is None:
+            raise LookupError(f"{target_name(target)} has no cost rule to attach {', '.join(formulas)} to")
+        table[target] = replace(r, **formulas)
 
     def for_module(self, module: torch.nn.Module) -> Rule | None:
         """The rule of the module's class or of its nearest ruled base class, unless a class in between
@@ -231,6 +286,46 @@ def free(*targets: Target, op: str | None = None, reason: str, family: str = "",
              formula=f"0 — {reason}", family=family)
     for t in targets:
         reg.add(t, r)
+
+
+def _formula(fn: Callable, name: str | None) -> OpFormula:
+    return OpFormula(name or fn.__name__, fn, _doc(fn))
+
+
+def backward_rule(*keys: str, name: str | None = None):
+    """Register the decorated ``fn(call: BwdCall) -> Cost`` as the backward formula of every op name or family."""
+    def deco(fn: Callable) -> Callable:
+        f = _formula(fn, name)
+        for k in keys:
+            BACKWARD_RULES[k] = f
+        return fn
+
+    return deco
+
+
+def saved_rule(*keys: str, name: str | None = None):
+    """Register ``fn(call: BwdCall) -> Saved`` as what the ops or families ``keys`` save for the backward."""
+    def deco(fn: Callable) -> Callable:
+        f = _formula(fn, name)
+        for k in keys:
+            SAVED_RULES[k] = f
+        return fn
+
+    return deco
+
+
+def byte_rule(*targets: Target, name: str | None = None, registry: Registry | None = None):
+    """Register the decorated ``fn(call: ByteCall) -> int`` as the byte formula of every target given, on the rule
+    that prices its forward."""
+    reg = registry if registry is not None else REGISTRY
+
+    def deco(fn: Callable) -> Callable:
+        f = _formula(fn, name)
+        for t in targets:
+            reg.attach(t, bytes=f)
+        return fn
+
+    return deco
 
 
 def _family_of(fn: Callable) -> str:
