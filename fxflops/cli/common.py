@@ -1,4 +1,5 @@
-"""The ``fxflops`` command: analyse a model named on the command line and print its report."""
+"""What every subcommand shares: the model specs, the example inputs, the options that build them, and the one
+call that analyses them."""
 from __future__ import annotations
 
 import argparse
@@ -7,28 +8,21 @@ import difflib
 import importlib
 import importlib.util
 import inspect
-import json
 import os
 import sys
 import warnings
-from pathlib import Path
 from typing import Any, Sequence
 
 import torch
 
-from . import __version__
-from .errors import FxFlopsError, UncountedOpWarning, first_line, user_frame
+from .. import __version__
+from ..errors import FxFlopsError, UncountedOpWarning, first_line, user_frame
 
 DTYPES = {
     "float": torch.float32, "float32": torch.float32, "float16": torch.float16, "half": torch.float16,
     "bfloat16": torch.bfloat16, "float64": torch.float64, "double": torch.float64,
     "long": torch.int64, "int64": torch.int64, "int": torch.int32, "int32": torch.int32, "bool": torch.bool,
 }
-
-SUBCOMMAND = """subcommand:
-  fxflops audit MODEL             every op target of the model with its rule and status (fxflops audit --help)
-
-"""
 
 EPILOG = """model specs:
   torchvision:resnet50            a torchvision model, built with weights=None
@@ -40,48 +34,6 @@ inputs (repeat --input for several positional inputs; name= makes a keyword inpu
   --input 1,3,224,224             a float32 tensor of that shape
   --input input_ids=1,128:long    a keyword input of dtype int64 (zeros)
 """
-
-
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="fxflops",
-        description="Count the MACs, FLOPs and parameters of a PyTorch model from its torch.fx graph.\n"
-                    "Subcommands (each with --help): fxflops audit MODEL, fxflops compare MODEL [MODEL ...], "
-                    "fxflops sweep MODEL --vary T=..., fxflops devices.",
-        epilog=SUBCOMMAND + EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    p.add_argument("model", help="model spec (see below), or `audit MODEL` for the coverage audit")
-    add_model_options(p)
-    p.add_argument("--depth", type=int, default=2, help="module depth of the per-module table (default 2)")
-    p.add_argument("--top", type=int, default=0, metavar="K", help="also list the K costliest nodes")
-    p.add_argument("--by-op", action="store_true", help="also print the cost per op type")
-    p.add_argument("--json", action="store_true", help="print the whole report as JSON (exact integers)")
-    p.add_argument("--ignore", action="append", default=[], metavar="OP",
-                   help="op name, method or module class name counted as 0 (repeatable), e.g. dropout, add, ReLU")
-    g = p.add_argument_group("time: roofline estimate and measured latency")
-    g.add_argument("--roofline", metavar="DEVICE",
-                   help="estimate each node's time on DEVICE (a100, h100, h200, v100, or cpu: measured here, cached); "
-                        "`fxflops devices` lists them")
-    g.add_argument("--measure", action="store_true",
-                   help="run the graph on real tensors and time every node (median of --repeats runs)")
-    g.add_argument("--repeats", type=int, default=5, metavar="N", help="timed runs per node with --measure (default 5)")
-    g.add_argument("--device", metavar="DEVICE", help="build the model and inputs on DEVICE (cpu, cuda, cuda:1): "
-                   "where --measure runs")
-    add_export_options(p)
-    g = p.add_argument_group("annotated graph")
-    g.add_argument("--svg", metavar="PATH", help="draw the annotated graph into PATH (.svg, .png or .pdf); "
-                   "each module at --depth becomes one node (a large depth draws every op), --top marks the K costliest nodes, the ones its table lists")
-    g.add_argument("--roll", action="store_true", help="roll identical consecutive blocks into one (×k)")
-    g.add_argument("--color", choices=("flops", "time", "bound"), default="flops",
-                   help="fill by share of FLOPs (default), of estimated time, or by compute/memory bound, on the "
-                        "--roofline device (default cpu)")
-    g.add_argument("--columns", type=int, default=0, metavar="N",
-                   help="wrap the graph into N side-by-side columns, cut between modules (0: as many as fit a "
-                        "screen best, the default; 1: one tall strip)")
-    g.add_argument("--max-nodes", type=int, default=1500, metavar="N",
-                   help="roll and collapse bigger graphs until at most N nodes are drawn (0: no limit; default 1500)")
-    return p
 
 
 def add_export_options(p: argparse.ArgumentParser, chart: str = "an icicle chart of FLOPs by module down to --depth") -> None:
@@ -293,7 +245,7 @@ def make_example(specs: Sequence[str], device: torch.device | None) -> Any:
 def analyse(model: torch.nn.Module, example: Any, args: argparse.Namespace, strict: bool | None = None):
     """The report of ``model`` on ``example`` with the options every subcommand shares (``strict`` overrides
     ``--strict``)."""
-    from .api import trace_flops
+    from ..api import trace_flops
 
     with warnings.catch_warnings():  # the library's warning gives Python advice; tell_shortfall gives the CLI's
         warnings.simplefilter("ignore", UncountedOpWarning)
@@ -305,20 +257,6 @@ def analyse(model: torch.nn.Module, example: Any, args: argparse.Namespace, stri
 
 def wrote(what: str, path: Any) -> None:
     print(f"fxflops: {what} written to {path}", file=sys.stderr)
-
-
-def check_output(path: str) -> None:
-    """Refuse an --svg path that cannot be written before the model is even built."""
-    from .draw.dot import FORMATS
-
-    p = Path(path)
-    if p.suffix.lower().lstrip(".") not in FORMATS:
-        raise FxFlopsError(f"--svg {path!r}: the file name must end in {', '.join('.' + f for f in FORMATS)}")
-    folder = p.parent
-    if not folder.is_dir():
-        raise FxFlopsError(f"--svg {path!r}: there is no directory {str(folder)!r}; create it first")
-    if not os.access(folder, os.W_OK):
-        raise FxFlopsError(f"--svg {path!r}: the directory {str(folder)!r} is not writable")
 
 
 CLI_FIX = ("What to do: count them as 0 with --ignore OP, or price them with a custom rule (docs/extending.md); "
@@ -340,173 +278,3 @@ def tell_shortfall(report: Any, strict: bool) -> None:
         raise FxFlopsError(f"--strict: {gap}. {CLI_FIX}")
     if gap:
         print(f"fxflops: note: {gap}. {CLI_FIX}", file=sys.stderr)
-
-
-def run(args: argparse.Namespace) -> int:
-    if args.measure and args.meta:
-        raise FxFlopsError("--measure runs the model, --meta builds it without weights: drop one of them")
-    from .devices import get_device
-
-    roof = get_device(args.roofline) if args.roofline else None  # an unknown name fails before any work
-    if args.optimizer and args.mode != "train":
-        raise FxFlopsError("--optimizer prices the memory of a training step: add --mode train")
-    if args.svg:
-        check_output(args.svg)
-    if args.columns < 0:
-        raise FxFlopsError(f"--columns {args.columns} is below 0; give 0 (as many as fit a screen) or a number of columns")
-    report = count(args)
-    tell_shortfall(report, args.strict)
-    if args.csv:
-        report.to_csv(args.csv, depth=args.depth)
-        wrote("CSV", args.csv)
-    if args.chart:
-        wrote("chart", report.chart(args.chart, depth=args.depth))
-    est = report.roofline(roof) if roof is not None else None
-    if args.json:
-        out = report.to_dict()
-        if est is not None:
-            out["roofline"] = est.to_dict()
-        if args.optimizer:
-            out["memory"] = report.memory(args.optimizer).to_dict()
-        print(json.dumps(out, indent=2))
-    elif args.markdown:
-        print(report.to_markdown(depth=args.depth))
-    else:
-        print(report.summary())
-        if est is not None:
-            print(est.summary())
-        if args.optimizer:
-            print(f"memory of a step ({args.optimizer}): {report.memory(args.optimizer)}")
-        print()
-        print(report.table(depth=args.depth, columns=_columns(args), device=est.device if est else None))
-        if args.top:
-            print()
-            print(est.top_table(args.top) if est is not None else report.top_table(args.top))
-        if args.by_op:
-            print()
-            print(report.op_table())
-    if args.svg:  # after the report: a drawing that fails loses nothing printed
-        sys.stdout.flush()
-        out = report.render(args.svg, depth=args.depth, top=args.top, roll=args.roll, max_nodes=args.max_nodes or None,
-                            color=args.color, device=est.device if est is not None else None,
-                            columns=args.columns or None)
-        print(f"fxflops: graph written to {out}", file=sys.stderr)
-    return 0
-
-
-def _columns(args: argparse.Namespace) -> tuple[str, ...]:
-    if args.roofline:
-        cols = ("params", "flops", "bytes", "intensity", "est_time", "% time", "bound")
-        return cols + (("measured", "measured/est") if args.measure else ())
-    if args.measure:
-        return ("params", "macs", "flops", "% flops", "measured", "% measured")
-    if getattr(args, "mode", "infer") == "train":
-        return ("params", "fwd_flops", "bwd_flops", "flops", "% flops")
-    return ("params", "macs", "flops", "% flops")
-
-
-def run_devices(argv: list[str]) -> int:
-    """``fxflops devices``: the roofline presets with their numbers and sources, and this machine's cpu."""
-    p = argparse.ArgumentParser(prog="fxflops devices", description="Devices --roofline knows: peak FLOP/s per "
-                                "dtype (dense), memory bandwidth, the ridge point, and where each number comes from.")
-    p.add_argument("--recalibrate", action="store_true", help="measure the cpu again instead of reading the cache")
-    p.add_argument("--json", action="store_true", help="print them as JSON")
-    args = p.parse_args(argv)
-    from .devices import DTYPE_KEYS, PRESETS, calibrate_cpu
-
-    devices = [*PRESETS.values(), calibrate_cpu(refresh=args.recalibrate)]
-    if args.json:
-        print(json.dumps({d.name: d.to_dict() for d in devices}, indent=2))
-        return 0
-    from .report.tables import grid
-
-    def tflops(d, key: str) -> str:
-        if not isinstance(d.peak_flops, dict):
-            return f"{d.peak(key) / 1e12:.3g}" if key == "fp32" else "="
-        return f"{d.peak_flops[key] / 1e12:.4g}" if key in d.peak_flops else "-"
-
-    keys = [k for k in DTYPE_KEYS if k != "fp64"]
-    rows = [("device", *(f"{k} TFLOP/s" for k in keys), "GB/s", "ridge fp32", "ridge bf16")]
-    for d in devices:
-        rows.append((d.name, *(tflops(d, k) for k in keys), f"{d.bandwidth / 1e9:,.0f}", f"{d.ridge('fp32'):.3g}",
-                     f"{d.ridge('bf16'):.3g}"))
-    print(grid(rows, align_right=tuple(range(1, len(rows[0])))))
-    print()
-    print("ridge: FLOP/byte above which a node is compute-bound; '=': one number for every dtype")
-    for d in devices:
-        print(f"{d.name}: {d.source}")
-    return 0
-
-
-def build_audit_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="fxflops audit",
-        description="Coverage audit: every call target of a model's graph with its rule and status\n"
-                    "(counted/free/ignored/uncounted) and the FLOPs forward hooks cannot see.\n"
-                    "The audit of torch's public API is `python -m tools.api_audit`, run from a source checkout.",
-        epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    p.add_argument("model", nargs="?", help="model spec (see below)")
-    add_model_options(p)
-    p.add_argument("--ignore", action="append", default=[], metavar="OP", help="op counted as 0 (repeatable)")
-    p.add_argument("--json", action="store_true", help="print the audit as JSON")
-    # --api and --write are kept only to say where the torch API audit went (tools.api_audit, since 0.2)
-    p.add_argument("--api", action="store_true", help=argparse.SUPPRESS)
-    p.add_argument("--write", metavar="FILE", help=argparse.SUPPRESS)
-    return p
-
-
-def run_audit(args: argparse.Namespace) -> int:
-    """``--strict`` makes anything uncounted an error (exit 2), as it does for the main command."""
-    if args.api:
-        raise FxFlopsError("the torch API audit is a repository tool since 0.2: run `python -m tools.api_audit` "
-                           "(--json, --write FILE) from a source checkout of fxflops"
-                           + (f"; `fxflops audit {args.model}` (without --api) audits the model" if args.model else ""))
-    if not args.model:
-        raise FxFlopsError("fxflops audit needs a model spec, e.g. fxflops audit torchvision:resnet18")
-    report = count(args)
-    result = report.audit()  # lists the uncounted ops itself: no note
-    print(json.dumps(result.to_dict(), indent=2) if args.json else result.table())
-    if args.strict:
-        tell_shortfall(report, strict=True)
-    return 0
-
-
-def subcommand(name: str):
-    """``(parser, runner)`` of a subcommand, or None for the plain ``fxflops MODEL``."""
-    if name == "audit":
-        return build_audit_parser(), run_audit
-    if name in ("compare", "sweep"):
-        from . import cli_compare
-
-        return cli_compare.COMMANDS[name]()
-    return None
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    if argv[:1] == ["devices"]:
-        try:
-            return run_devices(argv[1:])
-        except FxFlopsError as exc:
-            print(f"fxflops: error: {exc}", file=sys.stderr)
-            return 2
-    found = subcommand(argv[0]) if argv else None
-    if found:
-        (parser, runner), argv = found, argv[1:]
-    else:
-        parser, runner = build_parser(), run
-    args = parser.parse_args(argv)
-    try:
-        return runner(args)
-    except FxFlopsError as exc:
-        print(f"fxflops: error: {exc}", file=sys.stderr)
-        return 2
-    except BrokenPipeError:  # output piped into head & co.
-        sys.stderr.close()
-        return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
