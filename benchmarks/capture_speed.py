@@ -22,7 +22,7 @@ from fxflops import trace_flops
 from fxflops.capture.dynamo import capture_dynamo
 from fxflops.errors import FxFlopsError
 from fxflops.passes.costs import Counting
-from fxflops.passes.dynamo_costs import count_capture
+from fxflops.pipeline.annotate import annotate_records as count_capture
 from fxflops.rules.registry import REGISTRY
 
 

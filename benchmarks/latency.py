@@ -29,7 +29,7 @@ import torchvision
 
 from fxflops import trace_flops
 from fxflops.devices import calibrate_cpu
-from fxflops.passes.latency import time_forward
+from fxflops.pipeline.latency import time_forward
 from fxflops.passes.roofline import Bound
 from fxflops.report.tables import grid
 from fxflops.types import OP_KINDS

@@ -1,38 +1,39 @@
-"""``trace_flops``, the one orchestrator: choose a capture, run the passes, assemble the report.
+"""``trace_flops``, the one orchestrator: choose a capture, annotate it, assemble the report.
 
-capture (:mod:`fxflops.capture`) → passes (:mod:`fxflops.passes`: shapes, costs, bytes, backward, records) →
-:class:`Report`; ``measure=True`` then times it (:mod:`fxflops.measure`), and :mod:`fxflops.sweeping` runs it
-over a grid of sizes.
+capture (:mod:`fxflops.capture`, a :class:`~fxflops.captured.Captured`) → passes (:func:`fxflops.pipeline.annotate.
+annotate`: shapes, costs, bytes, backward, records) → :class:`Report`; ``measure=True`` then times it
+(:mod:`fxflops.measure`), and :mod:`fxflops.sweeping` runs it over a grid of sizes.
 """
 from __future__ import annotations
 
 import contextlib
 import gc
+from dataclasses import replace
 from typing import Any, Callable, Iterable, Iterator, Mapping
 
 import torch
-import torch.fx as fx
 
-from . import rules as _rules  # noqa: F401 - importing fills the registry
+from . import rules as _rules
 from .capture.dynamo import capture_dynamo
 from .capture.example import Example, concrete_defaults, input_shapes, placeholder_values, split_example
 from .capture.fx import capture_fx
 from .capture.fx_cache import FxCache, cached_capture_fx
 from .capture.record import capture_record
+from .captured import Captured
 from .errors import CaptureError, ShapeError, UncountedOpError, UncountedOpWarning, warn_user
 from .measure import measure as measure_report
-from .passes.backward import checkpoint_note, count_backward
-from .passes.bytes import count_bytes
-from .passes.costs import Counting, count_graph
-from .passes.dynamo_costs import OpaqueFallback, count_capture, equivalent_op, fallback_notes, outside_graphs
-from .passes.records import module_rows, node_records
-from .passes.shapes import locate, materialize_lazy, propagate_shapes
+from .passes.backward import checkpoint_note
+from .passes.costs import Counting
+from .passes.eager_check import outside_graphs
+from .passes.records import module_rows
+from .passes.shapes import locate, materialize_lazy
+from .pipeline.annotate import Annotated, annotate
+from .pipeline.nested import price_callable
+from .pipeline.options import CAPTURES, MODES, TraceOptions
 from .report.report import Report
 from .rules.registry import REGISTRY, Registry, as_custom_rules
-from .types import Capture, NodeRecord
 
-CAPTURES = ("auto", "fx", "record", "dynamo")
-MODES = ("infer", "train")
+__all__ = ["trace_flops", "analyse", "TraceOptions", "CAPTURES", "MODES"]
 
 
 def trace_flops(
@@ -71,29 +72,22 @@ def trace_flops(
     ``forward_* + backward_*``; ``"infer"`` (the default) counts the forward only. The model's own
     ``train()``/``eval()`` state is left as it is.
     """
-    return _trace(model, example, custom_rules=custom_rules, ignore=ignore, leaf_modules=leaf_modules,
-                  concrete_args=concrete_args, capture=capture, strict=strict, registry=registry, measure=measure,
-                  repeats=repeats, mode=mode)
+    options = TraceOptions(custom_rules=custom_rules, ignore=tuple(ignore), leaf_modules=tuple(leaf_modules),
+                           concrete_args=concrete_args, capture=capture, strict=strict, registry=registry,
+                           measure=measure, repeats=repeats, mode=mode)
+    return analyse(model, example, options)
 
 
-def _trace(model: torch.nn.Module, example: Example = None, *, custom_rules: Mapping[Any, Callable] | None = None,
-           ignore: Iterable[Any] = (), leaf_modules: Iterable[type] = (), concrete_args: Mapping[str, Any] | None = None,
-           capture: str = "auto", strict: bool = False, registry: Registry | None = None, measure: bool = False,
-           repeats: int = 5, fx_cache: FxCache | None = None, mode: str = "infer") -> Report:
+def analyse(model: torch.nn.Module, example: Example, options: TraceOptions, fx_cache: FxCache | None = None) -> Report:
+    """:func:`trace_flops` with its options as one value; ``fx_cache`` keeps fx captures across calls (a sweep)."""
     if not isinstance(model, torch.nn.Module):
         raise TypeError(
             f"trace_flops needs a torch.nn.Module, got {type(model).__name__}. "
             "Wrap a plain function in an nn.Module whose forward calls it."
         )
-    if capture not in CAPTURES:
-        raise ValueError(f"capture must be one of {CAPTURES}, got {capture!r}")
-    if mode not in MODES:
-        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
-    if measure and repeats < 1:
-        raise ValueError(f"repeats must be at least 1, got {repeats}")
+    _rules.load_extensions()
     with _heap_frozen():
-        return _traced(model, example, custom_rules, ignore, leaf_modules, concrete_args, capture, strict,
-                       registry, measure, repeats, fx_cache, mode)
+        return _analysed(model, example, options, fx_cache)
 
 
 @contextlib.contextmanager
@@ -112,152 +106,86 @@ def _heap_frozen() -> Iterator[None]:
         gc.unfreeze()
 
 
-def _traced(model: torch.nn.Module, example: Example, custom_rules: Mapping[Any, Callable] | None,
-            ignore: Iterable[Any], leaf_modules: Iterable[type], concrete_args: Mapping[str, Any] | None,
-            capture: str, strict: bool, registry: Registry | None, measure: bool, repeats: int,
-            fx_cache: FxCache | None, mode: str) -> Report:
-    _rules.load_extensions()
+def _analysed(model: torch.nn.Module, example: Example, options: TraceOptions, fx_cache: FxCache | None) -> Report:
     args, kwargs = split_example(example)
     lazy_note = materialize_lazy(model, args, kwargs)
-    base = registry if registry is not None else REGISTRY
-    reg = as_custom_rules(custom_rules, base)
-    rules = (base, *(x for kv in (custom_rules or {}).items() for x in kv))  # what the copy in ``reg`` was made of
-    ctx = Counting(reg, list(ignore), train=mode == "train")
-    leaf_types = tuple(leaf_modules) + tuple(t for t in (custom_rules or {}) if isinstance(t, type))
-
-    def fx_job() -> Report:
-        return _fx_report(model, args, kwargs, ctx, leaf_types, concrete_args, fx_cache, rules)
-
-    check = not ignore and not custom_rules  # the eager cross-check prices ops the user ignores or re-prices
+    base = options.registry if options.registry is not None else REGISTRY
+    custom = options.custom_rules or {}
+    ctx = Counting(as_custom_rules(custom, base), list(options.ignore), train=options.train, pricer=price_callable)
+    leaf_types = tuple(options.leaf_modules) + tuple(t for t in custom if isinstance(t, type))
 
     def record_leaf(m: torch.nn.Module) -> bool:  # what the recorder keeps whole: what fx keeps as a leaf
         return ctx.registry.for_module(m) is not None or bool(leaf_types) and isinstance(m, leaf_types)
 
-    def record_job() -> Report:
-        return _record_report(model, args, kwargs, ctx, record_leaf, check_missing=check)
+    def dynamo_leaf(m: torch.nn.Module) -> bool:  # a module of leaf_types with a rule is kept whole, as fx keeps it
+        return isinstance(m, leaf_types) and ctx.registry.for_module(m) is not None
 
-    def dynamo_job() -> Report:
-        return _dynamo_report(model, args, kwargs, ctx, leaf_types, check_missing=check)
+    def fx_job() -> tuple[Captured, Annotated]:
+        rules = (base, *(x for kv in custom.items() for x in kv))  # what the counting registry was made of
+        concrete = concrete_defaults(model, args, kwargs, options.concrete_args)
+        cap = cached_capture_fx(model, ctx.registry, leaf_types, concrete, fx_cache, rules)
+        cap = replace(cap, inputs=placeholder_values(cap.graph_module, model, args, kwargs))
+        try:
+            return cap, annotate(cap, ctx)
+        except ShapeError as err:
+            if err.located or err.node is None:
+                raise
+            # Only now is the user's line worth a second trace that records stack traces (see shapes._shape_advice).
+            again = capture_fx(model, ctx.registry, leaf_types, concrete_args=concrete, stack_traces=True).graph_module
+            node = next((n for n in again.graph.nodes if n.name == err.node), None)
+            raise locate(err, node.meta.get("stack_trace") if node is not None else None) from err.__cause__
 
-    jobs = {"fx": fx_job, "record": record_job, "dynamo": dynamo_job}
-    report = _choose(capture, jobs, type(model).__name__)
-    if lazy_note:
-        report.notes.insert(0, lazy_note)
-    report.mode = mode
-    report.model = model
-    note = checkpoint_note(report.nodes) if ctx.train else None
-    if note:
-        report.notes.append(note)
-    _check_complete(report, strict)
-    if measure:
-        measure_report(report, model, args, kwargs, repeats, record_leaf)
+    def record_job() -> tuple[Captured, Annotated]:
+        cap = capture_record(model, args, kwargs, record_leaf, grad=ctx.train)
+        return cap, annotate(cap, ctx)
+
+    def dynamo_job() -> tuple[Captured, Annotated]:
+        # A reused block is a copy of its source's records, and a training step's backward differs between copies:
+        # the first block's input needs no gradient, the next blocks' do. So in train mode every block is traced.
+        cap = capture_dynamo(model, args, kwargs, is_leaf=dynamo_leaf if leaf_types else None,
+                             reuse_blocks=not ctx.train, grad=ctx.train)
+        return cap, annotate(cap, ctx)
+
+    (cap, done), fell_back = _choose(options.capture, {"fx": fx_job, "record": record_job, "dynamo": dynamo_job},
+                                     type(model).__name__)
+    # the eager MAC check of the paths that ran the model, unless the user ignores or re-prices ops
+    missing = outside_graphs(cap, done.records) if not options.ignore and not custom else None
+    notes = [n for n in (lazy_note, fell_back) if n] + done.notes + ([missing] if missing else [])
+    note = checkpoint_note(done.records) if ctx.train else None
+    report = Report(
+        model_name=type(model).__name__,
+        nodes=done.records,
+        modules=module_rows(model, done.records),
+        input_shapes=input_shapes(args, kwargs),
+        capture=cap.path,
+        shape_mode=done.shape_mode,
+        notes=notes + ([note] if note else []),
+        missing=missing,
+        graph_modules=cap.graphs,
+        mode=options.mode,
+        model=model,
+    )
+    _check_complete(report, options.strict)
+    if options.measure:
+        report = measure_report(report, model, args, kwargs, options.repeats, record_leaf)
     return report
 
 
-def _fx_report(model: torch.nn.Module, args: tuple, kwargs: dict, ctx: Counting, leaf_types: tuple[type, ...],
-               concrete_args: Mapping[str, Any] | None, fx_cache: FxCache | None = None, rules: tuple = ()) -> Report:
-    """Symbolic tracing (partial where a submodule resists), meta shapes, costs; opaque leaves through dynamo."""
-    concrete = concrete_defaults(model, args, kwargs, concrete_args)
-    cap = cached_capture_fx(model, ctx.registry, leaf_types, concrete, fx_cache, rules)
-    gm = cap.graph_module
-    values = placeholder_values(gm, model, args, kwargs)
-    fallback = OpaqueFallback(ctx)
-    try:
-        shapes = propagate_shapes(gm, values, opaque=fallback.shape)
-    except ShapeError as err:
-        if err.located or err.node is None:
-            raise
-        # Only now is the user's line worth a second trace that records stack traces (see shapes._shape_advice).
-        again = capture_fx(model, ctx.registry, leaf_types, concrete_args=concrete, stack_traces=True).graph_module
-        node = next((n for n in again.graph.nodes if n.name == err.node), None)
-        raise locate(err, node.meta.get("stack_trace") if node is not None else None) from err.__cause__
-    count_graph(gm, ctx.nested(fallback))
-    count_bytes(gm)
-    if ctx.train:
-        count_backward(gm, values)
-    notes = fallback_notes(gm, cap.untraceable, fallback)
-    if shapes.note:
-        notes.append(shapes.note)
-    nodes = node_records(gm)
-    return Report(
-        model_name=type(model).__name__,
-        nodes=nodes,
-        modules=module_rows(model, nodes),
-        input_shapes=input_shapes(args, kwargs),
-        capture=Capture.FX_PARTIAL if cap.untraceable else Capture.FX,
-        shape_mode=shapes.mode,
-        notes=notes,
-        graph_modules=[gm],
-    )
-
-
-def _record_report(model: torch.nn.Module, args: tuple, kwargs: dict, ctx: Counting,
-                   is_leaf: Callable[[torch.nn.Module], bool], check_missing: bool) -> Report:
-    """Record the eager call at the torch-function level; the modules ``is_leaf`` picks stay whole."""
-    cap = capture_record(model, args, kwargs, is_leaf, grad=ctx.train)
-    gm = cap.graph_module
-    fallback = OpaqueFallback(ctx)
-
-    def opaque(node: fx.Node, call: Any) -> Any:  # a custom op stands for a torch op; a leaf without a rule
-        if isinstance(node.target, (torch._ops.OpOverload, torch._ops.OpOverloadPacket)):
-            return equivalent_op(node.target, call, ctx)
-        return fallback(node, call)
-
-    count_graph(gm, ctx.nested(opaque))
-    count_bytes(gm)
-    if ctx.train:
-        count_backward(gm, (*args, *kwargs.values()))
-    return _checked_report(model, args, kwargs, Capture.RECORD, cap, node_records(gm), [gm], check_missing)
-
-
-def _checked_report(model: torch.nn.Module, args: tuple, kwargs: dict, capture: Capture, cap: Any,
-                    nodes: list[NodeRecord], graphs: list[fx.GraphModule], check_missing: bool) -> Report:
-    """The report of a path that ran the model (record, dynamo), with its eager MAC check's shortfall."""
-    missing = outside_graphs(cap, nodes) if check_missing else None
-    return Report(
-        model_name=type(model).__name__,
-        nodes=nodes,
-        modules=module_rows(model, nodes),
-        input_shapes=input_shapes(args, kwargs),
-        capture=capture,
-        shape_mode=cap.shape_mode,
-        notes=list(cap.notes) + ([missing] if missing else []),
-        graph_modules=graphs,
-        missing=missing,
-    )
-
-
-def _dynamo_report(model: torch.nn.Module, args: tuple, kwargs: dict, ctx: Counting, leaf_types: tuple[type, ...],
-                   check_missing: bool) -> Report:
-    """Capture ``model`` with dynamo and build its report. Submodules of ``leaf_types`` that have a rule are
-    kept whole, as fx keeps them. ``check_missing`` compares the total with FlopCounterMode's (off when
-    the user ignores ops or prices them with custom rules)."""
-    def is_leaf(m: torch.nn.Module) -> bool:
-        return isinstance(m, leaf_types) and ctx.registry.for_module(m) is not None
-
-    # A reused block is a copy of its source's records, and a training step's backward differs between copies: the
-    # first block's input needs no gradient, the next blocks' do. So in train mode every block is traced.
-    cap = capture_dynamo(model, args, kwargs, is_leaf=is_leaf if leaf_types else None, reuse_blocks=not ctx.train,
-                         grad=ctx.train)
-    return _checked_report(model, args, kwargs, Capture.DYNAMO, cap, count_capture(cap, ctx), cap.graph_modules,
-                           check_missing)
-
-
-def _choose(capture: str, jobs: dict[str, Callable[[], Report]], name: str) -> Report:
-    """Run the capture path asked for. ``auto`` tries fx, then record, then dynamo, each when the one before
-    cannot capture the model, saying why in one note; if all fail, one error lists what each path hit."""
+def _choose(capture: str, jobs: dict[str, Callable[[], Any]], name: str) -> tuple[Any, str | None]:
+    """Run the capture path asked for, and say which paths failed before it. ``auto`` tries fx, then record, then
+    dynamo, each when the one before cannot capture the model, saying why in one note; if all fail, one error lists
+    what each path hit."""
     if capture != "auto":
-        return jobs[capture]()
+        return jobs[capture](), None
     failed: list[tuple[str, str]] = []
     for path in ("fx", "record", "dynamo"):
         try:
-            report = jobs[path]()
+            done = jobs[path]()
         except CaptureError as err:  # a shape error means the example does not fit: no other path would help
             failed.append((path, _why(err, name)))
             continue
-        if failed:
-            report.notes.insert(0, "; ".join(f"{_FAILED[p]} {why}" for p, why in failed) + f"; used {path}")
-        return report
+        note = "; ".join(f"{_FAILED[p]} {why}" for p, why in failed) + f"; used {path}" if failed else None
+        return done, note
     raise CaptureError(
         f"could not capture {name} with any path.\n" + "".join(f"  {p}: {why}\n" for p, why in failed)
         + "What to do: check that the model runs eagerly on this example; see the reasons above."

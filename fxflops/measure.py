@@ -1,8 +1,9 @@
 """``measure=True`` of :func:`fxflops.trace_flops`: time every node of a finished report on real tensors
-(:mod:`fxflops.passes.latency`) and add the times to its records and module rows."""
+(:mod:`fxflops.pipeline.latency`) and return the report with the times on its records and module rows."""
 from __future__ import annotations
 
 import statistics
+from dataclasses import replace
 from typing import Callable
 
 import torch
@@ -10,15 +11,15 @@ import torch
 from .capture.example import placeholder_values
 from .capture.record import capture_record
 from .errors import FxFlopsError, first_line
-from .passes.latency import apply_timings, model_device, real_example, time_dynamo, time_fx
 from .passes.records import module_rows
+from .pipeline.latency import apply_timings, model_device, real_example, time_dynamo, time_fx
 from .report.report import Report
 from .types import OP_KINDS, Capture
 
 
 def measure(report: Report, model: torch.nn.Module, args: tuple, kwargs: dict, repeats: int,
-            record_leaf: Callable[[torch.nn.Module], bool]) -> None:
-    """Time every node on real tensors (:mod:`fxflops.passes.latency`) and add the times to the records."""
+            record_leaf: Callable[[torch.nn.Module], bool]) -> Report:
+    """A copy of ``report`` with every node timed on real tensors (:mod:`fxflops.pipeline.latency`)."""
     device = model_device(model)
     args, kwargs = real_example((args, kwargs), device)
     try:
@@ -39,11 +40,12 @@ def measure(report: Report, model: torch.nn.Module, args: tuple, kwargs: dict, r
             "What to do: pass a real example on the model's device (a meta tensor is replaced by a random one, "
             "but not inside other objects such as a KV cache), or leave measure off."
         ) from exc
-    done = apply_timings(report.nodes, timed.medians())
-    report.modules = module_rows(model, report.nodes)
-    report.measured_on = str(device)
-    ops = sum(n.kind in OP_KINDS for n in report.nodes)
+    nodes = [replace(n) for n in report.nodes]
+    done = apply_timings(nodes, timed.medians())
+    ops = sum(n.kind in OP_KINDS for n in nodes)
     missed = f" ({ops - done} of {ops} op nodes had no counterpart in the timed run)" if done < ops else ""
-    report.notes.append(f"measured on {device}: each node's median of {repeats} runs; they sum to "
-                        f"{1e3 * (report.total_measured or 0):.3g} ms, the timed forward took "
-                        f"{1e3 * statistics.median(timed.forwards):.3g} ms{missed}")
+    total = sum(n.measured for n in nodes if n.measured is not None)
+    note = (f"measured on {device}: each node's median of {repeats} runs; they sum to {1e3 * total:.3g} ms, the timed "
+            f"forward took {1e3 * statistics.median(timed.forwards):.3g} ms{missed}")
+    return replace(report, nodes=nodes, modules=module_rows(model, nodes), measured_on=str(device),
+                   notes=[*report.notes, note])

@@ -6,7 +6,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 import torch
 
-from .api import _trace
+from .api import TraceOptions, analyse
 from .capture.example import Example
 from .capture.fx_cache import FxCache
 from .errors import FxFlopsError
@@ -35,7 +35,7 @@ def sweep(build: Callable[..., tuple[torch.nn.Module, Example]], *, trace_option
             raise FxFlopsError(f"{s} takes {len(axis)} value(s): a sweep needs at least 2 "
                                "(and degree + 2 for a formula of that degree to be checked)")
         axes.append(axis)
-    options = dict(trace_options or {})
+    options = TraceOptions.of(trace_options)
     cache = FxCache()
     points, reports = [], []
     for combo in product(*axes):
@@ -43,7 +43,7 @@ def sweep(build: Callable[..., tuple[torch.nn.Module, Example]], *, trace_option
         built = build(**point)
         if not (isinstance(built, tuple) and len(built) == 2 and isinstance(built[0], torch.nn.Module)):
             raise FxFlopsError(f"sweep's build({_fmt(point)}) must return (model, example), got {type(built).__name__}")
-        reports.append(_trace(built[0], built[1], fx_cache=cache, **options))
+        reports.append(analyse(built[0], built[1], options, fx_cache=cache))
         points.append(point)
     return Sweep(symbols, points, reports, reused=cache.hits)
 

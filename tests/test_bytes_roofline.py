@@ -149,7 +149,7 @@ def test_roofline_chart_is_drawn(tmp_path):
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and out.stat().st_size > 20_000
     svg = est.plot(str(tmp_path / "roof.svg"), level="module", depth=2).read_text()
     # one marker per module at depth 2 that computes and moves bytes, and the roof's two segments
-    modules = [m for m in r.by_module(2) if m.depth == 2 and m.flops and m.bytes]
+    modules = [m for m in r.modules.values() if m.depth == 2 and m.flops and m.bytes]
     assert svg.count('id="PathCollection_') == len(modules)
     with pytest.raises(fxflops.FxFlopsError, match="level"):
         est.plot(str(tmp_path / "x.png"), level="layer")

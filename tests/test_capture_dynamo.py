@@ -11,7 +11,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from fxflops import CaptureError, ShapeError, trace_flops
 from fxflops.capture.dynamo import capture_dynamo
 from fxflops.passes.costs import Counting
-from fxflops.passes.dynamo_costs import count_capture
+from fxflops.pipeline.annotate import annotate_records as count_capture
 from fxflops.rules.registry import REGISTRY
 
 D = 8
@@ -67,7 +67,7 @@ def test_dynamo_matches_hand_count_and_fx_module_by_module() -> None:
 def test_parameters_become_model_attributes_and_count_once() -> None:
     model = Stack()
     cap = capture_dynamo(model, (torch.randn(1, D),), reuse_blocks=False)
-    gm = cap.graph_modules[0]
+    gm = cap.graphs[0]
     attrs = {n.target for n in gm.graph.nodes if n.op == "get_attr"}
     assert "blocks.0.fc.weight" in attrs and "head.weight" in attrs
     assert gm.get_parameter("blocks.0.fc.weight") is model.blocks[0].fc.weight  # the model's own tensor
@@ -81,7 +81,7 @@ def test_repeated_blocks_are_traced_once_and_reused() -> None:
     reused = capture_dynamo(model, (x,))
     plain = capture_dynamo(model, (x,), reuse_blocks=False)
     assert [(r.path, r.source) for r in reused.reused] == [(f"blocks.{i}", "blocks.0") for i in range(1, 6)]
-    linears = [n for n in reused.graph_modules[0].graph.nodes if "linear" in str(n.target)]
+    linears = [n for n in reused.graphs[0].graph.nodes if "linear" in str(n.target)]
     assert len(linears) == 2  # blocks.0.fc and the head: blocks 1-5 were never traced
     a, b = count_capture(reused, Counting(REGISTRY)), count_capture(plain, Counting(REGISTRY))
     assert sum(n.macs for n in a) == sum(n.macs for n in b) == 6 * 3 * D * D + 3 * D * 3
@@ -187,7 +187,7 @@ class TwoWrapped(nn.Module):
 
 
 def test_fx_wrapped_function_is_recorded_once_per_shape(monkeypatch) -> None:
-    import fxflops.passes.dynamo_costs as fallback
+    import fxflops.pipeline.opaque as fallback
 
     calls = []
     real = fallback.capture_record
@@ -202,7 +202,7 @@ def test_fx_wrapped_function_is_recorded_once_per_shape(monkeypatch) -> None:
 
 
 def test_an_opaque_leaf_that_cannot_be_recorded_goes_through_dynamo(monkeypatch) -> None:
-    import fxflops.passes.dynamo_costs as fallback
+    import fxflops.pipeline.opaque as fallback
     from fxflops import CaptureError
 
     def refuse(*a, **k):

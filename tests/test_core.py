@@ -109,7 +109,7 @@ def test_to_dict_and_json_are_exact(block: Block) -> None:
 def test_module_rows_sum_their_nodes() -> None:
     model = nn.Sequential(nn.Sequential(nn.Linear(4, 8), nn.ReLU()), nn.Linear(8, 2))
     report = trace_flops(model, torch.randn(3, 4))
-    rows = {m.path: m for m in report.by_module()}
+    rows = dict(report.modules)
     assert rows["0"].macs == 3 * 4 * 8 and rows["0"].flops == 2 * 96 + 24 + 24
     assert rows["0.0"].params == 4 * 8 + 8 and rows["1"].params == 8 * 2 + 2
     assert rows[""].flops == rows["0"].flops + rows["1"].flops == report.total_flops

@@ -9,7 +9,7 @@ import torch
 import torch.nn as nn
 
 import fxflops
-from fxflops.passes.latency import time_forward
+from fxflops.pipeline.latency import time_forward
 from fxflops.types import OP_KINDS
 
 

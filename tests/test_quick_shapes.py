@@ -1,4 +1,4 @@
-"""Outputs made by rule on meta (fxflops.passes.quick_shapes) equal what the meta kernel makes, and a call the
+"""Outputs made by rule on meta (fxflops.quick_shapes) equal what the meta kernel makes, and a call the
 kernel would reject is left to the kernel, so its error still reaches the user."""
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import torch.nn.functional as F
 
 import fxflops
 from fxflops.errors import FxFlopsError
-from fxflops.passes.quick_shapes import broadcast, quick_call, quick_output
+from fxflops.quick_shapes import broadcast, quick_call, quick_output
 
 M = torch.device("meta")
 

@@ -11,7 +11,7 @@ same rule registry prices them. They are made to look like fx graphs for the cou
   the model's own tensors, so node params and the per-module table read the same as with fx.
 
 The model runs on meta tensors (real weights are swapped for meta copies, see
-:func:`fxflops.shapes.meta_weights`), so nothing is computed; only where an op needs real values
+:func:`fxflops.tensors.meta_weights`), so nothing is computed; only where an op needs real values
 (``.item()``, ``nonzero``...) is the capture repeated on the real model and example.
 
 An eager probe runs first (:mod:`fxflops.dynamo_probe`): it fails fast where meta tensors cannot
@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable, Iterator
 
 import torch
@@ -30,11 +30,13 @@ import torch.fx as fx
 from torch._subclasses.fake_tensor import fake_tensor_tls
 from torch.fx.graph_module import _assign_attr
 
+from ..captured import Captured
 from ..errors import CaptureError, first_line, user_frame
 from ..paths import attr_at
 from ..tensors import META, leaves
+from ..types import Capture
 from .patching import forwards, kept_state, meta_weights, private_copy, quiet
-from .probe import LeafCall, ProbePlan, Reuse, probe
+from .probe import ProbePlan, probe
 
 # Dynamo settings for one capture, applied with config.patch so they never leak. Recompiling
 # past the limit would silently run the rest of a frame eagerly (uncounted), so it fails instead.
@@ -50,19 +52,6 @@ DYNAMO_CONFIG = dict(
 )
 
 
-@dataclass
-class DynamoCapture:
-    graph_modules: list[fx.GraphModule]
-    shape_mode: str  # "meta" or "real"
-    reused: list[Reuse] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
-    runs: list[int] = field(default_factory=list)  # times each graph ran; each run is counted
-    leaves: list[LeafCall] = field(default_factory=list)  # modules kept whole, priced by their rule
-    # MACs FlopCounterMode saw in the eager probe, by module path ("" = all): a capture that counts fewer
-    # ran code outside its graphs (see fxflops.passes.dynamo_costs.outside_graphs)
-    eager_macs: dict[str, int] | None = None
-
-
 def capture_dynamo(
     target: torch.nn.Module | Callable,
     args: tuple = (),
@@ -70,7 +59,7 @@ def capture_dynamo(
     reuse_blocks: bool = True,
     is_leaf: Callable[[torch.nn.Module], bool] | None = None,
     grad: bool = False,
-) -> DynamoCapture:
+) -> Captured:
     """Capture ``target(*args, **kwargs)`` (a module or a function) as dynamo graphs; see the module docstring.
     ``is_leaf`` picks submodules to keep whole (not traced) and price by their rule, as fx does. ``grad`` captures
     with autograd on, as a training step runs, so that the graphs' values say which ones need a gradient."""
@@ -93,7 +82,7 @@ def capture_dynamo(
 
 
 def _capture(target, root, args: tuple, kwargs: dict, mode: str, reuse_blocks: bool, is_leaf,
-             probe_failure_is_final: bool = False, grad: bool = False) -> DynamoCapture:
+             probe_failure_is_final: bool = False, grad: bool = False) -> Captured:
     """One capture on ``mode`` tensors, after the eager probe. When the probe fails on meta and a real
     run can follow, the capture is not attempted: it would fail the same way, only slower."""
     with _scope(root, mode, grad=grad):
@@ -120,7 +109,8 @@ def _capture(target, root, args: tuple, kwargs: dict, mode: str, reuse_blocks: b
     if any(r > 1 for r in runs):
         notes.append(f"{sum(r > 1 for r in runs)} graph(s) ran more than once (a frame called again); "
                      "each run is counted")
-    return DynamoCapture(graphs, mode, found.reused, notes + found.notes, runs, found.leaves, found.eager_macs)
+    return Captured(Capture.DYNAMO, graphs, shape_mode=mode, notes=notes + found.notes, runs=runs, reused=found.reused,
+                    leaves=found.leaves, eager_macs=found.eager_macs)
 
 
 @contextlib.contextmanager

@@ -8,7 +8,6 @@ op-level graph and the leaf is counted through the fallback capture.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any, Iterable
 
 import torch
@@ -18,27 +17,15 @@ from torch.nn.utils.prune import BasePruningMethod
 from torch.nn.utils.spectral_norm import SpectralNorm
 from torch.nn.utils.weight_norm import WeightNorm
 
+from ..captured import Captured, Untraceable
 from ..errors import CaptureError, first_line, user_frame
 from ..rules.registry import Registry
+from ..types import Capture
 from .graph_module import graph_module
 from .patching import CheckpointRegions, checkpoint_regions
 
 # Partial tracing gives up after this many leaf promotions: past it the model is not "mostly traceable".
 MAX_UNTRACEABLE = 64
-
-
-@dataclass
-class Untraceable:
-    """A submodule symbolic tracing could not go through, kept as a leaf."""
-
-    path: str
-    cls: str
-    reason: str
-    where: str | None
-
-    def describe(self) -> str:
-        at = f" at {self.where}" if self.where else ""
-        return f"{self.path or '<root>'} ({self.cls}): {self.reason}{at}"
 
 
 class _ModuleTraceError(Exception):
@@ -91,12 +78,6 @@ class FlopsTracer(fx.Tracer):
             self._path_stack.pop()
 
 
-@dataclass
-class FxCapture:
-    graph_module: fx.GraphModule
-    untraceable: list[Untraceable] = field(default_factory=list)
-
-
 def capture_fx(
     model: torch.nn.Module,
     registry: Registry,
@@ -104,8 +85,8 @@ def capture_fx(
     concrete_args: dict[str, Any] | None = None,
     partial: bool = True,
     stack_traces: bool = False,
-) -> FxCapture:
-    """Symbolically trace ``model``; with ``partial``, untraceable submodules become leaves. ``stack_traces``
+) -> Captured:
+    """Symbolically trace ``model``; with ``partial``, untraceable submodules become leaves (``fx (partial)``). ``stack_traces``
     records each node's source line in ``node.meta["stack_trace"]`` (it doubles the tracing time)."""
     hooked = _weight_hooks(model) if isinstance(model, torch.nn.Module) else None
     if hooked is not None:
@@ -135,7 +116,7 @@ def capture_fx(
             # the graph, and the user's model is left as it was.
             consts = {k: vars(model).pop(k) for k in set(vars(model)) - before} if before else {}
         gm = graph_module(tracer.root, graph, consts)  # a function is traced on a module of the tracer's own
-        return FxCapture(gm, untraceable)
+        return Captured(Capture.FX_PARTIAL if untraceable else Capture.FX, [gm], untraceable=untraceable)
 
 
 def _weight_hooks(model: torch.nn.Module) -> str | None:

@@ -2,14 +2,15 @@
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import torch
 import torch.fx as fx
 
 from ..errors import CaptureError
 from ..rules.registry import Registry
-from .fx import FxCapture, capture_fx
+from ..captured import Captured
+from .fx import capture_fx
 
 
 @dataclass
@@ -22,7 +23,7 @@ class FxCache:
 
 
 def cached_capture_fx(model: torch.nn.Module, registry: Registry, leaf_types: tuple[type, ...], concrete: dict | None,
-                      fx_cache: FxCache | None, rules: tuple) -> FxCapture:
+                      fx_cache: FxCache | None, rules: tuple) -> Captured:
     """``capture_fx``, or with ``fx_cache`` a fresh copy of the graph traced for the same model, the same
     ``rules`` (the registry and custom rules the counting registry was made of) and the same options (the
     passes write into ``node.meta``, so every report gets graph nodes of its own)."""
@@ -33,7 +34,7 @@ def cached_capture_fx(model: torch.nn.Module, registry: Registry, leaf_types: tu
            tuple(sorted((k, id(v)) for k, v in concrete.items())))
     if key not in fx_cache.entries:
         try:
-            cap: FxCapture | CaptureError = capture_fx(model, registry, leaf_types, concrete_args=concrete or None)
+            cap: Captured | CaptureError = capture_fx(model, registry, leaf_types, concrete_args=concrete or None)
         except CaptureError as err:  # kept too: the next point goes straight to the fallback
             cap = err
         # the objects behind the ids are held, so that no other object can take an id while the cache lives
@@ -44,4 +45,5 @@ def cached_capture_fx(model: torch.nn.Module, registry: Registry, leaf_types: tu
     if isinstance(cap, CaptureError):
         raise cap
     gm = cap.graph_module
-    return FxCapture(fx.GraphModule(gm, copy.deepcopy(gm.graph), type(model).__name__), list(cap.untraceable))
+    return replace(cap, graphs=[fx.GraphModule(gm, copy.deepcopy(gm.graph), type(model).__name__)],
+                   untraceable=list(cap.untraceable))

@@ -13,34 +13,8 @@ from typing import Any, Callable, Iterator
 
 import torch
 
-from ..tensors import META, to_meta
+from ..tensors import META, meta_weights, to_meta
 from ..types import CheckpointRegion
-
-
-@contextlib.contextmanager
-def meta_weights(module: torch.nn.Module) -> Iterator[None]:
-    """Temporarily replace every parameter and buffer of ``module`` by a meta copy (ties preserved)."""
-    swapped: list[tuple[dict, str, Any]] = []
-    copies: dict[int, torch.Tensor] = {}
-    try:
-        for m in module.modules():
-            for store in (m._parameters, m._buffers):
-                for name, t in store.items():
-                    if t is None or t.device == META:
-                        continue
-                    copy = copies.get(id(t))
-                    if copy is None:
-                        copy = torch.empty_like(t, device=META)
-                        if isinstance(t, torch.nn.Parameter):
-                            copy = torch.nn.Parameter(copy, requires_grad=t.requires_grad)
-                        copies[id(t)] = copy
-                    swapped.append((store, name, t))
-                    store[name] = copy
-        yield
-    finally:
-        for store, name, t in reversed(swapped):
-            store[name] = t
-
 
 
 @contextlib.contextmanager

@@ -30,31 +30,12 @@ from torch.utils._pytree import tree_flatten, tree_unflatten
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.flop_counter import FlopCounterMode
 
+from ..captured import LeafCall, Reuse
 from ..paths import within as _within
 from ..tensors import on_meta
 from .patching import as_if_compiling, forwards
 
 CONTAINERS = (torch.nn.ModuleList, torch.nn.Sequential, torch.nn.ModuleDict)
-
-
-@dataclass
-class Reuse:
-    """A block that was not traced because an identical block (``source``) was."""
-
-    path: str
-    source: str
-    cls: str
-
-
-@dataclass
-class LeafCall:
-    """A call of a module kept whole (it has a custom rule), with the values it got and returned."""
-
-    path: str
-    module: torch.nn.Module
-    args: tuple
-    kwargs: dict
-    out: Any
 
 
 @dataclass

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import contextlib
 import operator
-from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator
 
 import torch
@@ -32,10 +31,12 @@ from torch.overrides import TorchFunctionMode
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.flop_counter import flop_registry
 
+from ..captured import Captured
 from ..errors import CaptureError, first_line, user_frame
-from ..passes.quick_shapes import quick_call, quick_output
+from ..quick_shapes import quick_call, quick_output
 from ..paths import within
 from ..tensors import META, has_tensor, tensors_in
+from ..types import Capture
 from .graph_module import graph_module
 from .patching import (CheckpointRegions, as_if_compiling, checkpoint_regions, forwards, kept_state, meta_weights,
                        private_copy, quiet)
@@ -46,17 +47,8 @@ _SCALARS = (int, float, bool, complex, str, type(None), torch.dtype, torch.devic
             torch.layout, type(Ellipsis))
 
 
-@dataclass
-class RecordCapture:
-    graph_module: fx.GraphModule
-    shape_mode: str  # "meta" or "real"
-    notes: list[str] = field(default_factory=list)
-    # MACs of the aten contractions that ran, by module path ("" = all), from torch's flop formulas
-    eager_macs: dict[str, int] | None = None
-
-
 def capture_record(model: torch.nn.Module, args: tuple, kwargs: dict,
-                   is_leaf: Callable[[torch.nn.Module], bool], meta: bool = True, grad: bool = False) -> RecordCapture:
+                   is_leaf: Callable[[torch.nn.Module], bool], meta: bool = True, grad: bool = False) -> Captured:
     """Record ``model(*args, **kwargs)``; see the module docstring. ``is_leaf`` picks the modules kept whole;
     ``meta=False`` records the real run directly (a graph to run again on real data). ``grad`` runs it with
     autograd on, as a training step does (code such as HF's gradient checkpointing checks it); else under no_grad."""
@@ -112,7 +104,9 @@ def _record(model: torch.nn.Module, args: tuple, kwargs: dict, is_leaf: Callable
         with forwards(leaves_), checkpoint_regions(rec.regions), rec.module_stack(), _MacCheck(rec) as rec.check, rec:
             out = model(*args, **kwargs)
         rec.output(out)
-    return RecordCapture(graph_module(model, rec.graph, rec.consts), mode, [], rec.check.by_module)
+    # eager_macs: the MACs of the aten contractions that ran, by module path ("" = all), from torch's flop formulas
+    return Captured(Capture.RECORD, [graph_module(model, rec.graph, rec.consts)], shape_mode=mode,
+                    inputs=(*args, *kwargs.values()), eager_macs=rec.check.by_module)
 
 
 def _outermost(model: torch.nn.Module, is_leaf: Callable[[torch.nn.Module], bool]) -> dict[str, torch.nn.Module]:

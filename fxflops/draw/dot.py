@@ -517,7 +517,7 @@ def _graph(source: "Report | nx.DiGraph", color: str = "flops", device: Any = No
 
     g = to_networkx(source)
     if color != "flops":
-        est = source.roofline(device if device is not None else source._default_device())
+        est = source.roofline(device if device is not None else source.default_device())
         for name, e in est.nodes.items():
             if name in g:
                 g.nodes[name]["est_time"] = e.time

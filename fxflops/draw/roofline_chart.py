@@ -68,7 +68,7 @@ def plot(est: "Roofline", path: str, level: str = "node", depth: int = 2, title:
             t = n.measured if measured and n.measured else e.time
             points.append((e.intensity, e.flops / t, t, n.op, _family(n.op)))
     else:
-        for m in report.by_module(depth):
+        for m in report.modules.values():
             e = est.modules.get(m.path)
             if m.depth != depth or e is None or not (e.flops and e.bytes):
                 continue

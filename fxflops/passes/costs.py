@@ -28,6 +28,11 @@ from ..types import OP_KINDS, NodeRecord, Status
 Fallback = Callable[[fx.Node, Call], "tuple[Any, ...] | None"]
 
 
+# ``pricer(ctx, fn, args, kwargs)`` counts a user callable in the context ``ctx`` (capturing it: the orchestrator
+# that knows the capture paths gives it, fxflops.pipeline.nested); returns (cost, output value, what was left out).
+Pricer = Callable[["Counting", Callable, tuple, dict], "tuple[Cost, Any, list[str]]"]
+
+
 @dataclass
 class Counting:
     """What a count is done with; nested counts (:meth:`Call.price`) inherit all of it."""
@@ -36,16 +41,17 @@ class Counting:
     ignore: list[Any] = field(default_factory=list)
     fallback: Fallback | None = None
     train: bool = False  # a training step: the backward pass prices every node too
+    pricer: Pricer | None = None
 
     def nested(self, fallback: Fallback | None) -> "Counting":
-        return Counting(self.registry, self.ignore, fallback, self.train)
+        return Counting(self.registry, self.ignore, fallback, self.train, self.pricer)
 
     def price(self, fn: Callable, args: tuple, kwargs: dict) -> tuple[Cost, Any, list[str]]:
-        """Count ``fn(*args, **kwargs)`` in this context: traced with fx (through dynamo where fx fails, via the
-        fallback), shapes on meta, priced with this registry and ``ignore``. Returns (cost, output, left out)."""
-        from .nested import price_callable  # the nested count captures, which imports this module
-
-        return price_callable(self, fn, args, kwargs)
+        """Count ``fn(*args, **kwargs)`` in this context (same registry, custom rules and ``ignore``). Returns
+        (cost, output, left out)."""
+        if self.pricer is None:
+            raise FxFlopsError("this count cannot price a nested function: count through fxflops.trace_flops")
+        return self.pricer(self, fn, args, kwargs)
 
 
 def innermost_module(node: fx.Node) -> tuple[str, str]:

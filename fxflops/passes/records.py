@@ -9,7 +9,7 @@ from dataclasses import replace
 import torch
 import torch.fx as fx
 
-from ..capture.probe import Reuse
+from ..captured import Reuse
 from ..paths import ancestors, attr_at, moved, submodule, under
 from ..rules.registry import target_name
 from ..tensors import dtype_name, tensors_in

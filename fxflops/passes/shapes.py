@@ -15,11 +15,10 @@ import torch
 import torch.fx as fx
 import torch.nn as nn
 
-from ..capture.patching import meta_weights
 from ..errors import ShapeError, first_line, user_frame, user_frame_in_stack
 from ..rules.registry import target_name
-from ..tensors import META, leaves, to_meta
-from .quick_shapes import quick_call, quick_output
+from ..quick_shapes import quick_call, quick_output
+from ..tensors import META, leaves, meta_weights, to_meta
 
 
 class _NodeFailure(Exception):

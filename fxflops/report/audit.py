@@ -176,7 +176,7 @@ def audit(report: "Report") -> "Audit":
         if n.kind not in OP_KINDS:
             continue
         kind, target, reason = KINDS[n.kind], n.qualname or n.target, _reason(n)
-        bwd = n.bwd_status if report.train else Backward.NONE
+        bwd = n.bwd_status if report.mode == "train" else Backward.NONE
         if bwd == Backward.MISSING:
             reason = (reason + "; " if reason else "") + "no backward formula: gradient priced as 0"
         key = (kind, target, n.status, reason, bwd == Backward.MISSING)
@@ -216,3 +216,31 @@ def hook_blind_spot(report: "Report", registry: Registry = REGISTRY) -> BlindSpo
         macs += n.fwd.macs
         flops += n.fwd.flops
     return BlindSpot(macs, flops, report.forward_macs, report.forward_flops)
+
+
+# ---- what the count is missing ------------------------------------------------------------------------
+
+
+def shortfall(report: "Report", strict: bool = False) -> str | None:
+    """What the count could not price, in one sentence without advice (None when nothing): the
+    uncounted targets, the partly priced ones and what they leave out, and FlopCounterMode's missing
+    MACs. ``strict`` words it for an error ("would be counted as 0")."""
+    parts = []
+    left = report.uncounted
+    if left:
+        verb = "would be" if strict else "were"
+        parts.append(f"{len(left)} node(s) have no FLOPs rule or could not be priced, and {verb} counted as 0: "
+                     f"{', '.join(sorted({n.target for n in left}))}")
+    partial = [n for n in report.nodes if n.status == Status.PARTIAL]
+    if partial:
+        inside = sorted({x for n in partial for x in n.left_out})
+        parts.append(f"{len(partial)} node(s) were priced only in part ({', '.join(sorted({n.target for n in partial}))}"
+                     f"), leaving out {', '.join(inside)}")
+    if report.missing:
+        parts.append(report.missing)
+    nob = report.no_backward
+    if nob:
+        verb = "would be" if strict else "were"
+        parts.append(f"{len(nob)} node(s) have no backward formula, and their gradients {verb} counted as 0: "
+                     f"{', '.join(sorted({n.target for n in nob}))}")
+    return " ".join("; ".join(parts).split()) if parts else None

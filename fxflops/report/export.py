@@ -1,6 +1,6 @@
 """What people paste into papers and spreadsheets: CSV (exact integers), Markdown tables, pandas DataFrames.
 
-Every exporter reads the same rows as the text tables (:meth:`Report.table_modules`, :meth:`Report.by_op`,
+Every exporter reads the same rows as the text tables (:func:`fxflops.report.views.table_modules`, :meth:`Report.by_op`,
 ``Report.nodes``), so a number in a CSV cell is the number behind the printed table, unrounded.
 """
 from __future__ import annotations
@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import FxFlopsError
 from ..units import human, percent
+from .views import table_modules
 
 if TYPE_CHECKING:
     from .report import Report
@@ -27,12 +28,12 @@ def records(report: "Report", rows: str = "modules", depth: int | None = None) -
     if rows not in ROWS:
         raise FxFlopsError(f"rows must be one of {', '.join(ROWS)}, got {rows!r}")
     total = report.total_flops
-    halves = HALVES if report.train else ()
+    halves = HALVES if report.mode == "train" else ()
     if rows == "modules":
         return [{"module": m.path, "type": m.type, "depth": m.depth, "params": m.params, "macs": m.macs,
                  "flops": m.flops, **{h: getattr(m, h) for h in halves},
                  "flops_share": m.flops / total if total else 0.0}
-                for m in report.table_modules(depth)]
+                for m in table_modules(report, depth)]
     if rows == "ops":
         return [{"op": op, "nodes": r["count"], "macs": r["macs"], "flops": r["flops"], **{h: r[h] for h in halves},
                  "flops_share": r["flops"] / total if total else 0.0} for op, r in report.by_op().items()]
@@ -79,10 +80,10 @@ def to_markdown(report: "Report", depth: int = 2, *, exact: bool = False) -> str
     shapes = ", ".join("×".join(str(d) for d in s) if isinstance(s, tuple) else str(s) for s in report.input_shapes)
     caption = (f"**{report.model_name}** ({shapes}): {fmt(report.total_macs)} MACs, {fmt(report.total_flops)} FLOPs, "
                f"{fmt(report.total_params)} params")
-    halves = ("fwd_flops", "bwd_flops") if report.train else ()
+    halves = ("fwd_flops", "bwd_flops") if report.mode == "train" else ()
     rows = [("module", "type", "params", "MACs", *(f"{h[:3]} FLOPs" for h in halves), "FLOPs", "% FLOPs")]
     total = report.total_flops
-    for m in report.table_modules(depth):
+    for m in table_modules(report, depth):
         rows.append((f"`{m.path}`" if m.path else "(model)", m.type, fmt(m.params), fmt(m.macs),
                      *(fmt(getattr(m, h)) for h in halves), fmt(m.flops), percent(m.flops, total)))
     return caption + "\n\n" + markdown_table(rows, align_right=tuple(range(2, len(rows[0])))) + "\n"

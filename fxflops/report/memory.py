@@ -47,7 +47,7 @@ class Memory:
 def memory(report: "Report", model: torch.nn.Module, optimizer: str = "adam") -> Memory:
     if optimizer not in OPTIMIZER_STATES:
         raise FxFlopsError(f"optimizer must be one of {', '.join(OPTIMIZER_STATES)}, got {optimizer!r}")
-    if not report.train:
+    if report.mode != "train":
         raise FxFlopsError('memory() needs a train-mode report: count it with mode="train"')
     params = list({id(p): p for p in model.parameters()}.values())
     trainable = [p for p in params if p.requires_grad]

@@ -114,7 +114,7 @@ def time_dynamo(model: torch.nn.Module, args: tuple, kwargs: dict, device: torch
     """Time every node of the graphs dynamo cuts from ``model(*args, **kwargs)``, compiled as the report's capture
     was in ``mode`` (:func:`fxflops.capture.dynamo.compiled_as_captured`), on real tensors. Graph ``i``'s nodes
     are keyed ``g{i}.name`` when there are several graphs (as their records are), and the ``k``-th run of a
-    graph in one forward adds ``#k``, as :func:`fxflops.passes.dynamo_costs.count_capture` names them."""
+    graph in one forward adds ``#k``, as :func:`fxflops.pipeline.annotate.annotate` names them."""
     sync = _sync(device)
     out = Timings()
     graphs: list[_Timed] = []
@@ -163,15 +163,15 @@ def time_forward(model: torch.nn.Module, args: tuple, kwargs: dict, device: torc
 
 
 def apply_timings(records: list[NodeRecord], medians: dict[str, float]) -> int:
-    """Set ``measured`` on every op record that was timed; a copy of a reused block (``name@path``) takes its
-    source node's time, as it takes its costs. Returns how many op records got a time."""
+    """Set ``measured`` on every op record that was timed; a copy of a reused block takes its source node's time,
+    as it takes its costs. Returns how many op records got a time."""
     done = 0
     for r in records:
         if r.kind not in OP_KINDS:
             continue
         t = medians.get(r.name)
-        if t is None and "@" in r.name:
-            t = medians.get(r.name.split("@", 1)[0])
+        if t is None and r.block:
+            t = medians.get(r.name.removesuffix(f"@{r.block}"))
         if t is not None:
             r.measured = t
             done += 1

@@ -9,13 +9,15 @@ from typing import Any, Callable
 
 import torch
 
+from ..capture.dynamo import capture_dynamo
 from ..capture.fx import capture_fx
 from ..errors import CaptureError
+from ..passes.costs import Counting, count_graph, left_out_of, total
+from ..passes.shapes import propagate_shapes
 from ..tensors import to_meta
 from ..types import Cost
-from .costs import Counting, count_graph, left_out_of, total
-from .dynamo_costs import OpaqueFallback, count_capture
-from .shapes import propagate_shapes
+from .annotate import annotate_records
+from .opaque import OpaqueFallback
 
 
 def price_callable(ctx: Counting, fn: Callable, args: tuple, kwargs: dict) -> tuple[Cost, Any, list[str]]:
@@ -27,7 +29,7 @@ def price_callable(ctx: Counting, fn: Callable, args: tuple, kwargs: dict) -> tu
         return _through_dynamo(ctx, fn, args, kwargs)
     gm = cap.graph_module
     propagate_shapes(gm, args, allow_real=False)
-    count_graph(gm, ctx.nested(OpaqueFallback(ctx)))
+    count_graph(gm, ctx.nested(OpaqueFallback(ctx, annotate_records)))
     nodes = list(gm.graph.nodes)
     out = next(n for n in reversed(nodes) if n.op == "output").args[0]
     value = out.meta.get("val") if isinstance(out, torch.fx.Node) else out
@@ -35,10 +37,8 @@ def price_callable(ctx: Counting, fn: Callable, args: tuple, kwargs: dict) -> tu
 
 
 def _through_dynamo(ctx: Counting, fn: Callable, args: tuple, kwargs: dict) -> tuple[Cost, Any, list[str]]:
-    from ..capture.dynamo import capture_dynamo
-
     cap = capture_dynamo(fn, args, kwargs)
-    records = count_capture(cap, ctx)
+    records = annotate_records(cap, ctx)
     cost = sum((r.fwd for r in records), Cost())
     left = sorted({r.target for r in records if r.status.incomplete})
     outs = [r for r in records if r.kind == "output"]

@@ -14,7 +14,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..tensors import META, empty_like_meta
+from .tensors import META, empty_like_meta
 
 # Leaf modules whose output has exactly the shape and dtype of their first input. On meta tensors their
 # forward is skipped: meta BatchNorm alone, which runs through Python decompositions, costs more than
