@@ -27,7 +27,7 @@ from ..types import OP_KINDS, Backward, Cost
 if TYPE_CHECKING:
     from .report import Report
 
-__all__ = ["Utilization", "utilization", "recompute_by_node"]
+__all__ = ["Utilization", "utilization", "utilization_of", "recompute_flops", "recompute_by_node"]
 
 ATTENTION = ("graph", "causal")
 BATCH = ("device", "global")
@@ -107,19 +107,15 @@ def utilization(report: "Report", step_seconds: float, device: str | Device = "c
     accumulation). ``dtype`` picks the peak (``"bf16"``, ``"fp16"``, ``"tf32"``, ``"float32"``...; default: the
     dtype most of the report's FLOPs run in); ``device`` is a preset name or a :class:`~fxflops.Device`.
     """
-    if not step_seconds or step_seconds <= 0:
-        raise FxFlopsError(f"step_seconds must be positive, got {step_seconds!r}: pass the wall time of one step")
-    if int(n_devices) < 1 or int(micro_batches) < 1:
-        raise FxFlopsError("n_devices and micro_batches must be at least 1")
+    if int(micro_batches) < 1:
+        raise FxFlopsError(f"micro_batches must be at least 1, got {micro_batches!r}")
     if attention not in ATTENTION:
         raise FxFlopsError(f"attention must be one of {ATTENTION}, got {attention!r}")
     if batch not in BATCH:
         raise FxFlopsError(f"batch must be one of {BATCH} (what the report's example is), got {batch!r}")
-    dev = get_device(device)
     key = dtype_key(dtype or main_dtype(report.nodes))
-    peak = dev.with_efficiency(1.0, 1.0).peak(key)
     again = recompute_by_node(report)
-    recompute = sum(again.get(rec.node, Cost()).flops for rec in report.nodes if rec.node is not None)
+    recompute = _summed(report, again)
     dropped_model = dropped_hw = 0
     if attention == "causal":
         sdpa = [rec for rec in report.nodes if rec.op == SDPA]
@@ -132,14 +128,37 @@ def utilization(report: "Report", step_seconds: float, device: str | Device = "c
             dropped_hw += rec.flops // 2
     share = int(n_devices) if batch == "global" else 1
     k = int(micro_batches)
-    model = (report.total_flops - recompute - dropped_model) * k // share
-    hardware = (report.total_flops - dropped_hw) * k // share
-    u = Utilization(model, hardware, hardware - model, float(step_seconds), peak, key, dev, int(n_devices),
-                    attention, dropped_model * k // share)
+    return utilization_of((report.total_flops - recompute - dropped_model) * k // share,
+                          (report.total_flops - dropped_hw) * k // share, step_seconds, device, n_devices, key,
+                          attention=attention, attention_flops_dropped=dropped_model * k // share)
+
+
+def utilization_of(model_flops: int, hardware_flops: int, step_seconds: float, device: str | Device = "cpu",
+                   n_devices: int = 1, dtype: str = "fp32", *, attention: str = "graph",
+                   attention_flops_dropped: int = 0) -> Utilization:
+    """:class:`Utilization` of one device's step from its FLOPs (model: without recompute; hardware: with it)."""
+    if not step_seconds or step_seconds <= 0:
+        raise FxFlopsError(f"step_seconds must be positive, got {step_seconds!r}: pass the wall time of one step")
+    if int(n_devices) < 1:
+        raise FxFlopsError(f"n_devices must be at least 1, got {n_devices!r}")
+    dev = get_device(device)
+    key = dtype_key(dtype)
+    peak = dev.with_efficiency(1.0, 1.0).peak(key)
+    u = Utilization(int(model_flops), int(hardware_flops), int(hardware_flops) - int(model_flops), float(step_seconds),
+                    peak, key, dev, int(n_devices), attention, int(attention_flops_dropped))
     if u.hfu > 1:
-        warnings.warn(f"HFU {u.hfu:.0%} is above 100%: check that the report is one device's batch (batch='device') "
-                      f"or the global one (batch='global'), the dtype ({key}) and the step time", stacklevel=2)
+        warnings.warn(f"HFU {u.hfu:.0%} is above 100%: check that the FLOPs are one device's (batch='device') or "
+                      f"the global batch's (batch='global'), the dtype ({key}) and the step time", stacklevel=3)
     return u
+
+
+def recompute_flops(report: "Report") -> int:
+    """The FLOPs of the activation-checkpoint recompute in ``report.total_flops`` (0 without checkpointing)."""
+    return _summed(report, recompute_by_node(report))
+
+
+def _summed(report: "Report", again: dict[fx.Node, Cost]) -> int:
+    return sum(again[rec.node].flops for rec in report.nodes if rec.node in again)
 
 
 def recompute_by_node(report: "Report") -> dict[fx.Node, Cost]:
