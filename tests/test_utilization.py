@@ -117,8 +117,8 @@ def test_causal_attention_counts_half_of_the_fused_attention():
     r = train_report(Attention(), torch.randn(2, 32, 16))
     sdpa = [n for n in r.nodes if n.op == "scaled_dot_product_attention"]
     assert len(sdpa) == 1 and sdpa[0].flops > 0
-    graph = utilization(r, SECONDS, ROOF)
-    causal = utilization(r, SECONDS, ROOF, attention="causal")
+    graph = utilization(r, 1.0, ROOF)
+    causal = utilization(r, 1.0, ROOF, attention="causal")
     assert graph.model_flops == r.total_flops
     assert causal.model_flops == r.total_flops - sdpa[0].flops // 2 == graph.model_flops - causal.attention_flops_dropped
     assert "causal attention counted half" in str(causal)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any, Callable, Mapping
 
-import torch
 from lightning.pytorch import Callback, LightningModule, Trainer
 
 from ..devices import Device
@@ -24,7 +23,7 @@ class FlopsMonitor(Callback):
     """Logs, per training batch, ``fxflops/flops_per_step`` (the module's forward + backward on the batch's shape,
     counted exactly on meta: once for the first shape, then by the fitted formula), ``fxflops/tflops_per_second``
     (model FLOPs per device over the batch's wall time), ``fxflops/mfu`` and, with activation checkpointing,
-    ``fxflops/hfu``, through ``pl_module.log`` (so to whatever logger the Trainer has).
+    ``fxflops/hfu``, to every logger the Trainer has, every ``log_every_n_steps``.
 
     ``example_fn(batch)`` gives the forward's inputs (default: the batch, or its first item for ``(x, y)``);
     a loss computed in ``training_step`` outside ``forward`` is not counted. ``device`` (a preset name or a
@@ -51,5 +50,9 @@ class FlopsMonitor(Callback):
                            batch_idx: int) -> None:
         seconds = now(trainer.strategy.root_device) - self._t0
         flops, model_flops = self.meter.count(pl_module, [self.example_fn(batch)])
-        with torch.no_grad():
-            pl_module.log_dict(self.meter.metrics(flops, model_flops, seconds), on_step=True, on_epoch=False)
+        if trainer.global_step % max(1, trainer.log_every_n_steps) and not trainer.is_last_batch:
+            return
+        # to the loggers directly, as Lightning's ThroughputMonitor does: pl_module.log would round the FLOPs to
+        # float32 (exact only below 2**24)
+        for logger in trainer.loggers:
+            logger.log_metrics(self.meter.metrics(flops, model_flops, seconds), step=trainer.global_step)
