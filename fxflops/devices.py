@@ -90,15 +90,15 @@ PRESETS: dict[str, Device] = {
         {"fp64": 9.7 * T, "fp32": 19.5 * T, "tf32": 156 * T, "bf16": 312 * T, "fp16": 312 * T, "int8": 624 * T},
         2.039e12, name="a100", memory=80e9,
         source="NVIDIA A100 Tensor Core GPU datasheet (SXM4 80GB): dense peaks, HBM2e 2,039 GB/s, 80 GB"),
+    "a100-40gb": Device(
+        {"fp64": 9.7 * T, "fp32": 19.5 * T, "tf32": 156 * T, "bf16": 312 * T, "fp16": 312 * T, "int8": 624 * T},
+        1.555e12, name="a100-40gb", memory=40e9,
+        source="NVIDIA A100 Tensor Core GPU datasheet (SXM4 40GB): dense peaks, HBM2 1,555 GB/s, 40 GB"),
     "h100": Device(
         {"fp64": 34 * T, "fp32": 67 * T, "tf32": 494.7 * T, "bf16": 989.4 * T, "fp16": 989.4 * T, "int8": 1978.9 * T},
         3.35e12, name="h100", memory=80e9,
         source="NVIDIA H100 Tensor Core GPU datasheet (SXM5): dense peaks (half the sparsity figures), HBM3 3.35 TB/s, "
                "80 GB"),
-    "a100-40gb": Device(
-        {"fp64": 9.7 * T, "fp32": 19.5 * T, "tf32": 156 * T, "bf16": 312 * T, "fp16": 312 * T, "int8": 624 * T},
-        1.555e12, name="a100-40gb", memory=40e9,
-        source="NVIDIA A100 Tensor Core GPU datasheet (SXM4 40GB): dense peaks, HBM2 1,555 GB/s, 40 GB"),
     "h100-pcie": Device(
         {"fp64": 26 * T, "fp32": 51 * T, "tf32": 378 * T, "bf16": 756 * T, "fp16": 756 * T, "int8": 1513 * T},
         2.0e12, name="h100-pcie", memory=80e9,
