@@ -8,13 +8,12 @@ import pytest
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-import torch.utils.checkpoint as cp
 
 import fxflops
 from fxflops import Device, FxFlopsError, utilization
 from fxflops.report.utilization import recompute_flops
+from test_checkpointing import B, D, Checkpointed  # the hand-counted model of the checkpointing tests
 
-B, D, H = 4, 8, 16
 # Forward FLOPs by hand: Linear(8, 16) on 4 rows 2·512 + 64 bias adds = 1088, ReLU 64, Linear(16, 8) 1024 + 32 = 1056;
 # two blocks: 4416. Backward (x needs no gradient): the first Linear only its weight gradient, 1024 + 64 for the bias
 # gradient = 1088; each ReLU 2 per element = 128; each later Linear grad-input and grad-weight, 2048 + its bias
@@ -27,25 +26,9 @@ PEAK, SECONDS = 2e8, 1e-4  # FLOP/s of a made-up device, and a step time: the de
 ROOF = Device(peak_flops={"fp32": PEAK, "bf16": 4 * PEAK}, bandwidth=1e9, name="toy", source="made up for the test")
 
 
-class Block(nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.a, self.b = nn.Linear(D, H), nn.Linear(H, D)
-
-    def forward(self, x):
-        return self.b(torch.relu(self.a(x)))
-
-
-class Net(nn.Module):
-    def __init__(self, checkpoint: bool):
-        super().__init__()
-        self.blocks = nn.ModuleList([Block(), Block()])
-        self.checkpoint = checkpoint
-
-    def forward(self, x):
-        for blk in self.blocks:
-            x = cp.checkpoint(blk, x, use_reentrant=False) if self.checkpoint else blk(x)
-        return x
+def blocks(checkpoint: bool) -> nn.Module:
+    """Two Linear(8, 16) → ReLU → Linear(16, 8) blocks, each non-reentrantly checkpointed or not."""
+    return Checkpointed(False if checkpoint else None)
 
 
 def train_report(model: nn.Module, example, capture: str = "auto") -> fxflops.Report:
@@ -57,8 +40,8 @@ def train_report(model: nn.Module, example, capture: str = "auto") -> fxflops.Re
 @pytest.mark.parametrize("capture", ["fx", "record", "dynamo"])
 def test_mfu_leaves_the_recompute_out_and_hfu_counts_it(capture):
     x = torch.randn(B, D)
-    plain = utilization(train_report(Net(False), x, capture=capture), SECONDS, ROOF)
-    ckpt = utilization(train_report(Net(True), x, capture=capture), SECONDS, ROOF)
+    plain = utilization(train_report(blocks(False), x, capture=capture), SECONDS, ROOF)
+    ckpt = utilization(train_report(blocks(True), x, capture=capture), SECONDS, ROOF)
     assert (plain.model_flops, plain.hardware_flops) == (STEP, STEP)
     assert (ckpt.model_flops, ckpt.hardware_flops, ckpt.recompute_flops) == (STEP, STEP + RECOMPUTE, RECOMPUTE)
     assert plain.mfu == plain.hfu == ckpt.mfu == STEP / 20_000 == 0.6016
@@ -67,7 +50,7 @@ def test_mfu_leaves_the_recompute_out_and_hfu_counts_it(capture):
 
 
 def test_the_string_states_the_conventions():
-    u = utilization(train_report(Net(True), torch.randn(B, D)), SECONDS, ROOF)
+    u = utilization(train_report(blocks(True), torch.randn(B, D)), SECONDS, ROOF)
     s = str(u)
     assert "MFU 60.2%" in s and "HFU 71.7%" in s and "2,304 recompute FLOPs" in s
     assert "recompute excluded" in s and "dense fp32 peak of toy" in s and "\n" not in s
@@ -76,7 +59,7 @@ def test_the_string_states_the_conventions():
 
 
 def test_per_device_and_global_throughput_by_hand():
-    r = train_report(Net(False), torch.randn(B, D))
+    r = train_report(blocks(False), torch.randn(B, D))
     u = utilization(r, SECONDS, ROOF, n_devices=2)  # the report is one device's batch
     assert u.flops_per_second_per_device == STEP / SECONDS == 120_320_000
     assert u.flops_per_second == 2 * STEP / SECONDS
@@ -93,7 +76,7 @@ def test_beside_lightning_throughput():
     global figure): given ours and the same step times, its per-device and global FLOP/s and its MFU are ours."""
     from lightning.fabric.utilities.throughput import Throughput
 
-    u = utilization(train_report(Net(False), torch.randn(B, D)), SECONDS, ROOF, n_devices=2)
+    u = utilization(train_report(blocks(False), torch.randn(B, D)), SECONDS, ROOF, n_devices=2)
     t = Throughput(available_flops=PEAK, world_size=2, window_size=2)
     for k in (1, 2):  # two steps of SECONDS each, one device's batch of B samples
         t.update(time=k * SECONDS, batches=k, samples=k * B, flops=STEP)
@@ -123,11 +106,11 @@ def test_causal_attention_counts_half_of_the_fused_attention():
     assert causal.model_flops == r.total_flops - sdpa[0].flops // 2 == graph.model_flops - causal.attention_flops_dropped
     assert "causal attention counted half" in str(causal)
     with pytest.raises(FxFlopsError, match="no scaled_dot_product_attention"):
-        utilization(train_report(Net(False), torch.randn(B, D)), SECONDS, ROOF, attention="causal")
+        utilization(train_report(blocks(False), torch.randn(B, D)), SECONDS, ROOF, attention="causal")
 
 
 def test_bad_arguments_say_what_to_do():
-    r = train_report(Net(False), torch.randn(B, D))
+    r = train_report(blocks(False), torch.randn(B, D))
     for kwargs, msg in [({"step_seconds": 0}, "step_seconds must be positive"),
                         ({"step_seconds": 1.0, "n_devices": 0}, "n_devices"),
                         ({"step_seconds": 1.0, "attention": "sliding"}, "attention must be"),

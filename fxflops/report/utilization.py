@@ -102,7 +102,7 @@ def utilization(report: "Report", step_seconds: float, device: str | Device = "c
                 batch: str = "device") -> Utilization:
     """MFU, HFU and FLOP/s of a step that took ``step_seconds``.
 
-    ``report`` is ``trace_flops(model, example, mode="train")`` for one device's micro-batch (``batch="global"``:
+    ``report`` is a ``mode="train"`` count of one device's micro-batch (``batch="global"``:
     for the batch of all ``n_devices`` together, split evenly); the step ran ``micro_batches`` of them (gradient
     accumulation). ``dtype`` picks the peak (``"bf16"``, ``"fp16"``, ``"tf32"``, ``"float32"``...; default: the
     dtype most of the report's FLOPs run in); ``device`` is a preset name or a :class:`~fxflops.Device`.
