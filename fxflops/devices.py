@@ -20,7 +20,7 @@ import torch
 
 from .errors import FxFlopsError
 
-__all__ = ["Device", "PRESETS", "get_device", "preset_for", "calibrate_cpu", "dtype_key"]
+__all__ = ["Device", "PRESETS", "get_device", "preset_for", "preset_named", "calibrate_cpu", "dtype_key"]
 
 # The names a Device's per-dtype peaks are keyed by, and the torch dtypes that run at each.
 DTYPE_KEYS = ("fp64", "fp32", "tf32", "bf16", "fp16", "int8")
@@ -141,9 +141,16 @@ def preset_for(device: "str | torch.device") -> str | None:
     if device.type == "cpu":
         return "cpu"
     if device.type == "cuda" and torch.cuda.is_available():
-        name = torch.cuda.get_device_name(device).lower()
-        return next((key for key in PRESETS if key in name), None)
+        return preset_named(torch.cuda.get_device_name(device))
     return None
+
+
+def preset_named(gpu: str) -> str | None:
+    """The preset of a GPU by its name: the one whose every part is a word of it, the most specific first
+    ("NVIDIA A100-SXM4-40GB" is ``a100-40gb``, "NVIDIA H100 PCIe" ``h100-pcie``, "NVIDIA L40S" ``l40s``, not ``l4``)."""
+    words = set(gpu.lower().replace("-", " ").split())
+    found = [key for key in PRESETS if set(key.split("-")) <= words]
+    return max(found, key=lambda key: len(key.split("-")), default=None)
 
 
 def get_device(device: "str | Device") -> Device:

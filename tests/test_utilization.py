@@ -149,3 +149,11 @@ def test_presets_carry_dense_peaks_memory_and_source():
     assert presets["a100"].memory == 80e9 and presets["a100-40gb"].memory == 40e9
     assert presets["h100"].peak_flops["bf16"] == 989.4e12  # SXM, dense (1,979 with sparsity)
     assert presets["h100-pcie"].peak_flops["bf16"] == 756e12
+
+
+@pytest.mark.parametrize("gpu, preset", [("NVIDIA A100-SXM4-40GB", "a100-40gb"), ("NVIDIA A100 80GB PCIe", "a100"),
+                                         ("NVIDIA H100 80GB HBM3", "h100"), ("NVIDIA H100 PCIe", "h100-pcie"),
+                                         ("NVIDIA L40S", "l40s"), ("NVIDIA L4", "l4"), ("NVIDIA H200", "h200"),
+                                         ("AMD Instinct MI300X", "mi300x"), ("NVIDIA GeForce RTX 4090", None)])
+def test_the_callbacks_find_the_preset_of_a_gpu_by_its_name(gpu, preset):
+    assert fxflops.devices.preset_named(gpu) == preset
