@@ -75,6 +75,12 @@ class ShapeBranch(nn.Module):
         return self.extra(x) if ids.shape[1] > 12 else x
 
 
+def test_step_flops_checks_beyond_the_grid_when_the_example_is_on_it():
+    model = gpt2()
+    counter = step_flops(model, lm_batch(2, 30))  # B=2 and T=30 are both points of the fit's grid
+    assert counter.checked_at == (4, 30) and counter(4, 30).flops == step(model, lm_batch(4, 30)).total_flops
+
+
 def test_step_flops_traces_each_shape_where_no_formula_fits():
     model = ShapeBranch()
     counter = step_flops(model, torch.zeros(2, 20, dtype=torch.long))
@@ -97,7 +103,7 @@ class LengthCycle:
         return {"input_ids": ids, "labels": ids}
 
 
-def hf_train(model: nn.Module, lengths, accumulation: int = 1, steps: int = 3):
+def hf_train(model: nn.Module, lengths, accumulation: int = 1, steps: int = 3, install: bool = False):
     import transformers as T
     from fxflops.integrations.transformers import FlopsCallback
 
@@ -106,7 +112,10 @@ def hf_train(model: nn.Module, lengths, accumulation: int = 1, steps: int = 3):
                                gradient_accumulation_steps=accumulation, logging_steps=1, report_to=[],
                                use_cpu=True, save_strategy="no", disable_tqdm=True, dataloader_num_workers=0)
     trainer = T.Trainer(model=model, args=args, train_dataset=data, data_collator=LengthCycle(lengths),
-                        callbacks=[FlopsCallback(device="cpu")])
+                        callbacks=None if install else [FlopsCallback(device="cpu")])
+    if install:  # first, before the reporting integrations
+        callback = FlopsCallback.install(trainer, device="cpu")
+        assert trainer.callback_handler.callbacks[0] is callback
     trainer.train()
     logged = [h for h in trainer.state.log_history if "fxflops/flops_per_step" in h]
     return trainer, logged
@@ -133,7 +142,7 @@ def test_hugging_face_trainer_logs_the_exact_step(caplog, tmp_path, monkeypatch)
 def test_hugging_face_gradient_accumulation_counts_every_micro_batch(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     model = gpt2()
-    trainer, logged = hf_train(model, [16, 24], accumulation=2, steps=2)
+    trainer, logged = hf_train(model, [16, 24], accumulation=2, steps=2, install=True)
     both = step(model, lm_batch(4, 16)).total_flops + step(model, lm_batch(4, 24)).total_flops
     assert [h["fxflops/flops_per_step"] for h in logged] == [both, both]
     assert trainer.state.total_flos == 2 * both

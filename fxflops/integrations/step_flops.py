@@ -111,8 +111,8 @@ class StepFlops:
             self.note = f"no exact polynomial fits the step's FLOPs ({formulas[missing[0]].reason}); each shape is traced"
             return
         held_out = (self.b0,) if self.t0 is None else (self.b0, self.t0)
-        if held_out in self._traced:  # the example's shape was on the grid: check one beyond it instead
-            held_out = tuple(v + 1 for v in held_out)
+        if held_out in self._traced:  # the example's shape was on the grid: check a batch size beyond it instead
+            held_out = (max(B_VALUES) + 1, *held_out[1:])
         exact = self._count(held_out, "trace")
         self._traced[held_out] = exact
         values = dict(zip(self.symbols, held_out))
