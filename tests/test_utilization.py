@@ -12,7 +12,7 @@ import torch.nn.functional as F
 import fxflops
 from fxflops import Device, FxFlopsError, utilization
 from fxflops.report.utilization import recompute_flops
-from test_checkpointing import B, D, Checkpointed  # the hand-counted model of the checkpointing tests
+from test_checkpointing import B, D, LIN, Checkpointed  # the hand-counted model of the checkpointing tests
 
 # Forward FLOPs by hand: Linear(8, 16) on 4 rows 2·512 + 64 bias adds = 1088, ReLU 64, Linear(16, 8) 1024 + 32 = 1056;
 # two blocks: 4416. Backward (x needs no gradient): the first Linear only its weight gradient, 1024 + 64 for the bias
@@ -47,6 +47,21 @@ def test_mfu_leaves_the_recompute_out_and_hfu_counts_it(capture):
     assert plain.mfu == plain.hfu == ckpt.mfu == STEP / 20_000 == 0.6016
     assert ckpt.hfu == (STEP + RECOMPUTE) / 20_000 == 0.7168
     assert ckpt.hfu - ckpt.mfu == pytest.approx(RECOMPUTE / 20_000)  # 0.1152: exactly the recompute share
+
+
+@pytest.mark.parametrize("capture", ["fx", "record"])
+@pytest.mark.parametrize("reentrant, x_grad, again",
+                         [(True, True, 4 * LIN), (False, True, 2 * LIN), (False, False, 2 * LIN)])
+def test_the_recompute_comes_out_whatever_needs_a_gradient(capture, reentrant, x_grad, again):
+    """A reentrant region runs all of itself again (two Linears per block), a non-reentrant one stops after the
+    first Linear; an input that needs a gradient (not kept on an fx graph) changes what the backward computes, not
+    what the model needs: the step without recompute is the plain step, to the unit."""
+    x = torch.randn(B, D, requires_grad=x_grad)
+    ckpt = train_report(Checkpointed(reentrant), x, capture=capture)
+    plain = train_report(Checkpointed(None), x, capture=capture)
+    again_macs = ckpt.total_macs - plain.total_macs
+    assert again_macs == again
+    assert ckpt.total_flops - recompute_flops(ckpt) == plain.total_flops
 
 
 def test_the_string_states_the_conventions():

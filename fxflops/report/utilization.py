@@ -214,18 +214,21 @@ def _replay(gm: fx.GraphModule, regions: dict[Any, list[fx.Node]], needs: dict[f
         for node in nodes:
             rec = node.meta["fxflops"]
             base[node] = Cost()
-            if not needs.get(node) or rec.bwd_status in (Backward.MISSING, Backward.NOT_NEEDED):
+            if not needs.get(node):
                 continue
             operands = [a for a in node.all_input_nodes
                         if any(t.is_floating_point() or t.is_complex() for t in tensors_in(a.meta.get("val")))]
             ins = [tensors_in(a.meta.get("val"))[0] for a in operands]
             module = submodule(gm, node.target) if node.op == "call_module" else None
-            call = _call(rec.fwd, ins, [needs[a] for a in operands], node.meta.get("val"), module)
-            formula = backward_of(rec)
-            if rec.bwd_status == Backward.COUNTED and formula is not None:
-                c = formula(call)
-                base[node] = Cost(int(c.macs), int(c.flops))
-            _saved_bytes(node, operands, call, rec, kept)
+            try:  # as count_backward: an odd value leaves the node's backward missing, and what it saves unknown
+                call = _call(rec.fwd, ins, [needs[a] for a in operands], node.meta.get("val"), module)
+                formula = backward_of(rec)
+                if rec.bwd_status == Backward.COUNTED and formula is not None:
+                    c = formula(call)
+                    base[node] = Cost(int(c.macs), int(c.flops))
+                _saved_bytes(node, operands, call, rec, kept)
+            except Exception:  # noqa: BLE001
+                continue
         again = set(_recomputed(region, nodes, kept))
         for node in nodes:
             rec = node.meta["fxflops"]
