@@ -108,7 +108,8 @@ class StepFlops:
             self._traced[p] = StepCount(r.total_flops, m, "trace")
         missing = [name for name, f in formulas.items() if not f.fits]
         if missing:
-            self.note = f"no exact polynomial fits the step's FLOPs ({formulas[missing[0]].reason}); each shape is traced"
+            self.note = (f"no exact polynomial fits the step's FLOPs ({formulas[missing[0]].reason}); "
+                         "each shape is traced")
             return
         held_out = (self.b0,) if self.t0 is None else (self.b0, self.t0)
         if held_out in self._traced:  # the example's shape was on the grid: check a batch size beyond it instead

@@ -61,7 +61,8 @@ class FlopsCallback(TrainerCallback):
             inputs = dict(kwargs) if kwargs else {"input_ids": args[0]} if args else {}
             self._batches.append({k: v for k, v in inputs.items() if isinstance(v, torch.Tensor)})
 
-    def on_step_begin(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any) -> None:
+    def on_step_begin(self, args: TrainingArguments, state: TrainerState, control: TrainerControl,
+                      **kwargs: Any) -> None:
         self._batches = []
         self._t0 = now(self._device)
 
@@ -86,7 +87,8 @@ class FlopsCallback(TrainerCallback):
         if state.log_history and state.log_history[-1].get("step") == state.global_step:
             state.log_history[-1].update(self.last)
 
-    def on_train_end(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any) -> None:
+    def on_train_end(self, args: TrainingArguments, state: TrainerState, control: TrainerControl,
+                     **kwargs: Any) -> None:
         if self._handle is not None:
             self._handle.remove()
             self._handle = None

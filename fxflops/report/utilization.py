@@ -89,7 +89,8 @@ class Utilization:
                 f"over the dense {self.dtype} peak of {self.device.name}, {self.peak / 1e12:.4g} TFLOP/s per device")
 
     def to_dict(self) -> dict[str, Any]:
-        return {"mfu": self.mfu, "hfu": self.hfu, "model_flops": self.model_flops, "hardware_flops": self.hardware_flops,
+        return {"mfu": self.mfu, "hfu": self.hfu, "model_flops": self.model_flops,
+                "hardware_flops": self.hardware_flops,
                 "recompute_flops": self.recompute_flops, "step_seconds": self.step_seconds,
                 "flops_per_second": self.flops_per_second,
                 "flops_per_second_per_device": self.flops_per_second_per_device, "n_devices": self.n_devices,
