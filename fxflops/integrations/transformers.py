@@ -70,6 +70,10 @@ class FlopsCallback(TrainerCallback):
                     model: torch.nn.Module | None = None, **kwargs: Any) -> None:
         seconds = now(self._device) - self._t0
         batches, self._batches = self._batches, []
+        if not batches:  # a compiled or wrapped model whose forward does not run the hooks of the one given
+            self.meter.once("saw no training forward of the model during a step: nothing is logged, and total_flos "
+                            "stays the Trainer's")
+            return
         flops, model_flops = self.meter.count(model, batches)
         self.last = self.meter.metrics(flops, model_flops, seconds)
         # The Trainer adds its own count per micro-batch to total_flos when it next logs or saves: add the
