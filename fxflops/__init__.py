@@ -12,6 +12,7 @@ from .sweeping import sweep
 from .devices import Device, get_device
 from .errors import CaptureError, FxFlopsError, RenderError, ShapeError, UncountedOpError, UncountedOpWarning
 from .report.sweep import Formula, Sweep
+from .report.utilization import Utilization, utilization
 from .report import Align, Audit, AuditRow, BlindSpot, Comparison, ModuleMatch, Report, compare
 from .rules.registry import REGISTRY, Call, Registry, Rule, backward_rule, contraction, elementwise, free, rule
 from .rules.backward import BwdCall
@@ -28,6 +29,8 @@ __all__ = [
     "get_device",
     "compare",
     "sweep",
+    "utilization",
+    "Utilization",
     "Sweep",
     "Formula",
     "Report",

@@ -20,7 +20,7 @@ import torch
 
 from .errors import FxFlopsError
 
-__all__ = ["Device", "PRESETS", "get_device", "preset_for", "calibrate_cpu", "dtype_key"]
+__all__ = ["Device", "PRESETS", "get_device", "preset_for", "preset_named", "calibrate_cpu", "dtype_key"]
 
 # The names a Device's per-dtype peaks are keyed by, and the torch dtypes that run at each.
 DTYPE_KEYS = ("fp64", "fp32", "tf32", "bf16", "fp16", "int8")
@@ -90,15 +90,43 @@ PRESETS: dict[str, Device] = {
         {"fp64": 9.7 * T, "fp32": 19.5 * T, "tf32": 156 * T, "bf16": 312 * T, "fp16": 312 * T, "int8": 624 * T},
         2.039e12, name="a100", memory=80e9,
         source="NVIDIA A100 Tensor Core GPU datasheet (SXM4 80GB): dense peaks, HBM2e 2,039 GB/s, 80 GB"),
+    "a100-40gb": Device(
+        {"fp64": 9.7 * T, "fp32": 19.5 * T, "tf32": 156 * T, "bf16": 312 * T, "fp16": 312 * T, "int8": 624 * T},
+        1.555e12, name="a100-40gb", memory=40e9,
+        source="NVIDIA A100 Tensor Core GPU datasheet (SXM4 40GB): dense peaks, HBM2 1,555 GB/s, 40 GB"),
     "h100": Device(
         {"fp64": 34 * T, "fp32": 67 * T, "tf32": 494.7 * T, "bf16": 989.4 * T, "fp16": 989.4 * T, "int8": 1978.9 * T},
         3.35e12, name="h100", memory=80e9,
         source="NVIDIA H100 Tensor Core GPU datasheet (SXM5): dense peaks (half the sparsity figures), HBM3 3.35 TB/s, "
                "80 GB"),
+    "h100-pcie": Device(
+        {"fp64": 26 * T, "fp32": 51 * T, "tf32": 378 * T, "bf16": 756 * T, "fp16": 756 * T, "int8": 1513 * T},
+        2.0e12, name="h100-pcie", memory=80e9,
+        source="NVIDIA H100 Tensor Core GPU datasheet (PCIe): dense peaks (half the sparsity figures), HBM2e 2 TB/s, "
+               "80 GB"),
     "h200": Device(
         {"fp64": 34 * T, "fp32": 67 * T, "tf32": 494.7 * T, "bf16": 989.4 * T, "fp16": 989.4 * T, "int8": 1978.9 * T},
         4.8e12, name="h200", memory=141e9,
         source="NVIDIA H200 Tensor Core GPU datasheet (SXM): dense peaks as H100, HBM3e 4.8 TB/s, 141 GB"),
+    "b200": Device(
+        {"fp64": 37 * T, "fp32": 75 * T, "tf32": 1125 * T, "bf16": 2250 * T, "fp16": 2250 * T, "int8": 4500 * T},
+        8.0e12, name="b200", memory=180e9,
+        source="NVIDIA HGX B200 datasheet (8 GPUs), per GPU: dense peaks (half the sparsity figures), HBM3e 8 TB/s, "
+               "180 GB"),
+    "l40s": Device(
+        {"fp32": 91.6 * T, "tf32": 183 * T, "bf16": 366 * T, "fp16": 366 * T, "int8": 733 * T},
+        0.864e12, name="l40s", memory=48e9,
+        source="NVIDIA L40S datasheet: dense peaks (half the sparsity figures), no fp64 figure, GDDR6 864 GB/s, 48 GB"),
+    "l4": Device(
+        {"fp32": 30.3 * T, "tf32": 60 * T, "bf16": 121 * T, "fp16": 121 * T, "int8": 242.5 * T},
+        0.3e12, name="l4", memory=24e9,
+        source="NVIDIA L4 Tensor Core GPU datasheet: dense peaks (half the sparsity figures), no fp64 figure, "
+               "GDDR6 300 GB/s, 24 GB"),
+    "mi300x": Device(
+        {"fp64": 163.4 * T, "fp32": 163.4 * T, "tf32": 653.7 * T, "bf16": 1307.4 * T, "fp16": 1307.4 * T,
+         "int8": 2614.9 * T},
+        5.3e12, name="mi300x", memory=192e9,
+        source="AMD Instinct MI300X data sheet: dense matrix peaks (without sparsity), HBM3 5.3 TB/s, 192 GB"),
     "v100": Device(
         {"fp64": 7.8 * T, "fp32": 15.7 * T, "fp16": 125 * T, "int8": 62.8 * T},
         0.9e12, name="v100", memory=32e9,
@@ -113,13 +141,21 @@ def preset_for(device: "str | torch.device") -> str | None:
     if device.type == "cpu":
         return "cpu"
     if device.type == "cuda" and torch.cuda.is_available():
-        name = torch.cuda.get_device_name(device).lower()
-        return next((key for key in PRESETS if key in name), None)
+        return preset_named(torch.cuda.get_device_name(device))
     return None
 
 
+def preset_named(gpu: str) -> str | None:
+    """The preset of a GPU by its name: the one whose every part is a word of it, the most specific first
+    ("NVIDIA A100-SXM4-40GB" is ``a100-40gb``, "NVIDIA H100 PCIe" ``h100-pcie``, "NVIDIA L40S" ``l40s``, not ``l4``)."""
+    words = set(gpu.lower().replace("-", " ").split())
+    found = [key for key in PRESETS if set(key.split("-")) <= words]
+    return max(found, key=lambda key: len(key.split("-")), default=None)
+
+
 def get_device(device: "str | Device") -> Device:
-    """A :class:`Device`, a preset name (``a100``, ``h100``, ``h200``, ``v100``) or ``"cpu"`` (calibrated)."""
+    """A :class:`Device`, a preset name (``a100``, ``h100``, ``b200``... ``fxflops devices`` lists them) or ``"cpu"``
+    (calibrated)."""
     if isinstance(device, Device):
         return device
     if not isinstance(device, str):

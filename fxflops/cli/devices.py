@@ -7,7 +7,7 @@ import json
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="fxflops devices", description="Devices --roofline knows: peak FLOP/s per "
-                                "dtype (dense), memory bandwidth, the ridge point, and where each number comes from.")
+                                "dtype (dense), memory bandwidth and capacity, the ridge point, and where each number comes from.")
     p.add_argument("--recalibrate", action="store_true", help="measure the cpu again instead of reading the cache")
     p.add_argument("--json", action="store_true", help="print them as JSON")
     return p
@@ -29,13 +29,15 @@ def run(args: argparse.Namespace) -> int:
         return f"{d.peak_flops[key] / 1e12:.4g}" if key in d.peak_flops else "-"
 
     keys = [k for k in DTYPE_KEYS if k != "fp64"]
-    rows = [("device", *(f"{k} TFLOP/s" for k in keys), "GB/s", "ridge fp32", "ridge bf16")]
+    rows = [("device", *(f"{k} TFLOP/s" for k in keys), "GB/s", "memory GB", "ridge fp32", "ridge bf16")]
     for d in devices:
-        rows.append((d.name, *(tflops(d, k) for k in keys), f"{d.bandwidth / 1e9:,.0f}", f"{d.ridge('fp32'):.3g}",
+        memory = f"{d.memory / 1e9:,.0f}" if d.memory else "-"
+        rows.append((d.name, *(tflops(d, k) for k in keys), f"{d.bandwidth / 1e9:,.0f}", memory, f"{d.ridge('fp32'):.3g}",
                      f"{d.ridge('bf16'):.3g}"))
     print(grid(rows, align_right=tuple(range(1, len(rows[0])))))
     print()
-    print("ridge: FLOP/byte above which a node is compute-bound; '=': one number for every dtype")
+    print("ridge: FLOP/byte above which a node is compute-bound; '=': one number for every dtype; "
+          "'-': no figure")
     for d in devices:
         print(f"{d.name}: {d.source}")
     return 0
