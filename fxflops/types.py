@@ -130,6 +130,9 @@ class NodeRecord:
     # Inside a checkpoint region (train mode): what the node saves while the backward recomputes it (saved_bytes is
     # then 0, the region's inputs are saved instead); its bwd includes the recomputed forward.
     recompute_saved: int = 0
+    # Inside a checkpoint region (train mode): the forward the backward runs again, included in ``bwd`` (MFU leaves
+    # it out, HFU counts it); None outside one.
+    recompute: Cost | None = None
     # Where the record comes from: the fx node (None for a module a dynamo capture kept whole) and the index of its
     # graph in ``Report.graph_modules``. A copy of another node's record has the same ``node`` and says which copy
     # it is: ``run`` k (its graph ran a k-th time) or ``block`` (the path of the reused block it stands for).
@@ -184,6 +187,7 @@ class NodeRecord:
             "dtypes": list(self.dtypes), "params": self.params, "left_out": list(self.left_out),
             "module_stack": list(self.module_stack), "bytes": self.bytes, "measured": self.measured,
             "saved_bytes": self.saved_bytes, "checkpoint": self.checkpoint, "recompute_saved": self.recompute_saved,
+            "recompute_flops": self.recompute.flops if self.recompute is not None else 0,
             "graph": self.graph, "run": self.run, "block": self.block,
         }
 

@@ -171,6 +171,7 @@ def count_backward(gm: fx.GraphModule, inputs: Sequence[Any] | None = None,
             cost = node.meta["fxflops"]
             if cost.status.priced:
                 cost.bwd = (cost.bwd or Cost()) + cost.fwd
+                cost.recompute = cost.fwd
     return kept
 
 
@@ -196,12 +197,16 @@ def _subgraph_backward(node: fx.Node, body: fx.GraphModule, cost: NodeRecord, ke
     ops = [n for n in body.graph.nodes if n.op in OP_KINDS and "fxflops" in n.meta]
     inner = [n.meta["fxflops"] for n in ops]
     cost.bwd = sum((c.bwd for c in inner if c.bwd is not None), Cost())
+    inner_again = sum((c.recompute for c in inner if c.recompute is not None), Cost())
+    cost.recompute = inner_again if inner_again != Cost() else None
     cost.bwd_status = Backward.MISSING if any(c.bwd_status == Backward.MISSING for c in inner) else Backward.COUNTED
     if node.target is not torch.ops.higher_order.tag_activation_checkpoint:
         cost.saved_bytes = sum(c.saved_bytes for c in inner)
         return
     again = [n.meta["fxflops"] for n in _recomputed(CheckpointRegion(0), ops, saved)]
-    cost.bwd += sum((c.fwd for c in again if c.status.priced), Cost())
+    redo = sum((c.fwd for c in again if c.status.priced), Cost())
+    cost.bwd += redo
+    cost.recompute = inner_again + redo
     cost.recompute_saved = sum(c.saved_bytes for c in inner)
     cost.saved_bytes = _region_inputs(node, None, kept)
 

@@ -2,10 +2,8 @@
 
 MFU (model FLOPs utilisation) divides the FLOPs the *model* needs per step, forward + backward without the
 activation-checkpoint recompute, by ``step time × dense peak of the dtype × devices``; HFU (hardware FLOPs
-utilisation) counts the recompute too, since the hardware runs it. The recompute is not a field of the records
-(their ``bwd`` includes it), so :func:`recompute_by_node` takes it back out of the backward exactly, by running
-the backward pass's own decisions again over the report's graphs and checking that they give every record's
-``bwd``.
+utilisation) counts the recompute too, since the hardware runs it: each record's ``recompute``, which the backward
+pass sets (and includes in its ``bwd``).
 """
 from __future__ import annotations
 
@@ -13,21 +11,14 @@ import warnings
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-import torch
-import torch.fx as fx
-
 from ..devices import Device, dtype_key, get_device
 from ..errors import FxFlopsError
-from ..paths import attr_at, submodule
-from ..passes.backward import _call, _recomputed, _saved_bytes, backward_of, needs_grad
 from ..passes.roofline import main_dtype
-from ..tensors import tensors_in
-from ..types import OP_KINDS, Backward, Cost
 
 if TYPE_CHECKING:
     from .report import Report
 
-__all__ = ["Utilization", "utilization", "utilization_of", "recompute_flops", "recompute_by_node"]
+__all__ = ["Utilization", "utilization", "utilization_of", "recompute_flops"]
 
 ATTENTION = ("graph", "causal")
 BATCH = ("device", "global")
@@ -115,8 +106,7 @@ def utilization(report: "Report", step_seconds: float, device: str | Device = "c
     if batch not in BATCH:
         raise FxFlopsError(f"batch must be one of {BATCH} (what the report's example is), got {batch!r}")
     key = dtype_key(dtype or main_dtype(report.nodes))
-    again = recompute_by_node(report)
-    recompute = _summed(report, again)
+    recompute = recompute_flops(report)
     dropped_model = dropped_hw = 0
     if attention == "causal":
         sdpa = [rec for rec in report.nodes if rec.op == SDPA]
@@ -124,7 +114,7 @@ def utilization(report: "Report", step_seconds: float, device: str | Device = "c
             raise FxFlopsError("attention='causal' found no scaled_dot_product_attention node to halve; leave "
                                "attention='graph' (attention written as matmuls is counted as the graph computes it)")
         for rec in sdpa:
-            redo = again.get(rec.node, Cost()).flops
+            redo = rec.recompute.flops if rec.recompute is not None else 0
             dropped_model += (rec.flops - redo) // 2
             dropped_hw += rec.flops // 2
     share = int(n_devices) if batch == "global" else 1
@@ -155,87 +145,4 @@ def utilization_of(model_flops: int, hardware_flops: int, step_seconds: float, d
 
 def recompute_flops(report: "Report") -> int:
     """The FLOPs of the activation-checkpoint recompute in ``report.total_flops`` (0 without checkpointing)."""
-    return _summed(report, recompute_by_node(report))
-
-
-def _summed(report: "Report", again: dict[fx.Node, Cost]) -> int:
-    return sum(again[rec.node].flops for rec in report.nodes if rec.node in again)
-
-
-def recompute_by_node(report: "Report") -> dict[fx.Node, Cost]:
-    """The activation-checkpoint recompute each fx node's ``bwd`` includes, {} without checkpointing. A record
-    that copies another (``run``, ``block``) shares its node, so summing over ``report.nodes`` gives the total."""
-    if report.mode != "train":
-        return {}
-    out: dict[fx.Node, Cost] = {}
-    for gm in report.graph_modules:
-        out.update(_graph_recompute(gm))
-    return out
-
-
-def _graph_recompute(gm: fx.GraphModule) -> dict[fx.Node, Cost]:
-    out: dict[fx.Node, Cost] = {}
-    regions: dict[Any, list[fx.Node]] = {}
-    for node in gm.graph.nodes:
-        rec = node.meta.get("fxflops")
-        if node.op not in OP_KINDS or rec is None:
-            continue
-        if node.target is torch.ops.higher_order.tag_activation_checkpoint and rec.bwd is not None:
-            # dynamo: the node's bwd is its body's backward plus the body's recomputed forward
-            body = attr_at(gm, node.args[0].target)
-            inner = sum((n.meta["fxflops"].bwd for n in body.graph.nodes
-                         if n.op in OP_KINDS and "fxflops" in n.meta and n.meta["fxflops"].bwd is not None), Cost())
-            out[node] = Cost(rec.bwd.macs - inner.macs, rec.bwd.flops - inner.flops)
-        if node.meta.get("checkpoint") is not None:
-            regions.setdefault(node.meta["checkpoint"], []).append(node)
-    if not regions:
-        return out
-    placeholders = sum(1 for n in gm.graph.nodes if n.op == "placeholder")
-    # the example's requires_grad is not kept on the graph: try the placeholders' values, then every input needing
-    # a gradient, and keep the one that gives every checkpointed record's backward exactly
-    for input_needs in (None, [True] * placeholders):
-        found = _replay(gm, regions, needs_grad(gm, input_needs=input_needs))
-        if found is not None:
-            out.update(found)
-            return out
-    raise FxFlopsError("could not take the activation-checkpoint recompute out of this report's backward; use "
-                       "report.total_flops as the hardware FLOPs (HFU) and report it as an fxflops issue")
-
-
-def _replay(gm: fx.GraphModule, regions: dict[Any, list[fx.Node]], needs: dict[fx.Node, bool]
-            ) -> dict[fx.Node, Cost] | None:
-    """Each checkpointed node's recomputed forward as :func:`count_backward` decides it under ``needs``, or None
-    when that decision does not give back every record's ``bwd``."""
-    out: dict[fx.Node, Cost] = {}
-    for region, nodes in regions.items():
-        if not any(needs.get(n) for n in nodes):
-            continue  # a region nothing in which needs a gradient is not run again
-        kept: set[fx.Node] = set()
-        base: dict[fx.Node, Cost] = {}
-        for node in nodes:
-            rec = node.meta["fxflops"]
-            base[node] = Cost()
-            if not needs.get(node):
-                continue
-            operands = [a for a in node.all_input_nodes
-                        if any(t.is_floating_point() or t.is_complex() for t in tensors_in(a.meta.get("val")))]
-            ins = [tensors_in(a.meta.get("val"))[0] for a in operands]
-            module = submodule(gm, node.target) if node.op == "call_module" else None
-            try:  # as count_backward: an odd value leaves the node's backward missing, and what it saves unknown
-                call = _call(rec.fwd, ins, [needs[a] for a in operands], node.meta.get("val"), module)
-                formula = backward_of(rec)
-                if rec.bwd_status == Backward.COUNTED and formula is not None:
-                    c = formula(call)
-                    base[node] = Cost(int(c.macs), int(c.flops))
-                _saved_bytes(node, operands, call, rec, kept)
-            except Exception:  # noqa: BLE001
-                continue
-        again = set(_recomputed(region, nodes, kept))
-        for node in nodes:
-            rec = node.meta["fxflops"]
-            redo = rec.fwd if node in again and rec.status.priced else Cost()
-            if rec.bwd_status != Backward.MISSING and (rec.bwd or Cost()) != base[node] + redo:
-                return None
-            if redo != Cost():
-                out[node] = redo
-    return out
+    return sum(n.recompute.flops for n in report.nodes if n.recompute is not None)
