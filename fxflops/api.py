@@ -24,6 +24,7 @@ from .measure import measure as measure_report
 from .passes.backward import checkpoint_note, count_backward
 from .passes.bytes import count_bytes
 from .passes.costs import Counting, count_graph
+from .passes.fusion import fuse_bytes
 from .passes.dynamo_costs import OpaqueFallback, count_capture, equivalent_op, fallback_notes, outside_graphs
 from .passes.records import module_rows, node_records
 from .passes.shapes import locate, materialize_lazy, propagate_shapes
@@ -33,6 +34,7 @@ from .types import Capture, NodeRecord
 
 CAPTURES = ("auto", "fx", "record", "dynamo")
 MODES = ("infer", "train")
+BYTE_MODELS = ("eager", "fused")
 
 
 def trace_flops(
@@ -49,6 +51,7 @@ def trace_flops(
     measure: bool = False,
     repeats: int = 5,
     mode: str = "infer",
+    bytes: str = "eager",
 ) -> Report:
     """Count the MACs, FLOPs and parameters of ``model`` on ``example`` and return a :class:`Report`.
 
@@ -70,10 +73,19 @@ def trace_flops(
     (no grad-input where nothing upstream learns, no grad-weight for frozen parameters). ``total_*`` is then
     ``forward_* + backward_*``; ``"infer"`` (the default) counts the forward only. The model's own
     ``train()``/``eval()`` state is left as it is.
+
+    ``bytes="fused"`` prices memory traffic at kernel boundaries (chains fused, attention as one flash kernel, an
+    in-place KV-cache append) instead of one kernel per node (``"eager"``); see :mod:`fxflops.passes.fusion`.
     """
-    return _trace(model, example, custom_rules=custom_rules, ignore=ignore, leaf_modules=leaf_modules,
-                  concrete_args=concrete_args, capture=capture, strict=strict, registry=registry, measure=measure,
-                  repeats=repeats, mode=mode)
+    if bytes not in BYTE_MODELS:
+        raise ValueError(f"bytes must be one of {BYTE_MODELS}, got {bytes!r}")
+    report = _trace(model, example, custom_rules=custom_rules, ignore=ignore, leaf_modules=leaf_modules,
+                    concrete_args=concrete_args, capture=capture, strict=strict, registry=registry, measure=measure,
+                    repeats=repeats, mode=mode)
+    if bytes == "fused":  # kernel boundaries instead of one kernel per node (passes/fusion.py)
+        fuse_bytes(report.nodes)
+        report.modules = module_rows(model, report.nodes)
+    return report
 
 
 def _trace(model: torch.nn.Module, example: Example = None, *, custom_rules: Mapping[Any, Callable] | None = None,

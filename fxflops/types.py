@@ -137,6 +137,7 @@ class NodeRecord:
     graph: int = 0
     run: int = 1
     block: str = ""
+    kernel: int = 0  # with bytes="fused": the kernel (fused group) it runs in, 1, 2, ...; 0 for none (passes/fusion.py)
 
     @property
     def total(self) -> Cost:
@@ -184,7 +185,7 @@ class NodeRecord:
             "dtypes": list(self.dtypes), "params": self.params, "left_out": list(self.left_out),
             "module_stack": list(self.module_stack), "bytes": self.bytes, "measured": self.measured,
             "saved_bytes": self.saved_bytes, "checkpoint": self.checkpoint, "recompute_saved": self.recompute_saved,
-            "graph": self.graph, "run": self.run, "block": self.block,
+            "graph": self.graph, "run": self.run, "block": self.block, "kernel": self.kernel,
         }
 
 

@@ -10,7 +10,7 @@ from typing import Sequence
 from ..errors import FxFlopsError
 
 # subcommand -> its module in this package
-SUBCOMMANDS = {"audit": "audit", "compare": "compare", "sweep": "sweep", "devices": "devices"}
+SUBCOMMANDS = {"audit": "audit", "compare": "compare", "sweep": "sweep", "devices": "devices", "serve": "serve"}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

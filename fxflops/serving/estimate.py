@@ -1,0 +1,391 @@
+"""``serving``: prefill, decode, KV cache and tokens/s of a causal language model on a device, read from its graph.
+
+Prefill is the model traced at (batch, prompt); a decode step is one new token traced with a KV cache of context
+``c`` (the cache made by the model's own forward on meta). Each op node's FLOPs and fused bytes are exact
+polynomials in ``c``, fitted on a few traced contexts and checked at one held out; where one does not fit (a sliding
+window's kink) the range is split and fitted again. The roofline time of every node (``max(FLOPs / peak, bytes /
+bandwidth)``, as :meth:`fxflops.Report.roofline`) is then summed over every decode step. See ``docs/llm.md``.
+"""
+from __future__ import annotations
+
+import inspect
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import torch
+import torch.fx as fx
+
+from ..api import trace_flops
+from ..devices import Device, get_device
+from ..errors import FxFlopsError
+from ..passes.roofline import estimate_node
+from ..paths import attr_at, submodule
+from ..report.report import Report
+from ..report.sweep import Formula, fit
+from ..report.tables import grid
+from ..rules.bytes import nbytes
+from ..tensors import tensors_in
+from ..types import OP_KINDS
+from ..units import human, seconds
+
+__all__ = ["serving", "Serving", "ServingRow", "WEIGHT_FORMATS"]
+
+# Bytes per element of a linear layer's weight under a weight-only quantization estimate.
+WEIGHT_FORMATS = {"int8": 1.0, "int4": 0.5}
+_POINTS = 4  # traced contexts per fitted range: a polynomial of degree <= 2 and one held-out check
+
+
+@dataclass
+class ServingRow:
+    """One batch size: times in seconds, memory in bytes."""
+
+    batch: int
+    prefill_time: float  # time to first token
+    decode_time: float  # mean time of one decode step (one token for each sequence of the batch)
+    tokens_per_second: float  # batch × generate / (prefill + every decode step)
+    decode_tokens_per_second: float  # batch / decode_time
+    prefill_flops: int
+    decode_flops: int  # FLOPs of the first decode step (context = prompt)
+    weights_bytes: int
+    kv_cache_bytes: int  # batch × (prompt + generate) tokens
+    activations_bytes: int  # the peak of the tensors kernels write during prefill
+    memory_bytes: int
+    fits: bool
+    bound: str  # where most of the decode time goes: memory or compute
+    prefill_bound: str
+
+
+@dataclass
+class Serving:
+    """The serving estimate of one model on one device; ``rows`` holds one :class:`ServingRow` per batch."""
+
+    model_name: str
+    device: Device
+    prompt: int
+    generate: int
+    weights: str | None
+    kv_dtype: str | None
+    rows: list[ServingRow]
+    kv_bytes_per_token: int  # the KV-cache bytes one token appends, for one sequence
+    max_batch: int  # the largest batch whose weights + KV cache + activations fit the device's memory (0: unknown)
+    decode_flops: Formula  # FLOPs of one decode step at batch 1 as an exact polynomial in the context c
+    curves: dict[int, tuple[list[int], list[float]]] = field(default_factory=dict, repr=False)  # batch -> (c, s)
+    notes: list[str] = field(default_factory=list)
+
+    def table(self) -> str:
+        rows = [("batch", "prefill (TTFT)", "decode / token", "tokens/s", "weights", "KV cache", "activations",
+                 "fits", "bound")]
+        for r in self.rows:
+            rows.append((r.batch, seconds(r.prefill_time), seconds(r.decode_time), f"{r.tokens_per_second:,.0f}",
+                         f"{human(r.weights_bytes)}B", f"{human(r.kv_cache_bytes)}B", f"{human(r.activations_bytes)}B",
+                         "yes" if r.fits else "no", r.bound))
+        head = (f"{self.model_name} on {self.device.name}: prompt {self.prompt}, generate {self.generate}, "
+                f"weights {self.weights or 'as stored'}; KV cache {self.kv_bytes_per_token:,} B per token")
+        tail = f"largest batch that fits: {self.max_batch:,}" if self.device.memory else "device memory unknown"
+        return f"{head}\n{grid(rows, align_right=(0, 1, 2, 3, 4, 5, 6))}\n{tail}\n{self.decode_flops}"
+
+    def __str__(self) -> str:
+        return self.table()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"model": self.model_name, "device": self.device.to_dict(), "prompt": self.prompt,
+                "generate": self.generate, "weights": self.weights, "kv_dtype": self.kv_dtype,
+                "kv_bytes_per_token": self.kv_bytes_per_token, "max_batch": self.max_batch,
+                "decode_flops": self.decode_flops.to_dict(), "rows": [asdict(r) for r in self.rows],
+                "notes": list(self.notes)}
+
+    def chart(self, path: str | Path) -> Path:
+        """Decode time per token against the context, one line per batch, and tokens/s against the batch;
+        needs matplotlib (``pip install "fxflops[plot]"``)."""
+        from .chart import serving_chart
+
+        return serving_chart(self, path)
+
+
+def serving(model: torch.nn.Module, device: str | Device = "h100", prompt: int = 1024, generate: int = 256,
+            batch: int | Sequence[int] = (1, 8, 64), weights: str | None = None,
+            kv_dtype: str | torch.dtype | None = None) -> Serving:
+    """Estimate serving ``model`` (a causal LM taking ``input_ids``, ``past_key_values`` and ``use_cache``, such
+    as a transformers ``*ForCausalLM``; on meta is fine) on ``device``: prefill of ``prompt`` tokens, then
+    ``generate`` tokens (the first from the prefill, one per decode step after it), at each ``batch``.
+
+    ``weights="int8"|"int4"`` stores and reads the weight of every ``nn.Linear`` at 1 or 0.5 bytes per element
+    (the LM head included; embeddings, norms and biases stay at their dtype); ``kv_dtype`` (``"float8_e4m3fn"``,
+    ``torch.int8``...) sizes the KV cache's memory at that element size.
+    """
+    dev = get_device(device)
+    batches = sorted({int(b) for b in ([batch] if isinstance(batch, int) else batch)})
+    if not batches or batches[0] < 1 or prompt < 1 or generate < 1:
+        raise FxFlopsError("serving needs prompt >= 1, generate >= 1 and batch sizes >= 1")
+    if weights is not None and weights not in WEIGHT_FORMATS:
+        raise FxFlopsError(f"weights must be None or one of {', '.join(WEIGHT_FORMATS)}, got {weights!r}")
+    kv_size = _element_size(kv_dtype)
+    quantized = _linear_weights(model) if weights else set()
+    qsize = WEIGHT_FORMATS.get(weights or "", 0.0)
+    where = next((p.device for p in model.parameters()), torch.device("cpu"))
+    phase = _Phase(model, dev, where, quantized, qsize)
+    steps = list(range(prompt, prompt + generate - 1)) or [prompt]  # the cache length before each decode step
+    weights_bytes = _weights_bytes(model, quantized, qsize)
+    cache = _cache(model, where, 1, prompt + generate)
+    stored = sum(nbytes(t) for t in _cache_tensors(cache))
+    if kv_size is not None:
+        stored = int(stored * kv_size / max(_cache_tensors(cache)[0].element_size(), 1)) if stored else 0
+    rows, curves = [], {}
+    first: _Segment | None = None
+    for b in batches:
+        pre = phase.trace(_prefill_example(model, where, b, prompt))
+        pre_time, pre_bound = phase.time(pre)
+        times, bound, segments = phase.decode(b, steps)
+        first = first or segments[0]
+        decode_mean = sum(times) / len(times)
+        total = pre_time + (sum(times) if generate > 1 else 0.0)
+        acts = _peak_activations(pre)
+        mem = weights_bytes + b * stored + acts
+        rows.append(ServingRow(
+            batch=b, prefill_time=pre_time, decode_time=decode_mean, tokens_per_second=b * generate / total,
+            decode_tokens_per_second=b / decode_mean if decode_mean else 0.0, prefill_flops=pre.total_flops,
+            decode_flops=segments[0].first.total_flops, weights_bytes=weights_bytes, kv_cache_bytes=b * stored,
+            activations_bytes=acts, memory_bytes=mem, fits=not dev.memory or mem <= dev.memory, bound=bound,
+            prefill_bound=pre_bound))
+        curves[b] = (list(steps), times)
+    notes = [f"decode contexts {s.lo}..{s.hi}: {s.flops}" for s in segments] if len(segments) > 1 else []
+    kv_per_token = sum(_appended(n) for n in first.first.nodes) // batches[0]
+    per_seq = stored + rows[0].activations_bytes / rows[0].batch
+    max_batch = int((dev.memory - weights_bytes) // per_seq) if dev.memory and per_seq else 0
+    return Serving(type(model).__name__, dev, prompt, generate, weights, str(kv_dtype) if kv_dtype else None, rows,
+                   kv_per_token, max(max_batch, 0), first.flops, curves, notes)
+
+
+def _element_size(dtype: str | torch.dtype | None) -> float | None:
+    if dtype is None:
+        return None
+    if isinstance(dtype, str):
+        if dtype in WEIGHT_FORMATS:
+            return WEIGHT_FORMATS[dtype]
+        dtype = getattr(torch, dtype, None)
+        if not isinstance(dtype, torch.dtype):
+            raise FxFlopsError("kv_dtype must be a torch dtype or its name (float16, float8_e4m3fn, int8, int4)")
+    return torch.empty((), dtype=dtype, device="meta").element_size()
+
+
+def _linear_weights(model: torch.nn.Module) -> set[int]:
+    return {id(m.weight) for m in model.modules() if isinstance(m, torch.nn.Linear)}
+
+
+def _weights_bytes(model: torch.nn.Module, quantized: set[int], qsize: float) -> int:
+    total = 0.0
+    for p in model.parameters():  # each tensor once: a tied head is its embedding
+        total += p.numel() * (qsize if id(p) in quantized else p.element_size())
+    return int(total)
+
+
+def _accepts(model: torch.nn.Module, name: str) -> bool:
+    return name in inspect.signature(model.forward).parameters
+
+
+def _prefill_example(model: torch.nn.Module, where: torch.device, b: int, prompt: int) -> dict[str, Any]:
+    ex: dict[str, Any] = {"input_ids": torch.zeros(b, prompt, dtype=torch.long, device=where), "use_cache": True}
+    if _accepts(model, "logits_to_keep"):  # a server computes the next token's logits only, as generate() asks
+        ex["logits_to_keep"] = 1
+    return ex
+
+
+def _cache(model: torch.nn.Module, where: torch.device, b: int, length: int) -> Any:
+    """The KV cache the model's own forward makes for ``length`` tokens (on meta: shapes only)."""
+    ex = _prefill_example(model, where, b, length)
+    with torch.no_grad():
+        out = model(**ex)
+    cache = getattr(out, "cache", None) or getattr(out, "past_key_values", None)
+    if cache is None:
+        raise FxFlopsError(f"{type(model).__name__} returned no past_key_values with use_cache=True: serving needs a "
+                           "causal language model with a KV cache (a transformers *ForCausalLM)")
+    return cache
+
+
+def _cache_tensors(cache: Any) -> list[torch.Tensor]:
+    layers = getattr(cache, "layers", None)
+    if layers is None:
+        return tensors_in(cache)
+    return [t for layer in layers for t in vars(layer).values() if isinstance(t, torch.Tensor)]
+
+
+class _Phase:
+    """Traces and times the phases of one model on one device."""
+
+    def __init__(self, model: torch.nn.Module, device: Device, where: torch.device, quantized: set[int],
+                 qsize: float) -> None:
+        self.model, self.device, self.where = model, device, where
+        self.quantized, self.qsize = quantized, qsize
+
+    def trace(self, example: dict[str, Any]) -> Report:
+        return trace_flops(self.model, example, capture="record", bytes="fused")
+
+    def costs(self, report: Report) -> tuple[list[str], list[int], list[int], list[float]]:
+        """Names, FLOPs, bytes (weights re-sized) and seconds per FLOP of every op node."""
+        names, flops, moved, per_flop = [], [], [], []
+        for n in report.nodes:
+            if n.kind not in OP_KINDS:
+                continue
+            est = estimate_node(n, self.device)
+            names.append(n.op)
+            flops.append(n.flops)
+            moved.append(n.bytes - self._saved(n))
+            per_flop.append(est.compute_time / n.flops if n.flops else 0.0)
+        return names, flops, moved, per_flop
+
+    def _saved(self, n: Any) -> int:
+        """Bytes a quantized weight saves on this node's read of it."""
+        if not self.quantized or n.rule is None or n.rule.family != "linear" or n.node is None:
+            return 0
+        node: fx.Node = n.node
+        gm = node.graph.owning_module
+        if node.op == "call_module":
+            tensors = list(submodule(gm, node.target).parameters())
+        else:
+            tensors = [attr_at(gm, a.target) for a in node.all_input_nodes if a.op == "get_attr"]
+        return int(sum(t.numel() * (t.element_size() - self.qsize) for t in tensors if id(t) in self.quantized))
+
+    def time(self, report: Report) -> tuple[float, str]:
+        _, flops, moved, per_flop = self.costs(report)
+        return _times(flops, moved, per_flop, self.device.attained_bandwidth)
+
+    def decode(self, b: int, steps: list[int]) -> tuple[list[float], str, list[_Segment]]:
+        """Seconds of every decode step at batch ``b``, the bound most of that time is under, and the fitted
+        ranges of contexts."""
+        segments = self.segments(b, steps[0], steps[-1])
+        times, compute = [], 0.0
+        for seg in segments:
+            for c in range(seg.lo, seg.hi + 1):
+                t, ct = seg.evaluate(c)
+                times.append(t)
+                compute += ct
+        return times, "compute" if compute > sum(times) / 2 else "memory", segments
+
+    def segments(self, b: int, lo: int, hi: int) -> list[_Segment]:
+        """Ranges of contexts over which every node's FLOPs and bytes are one polynomial in c, split in two
+        wherever one is not (a sliding window reaching its size)."""
+        points = _spread(lo, hi)
+        reports = {c: self.trace(_decode_example(self, b, c)) for c in points}
+        costs = {c: self.costs(r) for c, r in reports.items()}
+        bw = self.device.attained_bandwidth
+        evaluate = None
+        if len({tuple(v[0]) for v in costs.values()}) == 1 and len(points) > 2:
+            evaluate = _fit_nodes(points, costs, bw)
+        if evaluate is None and len(points) == hi - lo + 1:  # every context traced: no fit needed
+            evaluate = _table(costs, bw)
+        if evaluate is None:
+            mid = (lo + hi) // 2
+            return self.segments(b, lo, mid) + self.segments(b, mid + 1, hi)
+        totals = fit("flops", ("c",), [(c,) for c in points], [reports[c].total_flops for c in points])
+        return [_Segment(lo, hi, evaluate, totals, reports[points[0]])]
+
+
+@dataclass
+class _Segment:
+    lo: int
+    hi: int
+    evaluate: Any  # c -> (seconds, seconds spent compute-bound)
+    flops: Formula  # the step's total FLOPs in c
+    first: Report  # the step traced at context lo
+
+
+def _spread(lo: int, hi: int) -> list[int]:
+    if hi - lo + 1 <= _POINTS:
+        return list(range(lo, hi + 1))
+    return sorted({lo + round(i * (hi - lo) / (_POINTS - 1)) for i in range(_POINTS)})
+
+
+def _decode_example(phase: _Phase, b: int, c: int) -> dict[str, Any]:
+    cache = _cache(phase.model, phase.where, b, c)
+    key = "cache" if _accepts(phase.model, "cache") else "past_key_values"  # transformers 5 renamed it
+    return {"input_ids": torch.zeros(b, 1, dtype=torch.long, device=phase.where), key: cache, "use_cache": True}
+
+
+def _appended(n: Any) -> int:
+    """Bytes a KV-cache append node writes (its new entries), else 0."""
+    from ..passes.fusion import _append_past, _is_append  # noqa: PLC0415 - one pass's predicate, read here
+
+    node = n.node
+    if n.kind not in OP_KINDS or node is None or not _is_append(node):
+        return 0
+    return nbytes(node.meta.get("val")) - nbytes(_append_past(node).meta.get("val"))
+
+
+def _times(flops: Sequence[float], moved: Sequence[float], per_flop: Sequence[float], bw: float) -> tuple[float, str]:
+    total = compute = 0.0
+    for f, m, k in zip(flops, moved, per_flop):
+        ct, mt = f * k, m / bw
+        t = max(ct, mt)
+        total += t
+        compute += t if ct > mt else 0.0
+    return total, "compute" if compute > total / 2 else "memory"
+
+
+def _fit_nodes(points: list[int], costs: dict, bw: float):
+    """Each node's FLOPs and bytes as a polynomial in c, checked at the held-out context; None if one fails."""
+    polys = []
+    cs = [(c,) for c in points]
+    for i in range(len(costs[points[0]][1])):
+        pair = []
+        for k in (1, 2):
+            values = [costs[c][k][i] for c in points]
+            if len(set(values)) == 1:
+                pair.append({(0,): values[0]})
+                continue
+            f = fit("x", ("c",), cs, values, max_degree=2)
+            if not f.fits:
+                return None
+            pair.append({e: float(v) for e, v in f.terms.items()})
+        polys.append((pair[0], pair[1], costs[points[0]][3][i]))
+
+    def poly(c: int) -> tuple[float, float]:
+        flops = [sum(v * c ** e[0] for e, v in p[0].items()) for p in polys]
+        moved = [sum(v * c ** e[0] for e, v in p[1].items()) for p in polys]
+        per_flop = [p[2] for p in polys]
+        t, _ = _times(flops, moved, per_flop, bw)
+        return t, sum(max(f * k, m / bw) for f, m, k in zip(flops, moved, per_flop) if f * k > m / bw)
+
+    return poly
+
+
+def _table(costs: dict, bw: float):
+    def table(c: int) -> tuple[float, float]:
+        _, flops, moved, per_flop = costs[c]
+        t, _ = _times(flops, moved, per_flop, bw)
+        return t, sum(max(f * k, m / bw) for f, m, k in zip(flops, moved, per_flop) if f * k > m / bw)
+
+    return table
+
+
+def _peak_activations(report: Report) -> int:
+    """The most bytes of kernel outputs alive at once during the run (a tensor lives from the node that writes it
+    to its last reader); inputs, weights, views and the KV cache (counted apart) are left out."""
+    live: dict[fx.Node, int] = {}
+    last: dict[fx.Node, fx.Node] = {}
+    records = [n for n in report.nodes if n.node is not None and n.run == 1 and not n.block]
+    order = {n.node: i for i, n in enumerate(records)}
+    for rec in records:
+        for a in rec.node.all_input_nodes:
+            last[a] = rec.node
+    peak = current = 0
+    for rec in records:
+        node = rec.node
+        if rec.kind in OP_KINDS and rec.kernel and not _appended(rec) and _written(node, rec.kernel):
+            live[node] = nbytes(node.meta.get("val"))
+            current += live[node]
+            peak = max(peak, current)
+        for a in node.all_input_nodes:
+            if a in live and order.get(last.get(a), -1) <= order[node]:
+                current -= live.pop(a)
+    return peak
+
+
+def _written(node: fx.Node, kernel: int) -> bool:
+    for u in node.users:
+        rec = u.meta.get("fxflops")
+        if u.op == "output" or rec is None or (rec.kernel and rec.kernel != kernel):
+            return True
+        if not rec.kernel and _written(u, kernel):  # a view: its readers read this tensor
+            return True
+    return False
