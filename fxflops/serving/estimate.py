@@ -194,8 +194,13 @@ def _prefill_example(model: torch.nn.Module, where: torch.device, b: int, prompt
 def _cache(model: torch.nn.Module, where: torch.device, b: int, length: int) -> Any:
     """The KV cache the model's own forward makes for ``length`` tokens (on meta: shapes only)."""
     ex = _prefill_example(model, where, b, length)
-    with torch.no_grad():
-        out = model(**ex)
+    try:
+        with torch.no_grad():
+            out = model(**ex)
+    except Exception as exc:  # noqa: BLE001 - the model's own failure, told in one line
+        raise FxFlopsError(f"{type(model).__name__} failed to run a {length}-token prompt on {where} "
+                           f"({type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}). "
+                           "What to do: check that it runs on such an input (on meta, in its own dtype)") from None
     cache = getattr(out, "cache", None) or getattr(out, "past_key_values", None)
     if cache is None:
         raise FxFlopsError(f"{type(model).__name__} returned no past_key_values with use_cache=True: serving needs a "
