@@ -211,8 +211,9 @@ def _cache(model: torch.nn.Module, where: torch.device, b: int, length: int) -> 
 def _cache_tensors(cache: Any) -> list[torch.Tensor]:
     layers = getattr(cache, "layers", None)
     if layers is None:
-        return tensors_in(cache)
-    return [t for layer in layers for t in vars(layer).values() if isinstance(t, torch.Tensor)]
+        return [t for t in tensors_in(cache) if t.is_floating_point()]
+    # the keys and values: a layer's integer bookkeeping (a sliding window's position counter) is not cache
+    return [t for layer in layers for t in vars(layer).values() if isinstance(t, torch.Tensor) and t.is_floating_point()]
 
 
 class _Phase:
