@@ -30,6 +30,7 @@ def llama(layers=2, heads=4, kv=2, hidden=64, inter=128, vocab=100):
 
 def test_gqa_kv_cache_weights_and_decode_formula_by_hand() -> None:
     model = llama()
+    before = {k: v.device for k, v in model.state_dict().items()}
     s = serving(model, "a100", prompt=16, generate=8, batch=[1, 4])
     per_token = 2 * 2 * 2 * 16 * FP16  # layers × (K, V) × KV heads × head dim
     assert s.kv_bytes_per_token == per_token
@@ -44,6 +45,17 @@ def test_gqa_kv_cache_weights_and_decode_formula_by_hand() -> None:
     assert s.rows[1].tokens_per_second > s.rows[0].tokens_per_second
     assert set(json.loads(json.dumps(s.to_dict()))) >= {"rows", "kv_bytes_per_token", "max_batch", "decode_flops"}
     assert "KV cache 256 B per token" in s.table()
+    assert {k: v.device for k, v in model.state_dict().items()} == before and not model.training
+
+
+def test_a_model_with_real_weights_is_left_as_it_was() -> None:
+    torch.manual_seed(0)
+    model = T.LlamaForCausalLM(T.LlamaConfig(hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+                                             num_key_value_heads=1, intermediate_size=64, vocab_size=50)).eval()
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    s = serving(model, "h100", prompt=6, generate=3, batch=[1, 2])
+    assert all(torch.equal(state[k], v) for k, v in model.state_dict().items())
+    assert s.kv_bytes_per_token == 1 * 2 * 1 * 16 * 4  # float32
 
 
 def test_int8_weights_halve_linear_weights_and_the_weight_bound_decode() -> None:
@@ -55,6 +67,7 @@ def test_int8_weights_halve_linear_weights_and_the_weight_bound_decode() -> None
     assert q.rows[0].decode_time < 0.6 * plain.rows[0].decode_time
     kv8 = serving(model, "a100", prompt=8, generate=2, batch=1, kv_dtype="int8")
     assert kv8.rows[0].kv_cache_bytes * 2 == plain.rows[0].kv_cache_bytes
+    assert kv8.rows[0].decode_time < plain.rows[0].decode_time  # attention reads the cache at one byte a value
 
 
 def test_moe_active_experts_per_token() -> None:

@@ -20,8 +20,11 @@ from ..rules.bytes import ByteCall, nbytes
 from ..tensors import tensors_in
 from ..types import OP_KINDS, NodeRecord
 
-__all__ = ["fuse_bytes", "fuse_graph", "RULES", "FUSABLE_FAMILIES"]
+__all__ = ["fuse_bytes", "fuse_graph", "is_append", "append_past", "kernels", "RULES", "FUSABLE_FAMILIES", "CACHE_BYTES"]
 
+# node.meta key: the part of the node's fused bytes that is KV-cache entries (read by attention, written by an
+# append), so that an estimate can re-size the cache's dtype (fxflops.serving's kv_dtype).
+CACHE_BYTES = "fxflops_cache_bytes"
 # Rule families whose ops a fusing compiler folds into one pointwise/row-wise kernel.
 FUSABLE_FAMILIES = ("elementwise", "activation", "reduction", "norm", "dropout")
 # Free ops that still produce a new tensor: casts, copies (reshape of a permuted tensor, cat), creations.
@@ -117,7 +120,7 @@ def _fusable(node: fx.Node) -> bool:
     return family in FUSABLE_FAMILIES or (family == "shape" and op in _DATA_OPS)
 
 
-def _is_append(node: fx.Node) -> bool:
+def is_append(node: fx.Node) -> bool:
     """``torch.cat([past, new], dim)`` where ``past`` is state passed in (not a parameter) or empty."""
     if _family(node)[1] != "copy" or getattr(node.target, "__name__", "") not in ("cat", "concat", "concatenate"):
         return False
@@ -341,7 +344,7 @@ def _price(graph: fx.Graph, group: dict[fx.Node, int], root, base: dict) -> dict
         inside = set(nodes)
         reads: dict[fx.Node, tuple[fx.Node, set[fx.Node]]] = {}  # source -> (first reader, the views read)
         for n in nodes:
-            skip = _append_past(n) if _is_append(n) else None
+            skip = append_past(n) if is_append(n) else None
             for a in n.all_input_nodes:
                 if a is skip:
                     continue
@@ -351,21 +354,27 @@ def _price(graph: fx.Graph, group: dict[fx.Node, int], root, base: dict) -> dict
                 entry = reads.setdefault(src, (n, set()))
                 entry[1].add(a)
         share = {n: _weights(n) for n in nodes}
+        cache = dict.fromkeys(nodes, 0)
         for src, (first, seen) in reads.items():
-            share[first] += min(_value_bytes(src), sum(_value_bytes(v) for v in seen))
+            read = min(_value_bytes(src), sum(_value_bytes(v) for v in seen))
+            share[first] += read
+            cache[first] += read if is_append(src) else 0
         for n in nodes:
-            if _is_append(n):
-                share[n] += _value_bytes(n) - _value_bytes(_append_past(n))
+            if is_append(n):
+                new = _value_bytes(n) - _value_bytes(append_past(n))
+                share[n] += new
+                cache[n] += new
             elif _leaves(n, inside, base):
                 share[n] += _value_bytes(n)
         for n in nodes:
             out[n] = (g, share[n])
+            n.meta[CACHE_BYTES] = cache[n]
     for n in list(graph.nodes):
         n.meta.pop("_fxflops_attention", None)
     return out
 
 
-def _append_past(n: fx.Node) -> fx.Node:
+def append_past(n: fx.Node) -> fx.Node:
     seq = n.args[0] if n.args else n.kwargs.get("tensors")
     return seq[0]
 

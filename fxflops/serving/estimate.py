@@ -17,8 +17,10 @@ import torch
 import torch.fx as fx
 
 from ..api import trace_flops
+from ..capture.patching import kept_state, meta_weights
 from ..devices import Device, get_device
 from ..errors import FxFlopsError
+from ..passes.fusion import CACHE_BYTES, append_past, is_append
 from ..passes.roofline import estimate_node
 from ..paths import attr_at, submodule
 from ..report.report import Report
@@ -112,7 +114,8 @@ def serving(model: torch.nn.Module, device: str | Device = "h100", prompt: int =
 
     ``weights="int8"|"int4"`` stores and reads the weight of every ``nn.Linear`` at 1 or 0.5 bytes per element
     (the LM head included; embeddings, norms and biases stay at their dtype); ``kv_dtype`` (``"float8_e4m3fn"``,
-    ``torch.int8``...) sizes the KV cache's memory at that element size.
+    ``torch.int8``, ``"int4"``) stores the KV cache at that element size: its memory, the new entries each append
+    writes and the entries attention reads.
     """
     dev = get_device(device)
     batches = sorted({int(b) for b in ([batch] if isinstance(batch, int) else batch)})
@@ -123,14 +126,14 @@ def serving(model: torch.nn.Module, device: str | Device = "h100", prompt: int =
     kv_size = _element_size(kv_dtype)
     quantized = _linear_weights(model) if weights else set()
     qsize = WEIGHT_FORMATS.get(weights or "", 0.0)
-    where = next((p.device for p in model.parameters()), torch.device("cpu"))
-    phase = _Phase(model, dev, where, quantized, qsize)
+    where = torch.device("meta")  # shapes only, whatever device the weights are on
+    cache = _cache(model, where, 1, prompt + generate)
+    kv = _cache_tensors(cache)
+    ratio = kv_size / kv[0].element_size() if kv_size is not None and kv else 1.0
+    phase = _Phase(model, dev, where, quantized, qsize, ratio)
     steps = list(range(prompt, prompt + generate - 1)) or [prompt]  # the cache length before each decode step
     weights_bytes = _weights_bytes(model, quantized, qsize)
-    cache = _cache(model, where, 1, prompt + generate)
-    stored = sum(nbytes(t) for t in _cache_tensors(cache))
-    if kv_size is not None:
-        stored = int(stored * kv_size / max(_cache_tensors(cache)[0].element_size(), 1)) if stored else 0
+    stored = int(sum(nbytes(t) for t in kv) * ratio)
     rows, curves = [], {}
     first: _Segment | None = None
     for b in batches:
@@ -195,7 +198,7 @@ def _cache(model: torch.nn.Module, where: torch.device, b: int, length: int) -> 
     """The KV cache the model's own forward makes for ``length`` tokens (on meta: shapes only)."""
     ex = _prefill_example(model, where, b, length)
     try:
-        with torch.no_grad():
+        with meta_weights(model), kept_state(model), torch.no_grad():
             out = model(**ex)
     except Exception as exc:  # noqa: BLE001 - the model's own failure, told in one line
         raise FxFlopsError(f"{type(model).__name__} failed to run a {length}-token prompt on {where} "
@@ -219,16 +222,16 @@ def _cache_tensors(cache: Any) -> list[torch.Tensor]:
 class _Phase:
     """Traces and times the phases of one model on one device."""
 
-    def __init__(self, model: torch.nn.Module, device: Device, where: torch.device, quantized: set[int],
-                 qsize: float) -> None:
+    def __init__(self, model: torch.nn.Module, device: Device, where: torch.device, quantized: set[int] = frozenset(),
+                 qsize: float = 0.0, kv_ratio: float = 1.0) -> None:
         self.model, self.device, self.where = model, device, where
-        self.quantized, self.qsize = quantized, qsize
+        self.quantized, self.qsize, self.kv_ratio = quantized, qsize, kv_ratio
 
     def trace(self, example: dict[str, Any]) -> Report:
         return trace_flops(self.model, example, capture="record", bytes="fused")
 
     def costs(self, report: Report) -> tuple[list[str], list[int], list[int], list[float]]:
-        """Names, FLOPs, bytes (weights re-sized) and seconds per FLOP of every op node."""
+        """Names, FLOPs, bytes (weights and KV cache re-sized) and seconds per FLOP of every op node."""
         names, flops, moved, per_flop = [], [], [], []
         for n in report.nodes:
             if n.kind not in OP_KINDS:
@@ -236,7 +239,8 @@ class _Phase:
             est = estimate_node(n, self.device)
             names.append(n.op)
             flops.append(n.flops)
-            moved.append(n.bytes - self._saved(n))
+            cache = n.node.meta.get(CACHE_BYTES, 0) if n.node is not None else 0
+            moved.append(n.bytes - self._saved(n) - cache * (1 - self.kv_ratio))
             per_flop.append(est.compute_time / n.flops if n.flops else 0.0)
         return names, flops, moved, per_flop
 
@@ -310,12 +314,10 @@ def _decode_example(phase: _Phase, b: int, c: int) -> dict[str, Any]:
 
 def _appended(n: Any) -> int:
     """Bytes a KV-cache append node writes (its new entries), else 0."""
-    from ..passes.fusion import _append_past, _is_append  # noqa: PLC0415 - one pass's predicate, read here
-
     node = n.node
-    if n.kind not in OP_KINDS or node is None or not _is_append(node):
+    if n.kind not in OP_KINDS or node is None or not is_append(node):
         return 0
-    return nbytes(node.meta.get("val")) - nbytes(_append_past(node).meta.get("val"))
+    return nbytes(node.meta.get("val")) - nbytes(append_past(node).meta.get("val"))
 
 
 def _times(flops: Sequence[float], moved: Sequence[float], per_flop: Sequence[float], bw: float) -> tuple[float, str]:
