@@ -9,6 +9,7 @@ from importlib.metadata import PackageNotFoundError, version
 from . import devices
 from .api import trace_flops
 from .sweeping import sweep
+from .serving import Serving, ServingRow, serving
 from .devices import Device, get_device
 from .errors import CaptureError, FxFlopsError, RenderError, ShapeError, UncountedOpError, UncountedOpWarning
 from .report.sweep import Formula, Sweep
@@ -29,6 +30,9 @@ __all__ = [
     "compare",
     "sweep",
     "Sweep",
+    "serving",
+    "Serving",
+    "ServingRow",
     "Formula",
     "Report",
     "Comparison",

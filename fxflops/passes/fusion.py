@@ -37,7 +37,8 @@ def chain_kernel() -> None:
     tensor entering it once (a tensor read through several views of it, at most its size) plus a leaf module's
     weights, and writes each member's output that a node outside the kernel (or the model's output) uses. A node
     joins a producer's kernel only if none of its other inputs waits on that kernel through a node outside it
-    (a kernel cannot wait for a matmul that reads its own output), so the residual stream breaks at each layer."""
+    (a kernel cannot wait for a matmul that reads its own output), so the residual stream breaks at each layer,
+    and only through an operand it reads whole (not a broadcast one such as rotary's cos table, which is read)."""
 
 
 def attention_kernel() -> None:
