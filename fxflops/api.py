@@ -24,8 +24,8 @@ from .measure import measure as measure_report
 from .passes.backward import checkpoint_note, count_backward
 from .passes.bytes import count_bytes
 from .passes.costs import Counting, count_graph
-from .passes.fusion import fuse_bytes
 from .passes.dynamo_costs import OpaqueFallback, count_capture, equivalent_op, fallback_notes, outside_graphs
+from .passes.fusion import fuse_bytes
 from .passes.records import module_rows, node_records
 from .passes.shapes import locate, materialize_lazy, propagate_shapes
 from .report.report import Report
@@ -77,21 +77,15 @@ def trace_flops(
     ``bytes="fused"`` prices memory traffic at kernel boundaries (chains fused, attention as one flash kernel, an
     in-place KV-cache append) instead of one kernel per node (``"eager"``); see :mod:`fxflops.passes.fusion`.
     """
-    if bytes not in BYTE_MODELS:
-        raise ValueError(f"bytes must be one of {BYTE_MODELS}, got {bytes!r}")
-    report = _trace(model, example, custom_rules=custom_rules, ignore=ignore, leaf_modules=leaf_modules,
-                    concrete_args=concrete_args, capture=capture, strict=strict, registry=registry, measure=measure,
-                    repeats=repeats, mode=mode)
-    if bytes == "fused":  # kernel boundaries instead of one kernel per node (passes/fusion.py)
-        fuse_bytes(report.nodes)
-        report.modules = module_rows(model, report.nodes)
-    return report
+    return _trace(model, example, custom_rules=custom_rules, ignore=ignore, leaf_modules=leaf_modules,
+                  concrete_args=concrete_args, capture=capture, strict=strict, registry=registry, measure=measure,
+                  repeats=repeats, mode=mode, bytes=bytes)
 
 
 def _trace(model: torch.nn.Module, example: Example = None, *, custom_rules: Mapping[Any, Callable] | None = None,
            ignore: Iterable[Any] = (), leaf_modules: Iterable[type] = (), concrete_args: Mapping[str, Any] | None = None,
            capture: str = "auto", strict: bool = False, registry: Registry | None = None, measure: bool = False,
-           repeats: int = 5, fx_cache: FxCache | None = None, mode: str = "infer") -> Report:
+           repeats: int = 5, fx_cache: FxCache | None = None, mode: str = "infer", bytes: str = "eager") -> Report:
     if not isinstance(model, torch.nn.Module):
         raise TypeError(
             f"trace_flops needs a torch.nn.Module, got {type(model).__name__}. "
@@ -103,9 +97,15 @@ def _trace(model: torch.nn.Module, example: Example = None, *, custom_rules: Map
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
     if measure and repeats < 1:
         raise ValueError(f"repeats must be at least 1, got {repeats}")
+    if bytes not in BYTE_MODELS:
+        raise ValueError(f"bytes must be one of {BYTE_MODELS}, got {bytes!r}")
     with _heap_frozen():
-        return _traced(model, example, custom_rules, ignore, leaf_modules, concrete_args, capture, strict,
-                       registry, measure, repeats, fx_cache, mode)
+        report = _traced(model, example, custom_rules, ignore, leaf_modules, concrete_args, capture, strict,
+                         registry, measure, repeats, fx_cache, mode)
+    if bytes == "fused":  # kernel boundaries instead of one kernel per node (passes/fusion.py)
+        fuse_bytes(report.nodes)
+        report.modules = module_rows(model, report.nodes)
+    return report
 
 
 @contextlib.contextmanager

@@ -1,4 +1,5 @@
-"""The fused byte model (``trace_flops(..., bytes="fused")``): memory traffic priced at kernel boundaries.
+"""The fused byte model (``bytes="fused"`` of :func:`fxflops.trace_flops`): memory traffic priced at kernel
+boundaries.
 
 The eager model (:mod:`fxflops.passes.bytes`) makes every node one kernel. This pass groups the op nodes of each
 captured graph into the kernels a fusing serving stack runs, then prices each kernel as what enters it and what

@@ -16,7 +16,7 @@ from typing import Any, Sequence
 import torch
 import torch.fx as fx
 
-from ..api import trace_flops
+from ..api import _trace
 from ..capture.patching import kept_state, meta_weights
 from ..devices import Device, get_device
 from ..errors import FxFlopsError
@@ -228,7 +228,7 @@ class _Phase:
         self.quantized, self.qsize, self.kv_ratio = quantized, qsize, kv_ratio
 
     def trace(self, example: dict[str, Any]) -> Report:
-        return trace_flops(self.model, example, capture="record", bytes="fused")
+        return _trace(self.model, example, capture="record", bytes="fused")
 
     def costs(self, report: Report) -> tuple[list[str], list[int], list[int], list[float]]:
         """Names, FLOPs, bytes (weights and KV cache re-sized) and seconds per FLOP of every op node."""
