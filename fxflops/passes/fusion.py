@@ -21,7 +21,8 @@ from ..rules.bytes import ByteCall, nbytes
 from ..tensors import tensors_in
 from ..types import OP_KINDS, NodeRecord
 
-__all__ = ["fuse_bytes", "fuse_graph", "is_append", "append_past", "kernels", "RULES", "FUSABLE_FAMILIES", "CACHE_BYTES"]
+__all__ = ["fuse_bytes", "fuse_graph", "is_append", "append_past", "kernels", "RULES", "FUSABLE_FAMILIES",
+           "CACHE_BYTES"]
 
 # node.meta key: the part of the node's fused bytes that is KV-cache entries (read by attention, written by an
 # append), so that an estimate can re-size the cache's dtype (fxflops.serving's kv_dtype).
@@ -152,23 +153,20 @@ def fuse_graph(graph: fx.Graph) -> dict[fx.Node, tuple[int, int]]:
             src = n.all_input_nodes[0]
             base[n] = root(src)
     group: dict[fx.Node, int] = {}
-    attention = _attention_kernels(graph, root, base)
-    next_id = 0
-    for members in attention:
-        next_id += 1
-        for m in members:
-            group[m] = next_id
-    chains = _Chains(group, root, next_id)
+    for k, members in enumerate(_attention_kernels(graph, base), 1):
+        group.update(dict.fromkeys(members, k))
+    chains = _Chains(group, root, len(set(group.values())))
     for n in graph.nodes:
         if n.op in OP_KINDS and n not in base and _rec(n) is not None:
             chains.place(n)
-    return _price(graph, chains.resolved(), root, base)
+    return _price(graph, chains.resolved(), root, base, set(chains.attention))
 
 
 class _Chains:
     """Kernels grown in graph order. A node joins (and may merge) the kernels of the producers it reads at full
-    size (not a broadcast operand such as rotary's cos table; every operand of a ``cat``); a join or merge is refused when some input waits
-    on the kernel through a node outside it (``deps``: bit k set = the node waits on kernel k)."""
+    size (not a broadcast operand such as rotary's cos table; every operand of a ``cat``); a join or merge is
+    refused when some input waits on the kernel through a node outside it (``deps``: bit k set = the node waits
+    on kernel k). Attention kernels, made first, are closed: nothing joins them."""
 
     def __init__(self, group: dict[fx.Node, int], root, last: int) -> None:
         self.group = group
@@ -178,6 +176,7 @@ class _Chains:
         self.alias: dict[int, int] = {}  # kernel -> bits of every kernel merged into it
         self.members: dict[int, list[fx.Node]] = {}
         self.deps: dict[fx.Node, int] = {}
+        self.attention = dict.fromkeys(group)
         for n, g in group.items():
             self.members.setdefault(g, []).append(n)
             self.alias[g] = 1 << g
@@ -207,8 +206,7 @@ class _Chains:
         size = _numel(n)
         whole = _family(n)[1] == "copy"  # cat's operands are each a part of its output, not broadcast
         if n not in self.group and _fusable(n) and not _no_tensor(n):
-            cands = sorted({self.kernel(a) for a in n.all_input_nodes if self.kernel(a) is not None
-                            and _fusable(self.root(a)) and _chained(self.root(a)) and (whole or _numel(a) >= size)},
+            cands = sorted({self.kernel(a) for a in n.all_input_nodes if self._feeds(a, whole or _numel(a) >= size)},
                            reverse=True)
             joined = next((c for c in cands if not self._waits([n], c, c)), None)
             if joined is not None:
@@ -228,6 +226,11 @@ class _Chains:
             d |= self.dep_of(a)
         self.deps[n] = d
 
+    def _feeds(self, a: fx.Node, whole: bool) -> bool:
+        """``a`` is a chain member a reader may join through."""
+        src = self.root(a)
+        return whole and self.kernel(a) is not None and _fusable(src) and src not in self.attention
+
     def _add(self, n: fx.Node, k: int) -> None:
         self.group[n] = k
         self.members.setdefault(k, []).append(n)
@@ -240,12 +243,8 @@ def _numel(n: fx.Node) -> int:
     return sum(int(t.numel()) for t in tensors_in(n.meta.get("val")))
 
 
-def _chained(n: fx.Node) -> bool:
-    """A chain member (not a node of an attention kernel, which closes at its output)."""
-    return not n.meta.get("_fxflops_attention")
-
-
-def _attention_kernels(graph: fx.Graph, root, base: dict[fx.Node, fx.Node]) -> list[set[fx.Node]]:
+def _attention_kernels(graph: fx.Graph, base: dict[fx.Node, fx.Node]) -> list[set[fx.Node]]:
+    """The node sets of each attention kernel (see :func:`attention_kernel`)."""
     nodes = list(graph.nodes)
     pos = {n: i for i, n in enumerate(nodes)}
     claimed: set[fx.Node] = set()
@@ -261,8 +260,6 @@ def _attention_kernels(graph: fx.Graph, root, base: dict[fx.Node, fx.Node]) -> l
             continue
         _absorb_copies(core, claimed, base)
         claimed |= core
-        for m in core:
-            m.meta["_fxflops_attention"] = True
         kernels.append(core)
     return kernels
 
@@ -329,7 +326,9 @@ def _weights(n: fx.Node) -> int:
     return ByteCall([], None, submodule(n.graph.owning_module, n.target)).weights
 
 
-def _price(graph: fx.Graph, group: dict[fx.Node, int], root, base: dict) -> dict[fx.Node, tuple[int, int]]:
+def _price(graph: fx.Graph, group: dict[fx.Node, int], root, base: dict,
+           attention: set[fx.Node]) -> dict[fx.Node, tuple[int, int]]:
+    """Each kernel's reads and writes, shared out among its nodes; a lone unfusable node keeps its eager bytes."""
     members: dict[int, list[fx.Node]] = {}
     for n in graph.nodes:
         if n in group:
@@ -339,7 +338,7 @@ def _price(graph: fx.Graph, group: dict[fx.Node, int], root, base: dict) -> dict
         if n.op in OP_KINDS and n not in group:
             out[n] = (0, 0)
     for g, nodes in members.items():
-        if len(nodes) == 1 and not _fusable(nodes[0]) and not nodes[0].meta.get("_fxflops_attention"):
+        if len(nodes) == 1 and not _fusable(nodes[0]) and nodes[0] not in attention:
             n = nodes[0]
             out[n] = (g, _rec(n).bytes)  # a kernel of its own: its eager bytes
             continue
@@ -371,8 +370,6 @@ def _price(graph: fx.Graph, group: dict[fx.Node, int], root, base: dict) -> dict
         for n in nodes:
             out[n] = (g, share[n])
             n.meta[CACHE_BYTES] = cache[n]
-    for n in list(graph.nodes):
-        n.meta.pop("_fxflops_attention", None)
     return out
 
 

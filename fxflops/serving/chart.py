@@ -21,6 +21,10 @@ def serving_chart(s: "Serving", path: str | Path) -> Path:
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
     for b, (contexts, times) in sorted(s.curves.items()):
         left.plot(contexts, [t * 1e3 for t in times], label=f"batch {b}")
+    floor = s.rows[0].weights_bytes / s.device.attained_bandwidth * 1e3
+    left.axhline(floor, color="grey", linestyle="--", linewidth=1)
+    left.annotate("every weight read once", (0.01, floor), xycoords=("axes fraction", "data"), fontsize=8,
+                  color="grey", va="bottom")
     left.set_xlabel("context (tokens in the KV cache)")
     left.set_ylabel("decode step (ms)")
     left.set_title("time per output token")

@@ -216,7 +216,8 @@ def _cache_tensors(cache: Any) -> list[torch.Tensor]:
     if layers is None:
         return [t for t in tensors_in(cache) if t.is_floating_point()]
     # the keys and values: a layer's integer bookkeeping (a sliding window's position counter) is not cache
-    return [t for layer in layers for t in vars(layer).values() if isinstance(t, torch.Tensor) and t.is_floating_point()]
+    return [t for layer in layers for t in vars(layer).values()
+            if isinstance(t, torch.Tensor) and t.is_floating_point()]
 
 
 class _Phase:
@@ -257,8 +258,8 @@ class _Phase:
         return int(sum(t.numel() * (t.element_size() - self.qsize) for t in tensors if id(t) in self.quantized))
 
     def time(self, report: Report) -> tuple[float, str]:
-        _, flops, moved, per_flop = self.costs(report)
-        return _times(flops, moved, per_flop, self.device.attained_bandwidth)
+        total, compute = _times(*self.costs(report)[1:], self.device.attained_bandwidth)
+        return total, _bound(total, compute)
 
     def decode(self, b: int, steps: list[int]) -> tuple[list[float], str, list[_Segment]]:
         """Seconds of every decode step at batch ``b``, the bound most of that time is under, and the fitted
@@ -270,7 +271,7 @@ class _Phase:
                 t, ct = seg.evaluate(c)
                 times.append(t)
                 compute += ct
-        return times, "compute" if compute > sum(times) / 2 else "memory", segments
+        return times, _bound(sum(times), compute), segments
 
     def segments(self, b: int, lo: int, hi: int) -> list[_Segment]:
         """Ranges of contexts over which every node's FLOPs and bytes are one polynomial in c, split in two
@@ -320,14 +321,18 @@ def _appended(n: Any) -> int:
     return nbytes(node.meta.get("val")) - nbytes(append_past(node).meta.get("val"))
 
 
-def _times(flops: Sequence[float], moved: Sequence[float], per_flop: Sequence[float], bw: float) -> tuple[float, str]:
+def _times(flops: Sequence[float], moved: Sequence[float], per_flop: Sequence[float], bw: float) -> tuple[float, float]:
+    """The summed roofline time of the nodes, and the part of it spent compute-bound."""
     total = compute = 0.0
     for f, m, k in zip(flops, moved, per_flop):
         ct, mt = f * k, m / bw
-        t = max(ct, mt)
-        total += t
-        compute += t if ct > mt else 0.0
-    return total, "compute" if compute > total / 2 else "memory"
+        total += max(ct, mt)
+        compute += ct if ct > mt else 0.0
+    return total, compute
+
+
+def _bound(total: float, compute: float) -> str:
+    return "compute" if compute > total / 2 else "memory"
 
 
 def _fit_nodes(points: list[int], costs: dict, bw: float):
@@ -338,43 +343,34 @@ def _fit_nodes(points: list[int], costs: dict, bw: float):
         pair = []
         for k in (1, 2):
             values = [costs[c][k][i] for c in points]
-            if len(set(values)) == 1:
-                pair.append({(0,): values[0]})
-                continue
-            f = fit("x", ("c",), cs, values, max_degree=2)
-            if not f.fits:
+            f = fit("x", ("c",), cs, values, max_degree=2) if len(set(values)) > 1 else None
+            if f is not None and not f.fits:
                 return None
-            pair.append({e: float(v) for e, v in f.terms.items()})
-        polys.append((pair[0], pair[1], costs[points[0]][3][i]))
+            pair.append({(0,): values[0]} if f is None else {e: float(v) for e, v in f.terms.items()})
+        polys.append(pair)
+    per_flop = costs[points[0]][3]
 
     def poly(c: int) -> tuple[float, float]:
         flops = [sum(v * c ** e[0] for e, v in p[0].items()) for p in polys]
         moved = [sum(v * c ** e[0] for e, v in p[1].items()) for p in polys]
-        per_flop = [p[2] for p in polys]
-        t, _ = _times(flops, moved, per_flop, bw)
-        return t, sum(max(f * k, m / bw) for f, m, k in zip(flops, moved, per_flop) if f * k > m / bw)
+        return _times(flops, moved, per_flop, bw)
 
     return poly
 
 
 def _table(costs: dict, bw: float):
-    def table(c: int) -> tuple[float, float]:
-        _, flops, moved, per_flop = costs[c]
-        t, _ = _times(flops, moved, per_flop, bw)
-        return t, sum(max(f * k, m / bw) for f, m, k in zip(flops, moved, per_flop) if f * k > m / bw)
-
-    return table
+    """Every context traced: each step's time read from its own trace."""
+    return lambda c: _times(*costs[c][1:], bw)
 
 
 def _peak_activations(report: Report) -> int:
     """The most bytes of kernel outputs alive at once during the run (a tensor lives from the node that writes it
     to its last reader); inputs, weights, views and the KV cache (counted apart) are left out."""
     live: dict[fx.Node, int] = {}
-    last: dict[fx.Node, fx.Node] = {}
+    last: dict[fx.Node, fx.Node] = {}  # a tensor's last reader, through views of it
     records = [n for n in report.nodes if n.node is not None and n.run == 1 and not n.block]
-    order = {n.node: i for i, n in enumerate(records)}
     for rec in records:
-        for a in rec.node.all_input_nodes:
+        for a in _read(rec.node):
             last[a] = rec.node
     peak = current = 0
     for rec in records:
@@ -383,10 +379,23 @@ def _peak_activations(report: Report) -> int:
             live[node] = nbytes(node.meta.get("val"))
             current += live[node]
             peak = max(peak, current)
-        for a in node.all_input_nodes:
-            if a in live and order.get(last.get(a), -1) <= order[node]:
+        for a in _read(node):
+            if a in live and last[a] is node:
                 current -= live.pop(a)
     return peak
+
+
+def _read(node: fx.Node) -> list[fx.Node]:
+    """The nodes whose tensors ``node`` reads: its inputs and, through a view (kernel 0), the view's source."""
+    out = []
+    for a in node.all_input_nodes:
+        while True:
+            out.append(a)
+            rec = a.meta.get("fxflops")
+            if rec is None or rec.kernel or rec.kind not in OP_KINDS or not a.all_input_nodes:
+                break
+            a = a.all_input_nodes[0]
+    return out
 
 
 def _written(node: fx.Node, kernel: int) -> bool:
