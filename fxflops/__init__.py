@@ -9,6 +9,7 @@ from importlib.metadata import PackageNotFoundError, version
 from . import devices
 from .api import trace_flops
 from .sweeping import sweep
+from .llm import Serving, ServingRow, serving
 from .devices import Device, get_device
 from .errors import CaptureError, FxFlopsError, RenderError, ShapeError, UncountedOpError, UncountedOpWarning
 from .report.sweep import Formula, Sweep
@@ -32,6 +33,9 @@ __all__ = [
     "utilization",
     "Utilization",
     "Sweep",
+    "serving",
+    "Serving",
+    "ServingRow",
     "Formula",
     "Report",
     "Comparison",

@@ -25,6 +25,7 @@ from .measure import measure as measure_report
 from .passes.backward import checkpoint_note
 from .passes.costs import Counting
 from .passes.eager_check import outside_graphs
+from .passes.fusion import fuse_bytes
 from .passes.records import module_rows
 from .passes.shapes import locate, materialize_lazy
 from .pipeline.annotate import Annotated, annotate
@@ -50,6 +51,7 @@ def trace_flops(
     measure: bool = False,
     repeats: int = 5,
     mode: str = "infer",
+    bytes: str = "eager",
 ) -> Report:
     """Count the MACs, FLOPs and parameters of ``model`` on ``example`` and return a :class:`Report`.
 
@@ -71,10 +73,13 @@ def trace_flops(
     (no grad-input where nothing upstream learns, no grad-weight for frozen parameters). ``total_*`` is then
     ``forward_* + backward_*``; ``"infer"`` (the default) counts the forward only. The model's own
     ``train()``/``eval()`` state is left as it is.
+
+    ``bytes="fused"`` prices memory traffic at kernel boundaries (chains fused, attention as one flash kernel, an
+    in-place KV-cache append) instead of one kernel per node (``"eager"``); see :mod:`fxflops.passes.fusion`.
     """
     options = TraceOptions(custom_rules=custom_rules, ignore=tuple(ignore), leaf_modules=tuple(leaf_modules),
                            concrete_args=concrete_args, capture=capture, strict=strict, registry=registry,
-                           measure=measure, repeats=repeats, mode=mode)
+                           measure=measure, repeats=repeats, mode=mode, bytes=bytes)
     return analyse(model, example, options)
 
 
@@ -148,6 +153,8 @@ def _analysed(model: torch.nn.Module, example: Example, options: TraceOptions, f
 
     (cap, done), fell_back = _choose(options.capture, {"fx": fx_job, "record": record_job, "dynamo": dynamo_job},
                                      type(model).__name__)
+    if options.bytes == "fused":  # kernel boundaries instead of one kernel per node
+        fuse_bytes(done.records)
     # the eager MAC check of the paths that ran the model, unless the user ignores or re-prices ops
     missing = outside_graphs(cap, done.records) if not options.ignore and not custom else None
     notes = [n for n in (lazy_note, fell_back) if n] + done.notes + ([missing] if missing else [])

@@ -140,6 +140,7 @@ class NodeRecord:
     graph: int = 0
     run: int = 1
     block: str = ""
+    kernel: int = 0  # with bytes="fused": the kernel (fused group) it runs in, 1, 2, ...; 0 for none (passes/fusion.py)
 
     @property
     def total(self) -> Cost:
@@ -188,7 +189,7 @@ class NodeRecord:
             "module_stack": list(self.module_stack), "bytes": self.bytes, "measured": self.measured,
             "saved_bytes": self.saved_bytes, "checkpoint": self.checkpoint, "recompute_saved": self.recompute_saved,
             "recompute_flops": self.recompute.flops if self.recompute is not None else 0,
-            "graph": self.graph, "run": self.run, "block": self.block,
+            "graph": self.graph, "run": self.run, "block": self.block, "kernel": self.kernel,
         }
 
 

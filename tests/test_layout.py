@@ -25,7 +25,7 @@ ROOMS = (
     ("report", ("report",)),
     ("draw", ("draw",)),
     ("pipeline", ("pipeline", "measure", "api", "sweeping")),
-    ("consumers", ("cli", "integrations", "serving")),
+    ("consumers", ("cli", "integrations", "llm")),
 )
 ROOM = {name: i for i, (_, names) in enumerate(ROOMS) for name in names}
 # A room that does not come before another does not import it: capture and passes do not import each other.

@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 
 import fxflops.rules  # noqa: F401 - fills the registry
+from fxflops.passes.fusion import RULES as FUSION_RULES
 from fxflops.rules.bytes import default_bytes
 from fxflops.rules.registry import BACKWARD_RULES, REGISTRY, SAVED_RULES, Registry, Rule
 from fxflops.types import Status
@@ -116,7 +117,7 @@ def conventions_markdown(registry: Registry = REGISTRY) -> str:
         for r, targets in families[fam]:
             names = ", ".join(f"`{t}`" for t in targets)
             out.append(f"| {r.op} | {names} | {_cell(r.reason if r.status == Status.FREE else r.formula)} |")
-    return "\n".join(out) + "\n" + bytes_markdown() + backward_markdown()
+    return "\n".join(out) + "\n" + bytes_markdown() + fused_markdown() + backward_markdown()
 
 
 BACKWARD_PREAMBLE = """
@@ -193,6 +194,28 @@ def bytes_markdown() -> str:
     rows = [f"| default | every other op | {_cell(inspect.cleandoc(default_bytes.__doc__))} |"]
     table = {target: r.bytes for _, target, r in REGISTRY.rules() if r.bytes is not None}
     return BYTES_PREAMBLE + "\n".join(rows + formula_rows(table, qualname)) + "\n"
+
+
+FUSED_PREAMBLE = """
+## Fused bytes
+
+*The kernel rules of `fxflops/passes/fusion.py`; `trace_flops(..., bytes="fused")`, `fxflops MODEL --bytes fused`
+and `fxflops.serving` read them. See [llm.md](llm.md).*
+
+The model: the op nodes are grouped into the **kernels a fusing serving stack runs**, and each kernel moves what
+enters it and what leaves it. `NodeRecord.kernel` numbers each node's kernel; a node's `bytes` is its share (a
+tensor read from outside the kernel is charged to the first member that reads it, a tensor the kernel writes to
+its producer), so the shares add up to the kernel's traffic and the totals, tables and roofline read it as before.
+Each tensor is still counted at the element size of its dtype.
+
+| rule | bytes |
+|---|---|
+"""
+
+
+def fused_markdown() -> str:
+    rows = [f"| {fn.__name__.replace('_', ' ')} | {_cell(inspect.cleandoc(fn.__doc__))} |" for fn in FUSION_RULES]
+    return FUSED_PREAMBLE + "\n".join(rows) + "\n"
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -10,7 +10,8 @@ from typing import Sequence
 from ..errors import FxFlopsError
 
 # subcommand -> its module in this package
-SUBCOMMANDS = {"audit": "audit", "compare": "compare", "sweep": "sweep", "devices": "devices", "check": "check"}
+SUBCOMMANDS = {"audit": "audit", "compare": "compare", "sweep": "sweep", "devices": "devices", "check": "check",
+               "serve": "serve"}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -29,6 +29,8 @@ EPILOG = """model specs:
   timm:vit_small_patch16_224      a timm model, built with pretrained=False
   mypkg.models:build_net          any importable callable returning an nn.Module (or an nn.Module instance)
   path/to/file.py:Net             a class or function defined in a Python file
+  hf:path/to/config_dir           a transformers causal LM built on meta from a local config.json (hf:ORG/NAME
+                                  fetches only the config from the Hub, where there is network)
 
 inputs (repeat --input for several positional inputs; name= makes a keyword input):
   --input 1,3,224,224             a float32 tensor of that shape
@@ -108,6 +110,8 @@ def load_model(spec: str) -> torch.nn.Module:
     """Build the model a spec names (see EPILOG)."""
     if ":" not in spec:
         raise FxFlopsError(f"model spec {spec!r} needs a colon: torchvision:NAME, timm:NAME, module:attr or file.py:attr")
+    if spec.startswith("hf:"):
+        return _hf_model(spec[3:])
     where, attr = spec.rsplit(":", 1)
     if where == "torchvision":
         return _torchvision_model(attr)
@@ -158,6 +162,27 @@ def _torchvision_model(name: str) -> torch.nn.Module:
     if "weights_backbone" in inspect.signature(builder).parameters:  # detection/segmentation: no download either
         kwargs["weights_backbone"] = None
     return _build(f"torchvision:{name}", builder, **kwargs)
+
+
+def _hf_model(name: str) -> torch.nn.Module:
+    """A transformers causal LM built on meta from a config: a local directory holding config.json, or a Hub
+    name whose config.json alone is fetched (never the weights). The model's dtype is the config's."""
+    import transformers
+
+    if not os.path.isdir(name) and (os.sep in name and not name.count("/") == 1 or os.path.exists(name)):
+        raise FxFlopsError(f"hf:{name}: no such directory; give a directory holding config.json or a Hub name "
+                           "(hf:ORG/NAME)")
+    try:
+        config = transformers.AutoConfig.from_pretrained(name)
+    except Exception as exc:  # noqa: BLE001 - a missing file, a network error, an unknown model type: one line
+        raise FxFlopsError(f"hf:{name}: could not read its config ({first_line(exc)}). What to do: give a directory "
+                           "holding a config.json, or a Hub name where this machine has network") from None
+    dtype = getattr(config, "dtype", None) or getattr(config, "torch_dtype", None)
+    with torch.device("meta"):
+        model = _build(f"hf:{name}", transformers.AutoModelForCausalLM.from_config, config=config)
+    if isinstance(dtype, str):
+        dtype = getattr(torch, dtype, None)
+    return (model.to(dtype) if isinstance(dtype, torch.dtype) else model).eval()
 
 
 def _timm_model(name: str) -> torch.nn.Module:
@@ -252,7 +277,7 @@ def analyse(model: torch.nn.Module, example: Any, args: argparse.Namespace, stri
         return trace_flops(model, example, ignore=args.ignore, capture=args.capture,
                            strict=bool(args.strict) if strict is None else strict,
                            measure=getattr(args, "measure", False), repeats=getattr(args, "repeats", 5),
-                           mode=getattr(args, "mode", "infer"))
+                           mode=getattr(args, "mode", "infer"), bytes=getattr(args, "bytes", "eager"))
 
 
 def wrote(what: str, path: Any) -> None:

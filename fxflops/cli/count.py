@@ -34,6 +34,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--ignore", action="append", default=[], metavar="OP",
                    help="op name, method or module class name counted as 0 (repeatable), e.g. dropout, add, ReLU")
     g = p.add_argument_group("time: roofline estimate and measured latency")
+    g.add_argument("--bytes", choices=("eager", "fused"), default="eager",
+                   help="byte model: one kernel per node (eager, the default) or kernels fused as a serving stack "
+                        "runs them (fused: chains, flash attention, in-place KV cache; docs/llm.md)")
     g.add_argument("--roofline", metavar="DEVICE",
                    help="estimate each node's time on DEVICE (a100, h100, h200, v100, or cpu: measured here, cached); "
                         "`fxflops devices` lists them")

@@ -8,10 +8,11 @@ from typing import Any, Callable, Mapping
 from ..errors import FxFlopsError
 from ..rules.registry import Registry
 
-__all__ = ["TraceOptions", "CAPTURES", "MODES"]
+__all__ = ["TraceOptions", "CAPTURES", "MODES", "BYTE_MODELS"]
 
 CAPTURES = ("auto", "fx", "record", "dynamo")
 MODES = ("infer", "train")
+BYTE_MODELS = ("eager", "fused")
 
 
 @dataclass(frozen=True)
@@ -28,12 +29,15 @@ class TraceOptions:
     measure: bool = False
     repeats: int = 5
     mode: str = "infer"
+    bytes: str = "eager"
 
     def __post_init__(self) -> None:
         if self.capture not in CAPTURES:
             raise ValueError(f"capture must be one of {CAPTURES}, got {self.capture!r}")
         if self.mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {self.mode!r}")
+        if self.bytes not in BYTE_MODELS:
+            raise ValueError(f"bytes must be one of {BYTE_MODELS}, got {self.bytes!r}")
         if self.measure and self.repeats < 1:
             raise ValueError(f"repeats must be at least 1, got {self.repeats}")
         # the iterables the caller gave (lists, generators) kept as tuples, so that the options stay one value
