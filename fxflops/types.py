@@ -122,7 +122,10 @@ class NodeRecord:
     # The module calls the node ran inside, outermost first. A module shared between owners has one path, so
     # module_path alone would charge every call of it to its first owner; the stack says which owner called it.
     module_stack: list[str] = field(default_factory=list)
-    bytes: int = 0  # bytes read + written when the node runs as one unfused kernel (fxflops.passes.bytes)
+    # bytes read + written by the forward, one unfused kernel per node (fxflops.passes.bytes; at kernel boundaries
+    # with bytes="fused"), and by the backward in train mode (fxflops.passes.backward)
+    fwd_bytes: int = 0
+    bwd_bytes: int = 0
     measured: float | None = None  # median seconds of the node on real tensors, with measure=True
     bwd_status: Backward = Backward.NONE
     saved_bytes: int = 0  # activations this node keeps for the backward (train mode)
@@ -172,6 +175,11 @@ class NodeRecord:
         return self.bwd.flops if self.bwd is not None else 0
 
     @property
+    def bytes(self) -> int:
+        """Forward + backward bytes: the node's share of the report's ``total_bytes``."""
+        return self.fwd_bytes + self.bwd_bytes
+
+    @property
     def rule_name(self) -> str:
         """The op name of the rule that priced it, or ""."""
         return self.rule.op if self.rule is not None else ""
@@ -186,7 +194,8 @@ class NodeRecord:
             "module_type": self.module_type, "qualname": self.qualname,
             "input_shapes": [list(s) for s in self.input_shapes], "output_shapes": [list(s) for s in self.output_shapes],
             "dtypes": list(self.dtypes), "params": self.params, "left_out": list(self.left_out),
-            "module_stack": list(self.module_stack), "bytes": self.bytes, "measured": self.measured,
+            "module_stack": list(self.module_stack), "bytes": self.bytes, "fwd_bytes": self.fwd_bytes,
+            "bwd_bytes": self.bwd_bytes, "measured": self.measured,
             "saved_bytes": self.saved_bytes, "checkpoint": self.checkpoint, "recompute_saved": self.recompute_saved,
             "recompute_flops": self.recompute.flops if self.recompute is not None else 0,
             "graph": self.graph, "run": self.run, "block": self.block, "kernel": self.kernel,
@@ -203,7 +212,8 @@ class ModuleRow:
     params: int
     fwd: Cost = Cost()
     bwd: Cost = Cost()  # the backward of its nodes (train mode)
-    bytes: int = 0
+    fwd_bytes: int = 0
+    bwd_bytes: int = 0
     measured: float | None = None  # summed medians of its nodes, with measure=True
 
     @property
@@ -235,8 +245,13 @@ class ModuleRow:
     def bwd_flops(self) -> int:
         return self.bwd.flops
 
+    @property
+    def bytes(self) -> int:
+        return self.fwd_bytes + self.bwd_bytes
+
     def to_dict(self) -> dict[str, Any]:
         return {"path": self.path, "type": self.type, "depth": self.depth, "params": self.params,
                 "macs": self.macs, "flops": self.flops, "fwd_macs": self.fwd.macs, "fwd_flops": self.fwd.flops,
                 "bwd_macs": self.bwd.macs, "bwd_flops": self.bwd.flops, "bytes": self.bytes,
+                "fwd_bytes": self.fwd_bytes, "bwd_bytes": self.bwd_bytes,
                 "measured": self.measured}

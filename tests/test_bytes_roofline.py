@@ -82,7 +82,7 @@ TOY = Device(peak_flops={"fp32": 1000.0, "fp16": 4000.0}, bandwidth=100.0, name=
 
 def _rec(name, flops, nbytes, dtype="float32", path="m"):
     return fxflops.NodeRecord(name, "call_function", "f", "f", fxflops.Status.COUNTED, fxflops.Cost(0, flops),
-                              module_path=path, module_type="M", dtypes=[dtype], bytes=nbytes)
+                              module_path=path, module_type="M", dtypes=[dtype], fwd_bytes=nbytes)
 
 
 def test_roofline_times_on_both_sides_of_the_ridge():

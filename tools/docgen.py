@@ -17,8 +17,9 @@ import torch.nn.functional as F
 
 import fxflops.rules  # noqa: F401 - fills the registry
 from fxflops.passes.fusion import RULES as FUSION_RULES
+from fxflops.rules.backward import default_bytes as default_backward_bytes
 from fxflops.rules.bytes import default_bytes
-from fxflops.rules.registry import BACKWARD_RULES, REGISTRY, SAVED_RULES, Registry, Rule
+from fxflops.rules.registry import BACKWARD_BYTES, BACKWARD_RULES, REGISTRY, SAVED_RULES, Registry, Rule
 from fxflops.types import Status
 
 fxflops.rules.load_extensions(force=True)  # the timm and torchvision rules are documented too
@@ -152,7 +153,26 @@ def formula_rows(table: dict, key_name: Callable[[Any], str] = str) -> list[str]
 
 
 def backward_markdown() -> str:
-    return BACKWARD_PREAMBLE + "\n".join(formula_rows(BACKWARD_RULES)) + "\n" + saved_markdown()
+    return (BACKWARD_PREAMBLE + "\n".join(formula_rows(BACKWARD_RULES)) + "\n" + backward_bytes_markdown()
+            + saved_markdown())
+
+
+BACKWARD_BYTES_PREAMBLE = """
+### Bytes the backward moves
+
+*`report.backward_bytes` (train mode); `total_bytes = forward_bytes + backward_bytes`, so `report.intensity` and
+`report.roofline()` describe the whole step.* Each node whose output needs a gradient, by rule (op name, then
+family), as one unfused kernel like the forward; a node inside an activation-checkpoint region also moves its
+forward's bytes again, as it is recomputed.
+
+| rule | ops / families | bytes |
+|---|---|---|
+"""
+
+
+def backward_bytes_markdown() -> str:
+    default = f"| default | every other op | {_cell(inspect.cleandoc(default_backward_bytes.__doc__))} |"
+    return BACKWARD_BYTES_PREAMBLE + "\n".join([default] + formula_rows(BACKWARD_BYTES)) + "\n"
 
 
 SAVED_PREAMBLE = """

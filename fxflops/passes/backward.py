@@ -22,7 +22,7 @@ import torch.nn as nn
 from ..paths import attr_at, submodule
 from ..tensors import tensors_in
 from ..types import OP_KINDS, Backward, CheckpointRegion, Cost, NodeRecord, Status
-from ..rules.backward import BwdCall
+from ..rules.backward import BwdCall, default_bytes
 from ..rules.registry import SAVED_RULES, OpFormula
 
 __all__ = ["count_backward", "backward_cost", "checkpoint_note", "needs_grad", "backward_of"]
@@ -35,7 +35,8 @@ def backward_of(rec: NodeRecord) -> OpFormula | None:
 
 
 def backward_cost(rec: NodeRecord, call: BwdCall) -> None:
-    """Price ``call``'s backward by its op's rule (or its family's) and write it into ``rec``."""
+    """Price ``call``'s backward by its op's rule (or its family's) and write it into ``rec``: the cost and the bytes
+    it moves (the rule's backward byte formula, else :func:`fxflops.rules.backward.default_bytes`)."""
     if rec.status in (Status.UNCOUNTED, Status.IGNORED, Status.NONE):
         rec.bwd_status = Backward.NOT_NEEDED
         return
@@ -45,6 +46,14 @@ def backward_cost(rec: NodeRecord, call: BwdCall) -> None:
         return
     c = r(call)
     rec.bwd, rec.bwd_status = Cost(int(c.macs), int(c.flops)), Backward.COUNTED
+    moved = rec.rule.backward_bytes
+    rec.bwd_bytes = int(moved(call)) if moved is not None else default_bytes(call, saved_by(rec)(call))
+
+
+def saved_by(rec: NodeRecord) -> OpFormula:
+    """What the node's op saves for its backward: its rule's saved formula, by default a pointwise op's (its inputs)."""
+    own = rec.rule.saved if rec.rule is not None else None
+    return own or SAVED_RULES["elementwise"]
 
 
 def _requires(t: Any) -> bool:
@@ -106,19 +115,19 @@ def _module_params(gm: fx.GraphModule, node: fx.Node) -> list[torch.Tensor]:
     return list(submodule(gm, node.target).parameters()) if node.op == "call_module" else []
 
 
-def leaf_call(fwd: Cost, args: Any, out: Any, module: nn.Module | None) -> BwdCall:
+def leaf_call(fwd: Cost, args: Any, out: Any, module: nn.Module | None, fwd_bytes: int = 0) -> BwdCall:
     """The backward call of a module kept whole, from the values a probe saw."""
     ins = [t for t in tensors_in(args) if t.is_floating_point()]
-    return _call(fwd, ins, [_requires(t) for t in ins], out, module)
+    return _call(fwd, ins, [_requires(t) for t in ins], out, module, fwd_bytes)
 
 
-def _call(fwd: Cost, ins: list, grads: list[bool], out: Any, module: nn.Module | None) -> BwdCall:
+def _call(fwd: Cost, ins: list, grads: list[bool], out: Any, module: nn.Module | None, fwd_bytes: int = 0) -> BwdCall:
     weight = bias = False
     if module is not None:
         b = getattr(module, "bias", None)
         bias = isinstance(b, torch.Tensor) and b.requires_grad
         weight = any(p.requires_grad for p in module.parameters() if p is not b)
-    return BwdCall(fwd, grads, ins, out, module, weight, bias)
+    return BwdCall(fwd, grads, ins, out, module, weight, bias, fwd_bytes)
 
 
 def count_backward(gm: fx.GraphModule, inputs: Sequence[Any] | None = None,
@@ -156,7 +165,7 @@ def count_backward(gm: fx.GraphModule, inputs: Sequence[Any] | None = None,
                     if any(t.is_floating_point() or t.is_complex() for t in tensors_in(a.meta.get("val")))]
         ins = [tensors_in(a.meta.get("val"))[0] for a in operands]
         try:
-            call = _call(cost.fwd, ins, [needs[a] for a in operands], node.meta.get("val"), module)
+            call = _call(cost.fwd, ins, [needs[a] for a in operands], node.meta.get("val"), module, cost.fwd_bytes)
             backward_cost(cost, call)
             if region is None:
                 cost.saved_bytes = _saved_bytes(node, operands, call, cost, kept)
@@ -172,6 +181,7 @@ def count_backward(gm: fx.GraphModule, inputs: Sequence[Any] | None = None,
             if cost.status.priced:
                 cost.bwd = (cost.bwd or Cost()) + cost.fwd
                 cost.recompute = cost.fwd
+            cost.bwd_bytes += cost.fwd_bytes
     return kept
 
 
@@ -197,6 +207,7 @@ def _subgraph_backward(node: fx.Node, body: fx.GraphModule, cost: NodeRecord, ke
     ops = [n for n in body.graph.nodes if n.op in OP_KINDS and "fxflops" in n.meta]
     inner = [n.meta["fxflops"] for n in ops]
     cost.bwd = sum((c.bwd for c in inner if c.bwd is not None), Cost())
+    cost.bwd_bytes = sum(c.bwd_bytes for c in inner)
     inner_again = sum((c.recompute for c in inner if c.recompute is not None), Cost())
     cost.recompute = inner_again if inner_again != Cost() else None
     cost.bwd_status = Backward.MISSING if any(c.bwd_status == Backward.MISSING for c in inner) else Backward.COUNTED
@@ -206,6 +217,7 @@ def _subgraph_backward(node: fx.Node, body: fx.GraphModule, cost: NodeRecord, ke
     again = [n.meta["fxflops"] for n in _recomputed(CheckpointRegion(0), ops, saved)]
     redo = sum((c.fwd for c in again if c.status.priced), Cost())
     cost.bwd += redo
+    cost.bwd_bytes += sum(c.fwd_bytes for c in again)
     cost.recompute = inner_again + redo
     cost.recompute_saved = sum(c.saved_bytes for c in inner)
     cost.saved_bytes = _region_inputs(node, None, kept)
@@ -261,8 +273,7 @@ def _source(node: fx.Node) -> fx.Node:
 def _saved_bytes(node: fx.Node, operands: list[fx.Node], call: BwdCall, cost: NodeRecord, kept: set[fx.Node]) -> int:
     if cost.status == Status.FREE and (cost.rule is None or cost.rule.saved is None):
         return 0
-    own = cost.rule.saved if cost.rule is not None else None
-    saved = (own or SAVED_RULES["elementwise"])(call)  # by default a pointwise op's: its inputs
+    saved = saved_by(cost)(call)
     nodes = [operands[i] for i in saved.operands] + ([node] if saved.out else [])
     total = saved.extra
     for n in nodes:

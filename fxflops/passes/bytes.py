@@ -31,6 +31,6 @@ def count_bytes(gm: fx.GraphModule) -> None:
         cost = node.meta.get("fxflops")
         if node.op in OP_KINDS and cost is not None:
             try:
-                cost.bytes = node_bytes(gm, node, cost.rule)
+                cost.fwd_bytes = node_bytes(gm, node, cost.rule)
             except Exception:  # noqa: BLE001 - an odd value (a symbolic size, an opaque object) must not sink the count
-                cost.bytes = 0
+                cost.fwd_bytes = 0

@@ -84,7 +84,7 @@ def fuse_bytes(nodes: list[NodeRecord]) -> None:
         if rec.node is None or rec.node not in fused:
             continue
         local, nbytes_ = fused[rec.node]
-        rec.bytes = nbytes_
+        rec.fwd_bytes = nbytes_
         if local:
             key = (id(rec.node.graph), rec.run, rec.block, local)
             rec.kernel = numbers.setdefault(key, len(numbers) + 1)

@@ -27,12 +27,12 @@ def leaf_record(call: LeafCall, ctx: Counting) -> NodeRecord:
         module_path=call.path, module_type=type(m).__name__, qualname=qualified_name(type(m)),
         input_shapes=[tuple(t.shape) for t in ins], output_shapes=[tuple(t.shape) for t in outs],
         dtypes=sorted({dtype_name(t) for t in outs}), params=sum(p.numel() for p in m.parameters()),
-        left_out=list(c.left_out), bytes=default_bytes(ByteCall(ins, call.out, m)),
+        left_out=list(c.left_out), fwd_bytes=default_bytes(ByteCall(ins, call.out, m)),
     )
     if not ctx.train:
         return rec
     if any(t.requires_grad for t in ins) or any(p.requires_grad for p in m.parameters()):
-        backward_cost(rec, leaf_call(cost, (call.args, call.kwargs), call.out, m))
+        backward_cost(rec, leaf_call(cost, (call.args, call.kwargs), call.out, m, rec.fwd_bytes))
     else:
         rec.bwd_status = Backward.NOT_NEEDED
     return rec

@@ -68,7 +68,7 @@ def module_rows(model: torch.nn.Module, nodes: list[NodeRecord]) -> dict[str, Mo
         rows[path] = ModuleRow(path, type(m).__name__, path.count(".") + 1 if path else 0, params)
     charged: dict[tuple, set[str]] = {}  # the nodes of one module call share their stack
     for n in nodes:
-        if not (n.fwd.flops or n.fwd.macs or n.bytes or n.measured or n.bwd):
+        if not (n.fwd.flops or n.fwd.macs or n.fwd_bytes or n.measured or n.bwd or n.bwd_bytes):
             continue
         key = (n.module_path, *n.module_stack)
         paths = charged.get(key)
@@ -80,7 +80,8 @@ def module_rows(model: torch.nn.Module, nodes: list[NodeRecord]) -> dict[str, Mo
                 row.fwd += n.fwd
                 if n.bwd is not None:
                     row.bwd += n.bwd
-                row.bytes += n.bytes
+                row.fwd_bytes += n.fwd_bytes
+                row.bwd_bytes += n.bwd_bytes
                 if n.measured is not None:
                     row.measured = (row.measured or 0.0) + n.measured
     return rows

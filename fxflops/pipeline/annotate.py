@@ -59,7 +59,7 @@ def annotate(cap: Captured, ctx: Counting) -> Annotated:
     if cap.reused:
         for r in records:  # a reused block's stub (torch.empty of its output) stands in for work its copies carry
             if r.bytes and any(under(r.module_path, b.path) for b in cap.reused):
-                r.bytes = 0
+                r.fwd_bytes = 0
         records = reused_nodes(records, cap.reused)
     notes = list(cap.notes) + fallback_notes(cap.graphs[0], cap.untraceable, opaque) + shape_notes
     return Annotated(records, notes, shape_mode)

@@ -82,9 +82,19 @@ class Report:
         return root.params if root is not None else 0
 
     @property
+    def forward_bytes(self) -> int:
+        """Bytes read and written by the forward, each node run as one unfused kernel (see docs/conventions.md)."""
+        return sum(n.fwd_bytes for n in self.nodes)
+
+    @property
+    def backward_bytes(self) -> int:
+        """Bytes read and written by the backward in train mode (0 in infer mode)."""
+        return sum(n.bwd_bytes for n in self.nodes)
+
+    @property
     def total_bytes(self) -> int:
-        """Bytes read and written by all nodes, each run as one unfused kernel (see docs/conventions.md)."""
-        return sum(n.bytes for n in self.nodes)
+        """forward_bytes + backward_bytes: what one forward, or one training step, moves."""
+        return self.forward_bytes + self.backward_bytes
 
     @property
     def intensity(self) -> float:

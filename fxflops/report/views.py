@@ -164,6 +164,8 @@ def as_dict(report: "Report") -> dict[str, Any]:
         "backward_flops": report.backward_flops,
         "total_params": report.total_params,
         "total_bytes": report.total_bytes,
+        "forward_bytes": report.forward_bytes,
+        "backward_bytes": report.backward_bytes,
         "total_measured": report.total_measured,
         "notes": list(report.notes),
         "uncounted": sorted({n.target for n in report.uncounted}),

@@ -13,9 +13,10 @@ import torch.nn as nn
 
 from ..tensors import tensors_in
 from ..types import Cost
-from .registry import BACKWARD_RULES, SAVED_RULES, OpFormula, backward_rule, saved_rule
+from .registry import BACKWARD_BYTES, BACKWARD_RULES, SAVED_RULES, OpFormula, backward_byte_rule, backward_rule, saved_rule
 
-__all__ = ["BwdCall", "BwdRule", "Saved", "SavedRule", "BACKWARD_RULES", "SAVED_RULES", "backward_rule", "saved_rule"]
+__all__ = ["BwdCall", "BwdRule", "Saved", "SavedRule", "BACKWARD_RULES", "SAVED_RULES", "BACKWARD_BYTES", "backward_rule",
+           "saved_rule", "backward_byte_rule", "default_bytes", "saved_bytes"]
 
 
 @dataclass
@@ -33,11 +34,42 @@ class BwdCall:
     module: nn.Module | None = None
     weight: bool = False
     bias: bool = False
+    fwd_bytes: int = 0  # what the forward moved (a whole block's backward reads it all again)
 
     @property
     def out_numel(self) -> int:
         outs = tensors_in(self.out)
         return int(outs[0].numel()) if outs else 0
+
+    # ---- sizes, for the byte formulas --------------------------------------------------------------------------
+    @property
+    def out_bytes(self) -> int:
+        """The (first) output's bytes: also the output gradient's."""
+        outs = tensors_in(self.out)
+        return _size(outs[0]) if outs else 0
+
+    def in_bytes(self, i: int) -> int:
+        return _size(self.inputs[i]) if i < len(self.inputs) else 0
+
+    def weight_bytes(self) -> int:
+        """A leaf module's parameters but its bias, or a function's second operand (``F.linear(x, w)``)."""
+        if self.module is None:
+            return self.in_bytes(1)
+        b = getattr(self.module, "bias", None)
+        return sum(_size(p) for p in self.module.parameters() if p is not b)
+
+    def bias_bytes(self) -> int:
+        if self.module is None:
+            return self.in_bytes(2)
+        b = getattr(self.module, "bias", None)
+        return _size(b) if b is not None else 0
+
+    def grads_written(self) -> int:
+        """The gradients this backward writes: each operand that needs one, and a leaf module's learning parameters."""
+        out = sum(_size(t) for t, g in zip(self.inputs, self.grads) if g)
+        if self.module is not None:
+            out += sum(_size(p) for p in self.module.parameters() if p.requires_grad)
+        return out
 
     @property
     def other_flops(self) -> int:
@@ -55,6 +87,10 @@ class BwdCall:
         return self.bias if self.module is not None else bool(self.grads[2:3] and self.grads[2])
 
 
+def _size(t: Any) -> int:
+    return int(t.numel()) * t.element_size()
+
+
 BwdRule = OpFormula  # fn(call: BwdCall) -> Cost
 
 
@@ -70,10 +106,28 @@ def layer(call: BwdCall) -> Cost:
     return _grad_macs(call.fwd.macs, gx + gw, call.out_numel if call.bias_grad() else 0)
 
 
+@backward_byte_rule("linear", "conv", "bilinear", name="layer")
+def layer_bytes(call: BwdCall) -> int:
+    """grad-input reads the output gradient and the weight and writes the input's gradient; grad-weight reads the
+    output gradient and the input and writes the weight's gradient; a bias gradient reads the output gradient and
+    writes the bias's: (G + W + X)·[grad-input] + (G + X + W)·[grad-weight] + (G + B)·[grad-bias], with G, W, X, B the
+    bytes of the output, the weight, the input and the bias."""
+    gx, gw = call.operands()
+    g, w, x = call.out_bytes, call.weight_bytes(), call.in_bytes(0)
+    return (g + w + x) * gx + (g + x + w) * gw + (g + call.bias_bytes()) * call.bias_grad()
+
+
 @backward_rule("matmul", name="matmul")
 def matmul(call: BwdCall) -> Cost:
     """MACs = forward MACs × the two multiplied operands needing a gradient (dA = dC·Bᵀ, dB = Aᵀ·dC)."""
     return _grad_macs(call.fwd.macs, sum(call.grads[:2]))
+
+
+@backward_byte_rule("matmul", name="matmul")
+def matmul_bytes(call: BwdCall) -> int:
+    """dA = dC·Bᵀ reads the output gradient and B and writes dA; dB = Aᵀ·dC reads A and the output gradient and
+    writes dB: (G + A + B) per factor needing a gradient."""
+    return (call.out_bytes + call.in_bytes(0) + call.in_bytes(1)) * sum(call.grads[:2])
 
 
 @backward_rule("addmm", "addbmm", "addr", name="addmm")
@@ -81,6 +135,14 @@ def addmm(call: BwdCall) -> Cost:
     """MACs = forward MACs × the two multiplied operands (after the added term) needing a gradient; the added
     term's gradient is the output gradient itself (free)."""
     return _grad_macs(call.fwd.macs, sum(call.grads[1:3]))
+
+
+@backward_byte_rule("addmm", "addbmm", "addr", name="addmm")
+def addmm_bytes(call: BwdCall) -> int:
+    """As matmul for the two multiplied factors, (G + A + B) per factor needing a gradient; the added term's gradient
+    is the output gradient, summed to its shape where it was broadcast: G + its bytes when it needs one."""
+    factors = (call.out_bytes + call.in_bytes(1) + call.in_bytes(2)) * sum(call.grads[1:3])
+    return factors + (call.out_bytes + call.in_bytes(0)) * bool(call.grads[:1] and call.grads[0])
 
 
 @backward_rule("scaled_dot_product_attention", name="attention")
@@ -98,12 +160,29 @@ def attention(call: BwdCall) -> Cost:
     return Cost(macs, 2 * macs + (4 * scores if (gq or gk) else 0))
 
 
+@backward_byte_rule("scaled_dot_product_attention", name="attention")
+def attention_bytes(call: BwdCall) -> int:
+    """A flash-attention backward reads Q, K, V, the output, the output gradient and the float32 log-sum-exp of each
+    query row, and writes the gradients of Q, K and V that are needed (the scores are recomputed, never stored)."""
+    q = call.inputs[0]
+    rows = int(q.numel() // q.shape[-1]) if q.dim() else 0
+    read = sum(call.in_bytes(i) for i in range(3)) + 2 * call.out_bytes + 4 * rows
+    return read + sum(call.in_bytes(i) for i, g in enumerate(call.grads[:3]) if g)
+
+
 @backward_rule("multi_head_attention", "transformer", "rnn", name="block")
 def block(call: BwdCall) -> Cost:
     """A whole block (``nn.MultiheadAttention``, ``nn.Transformer*``, ``nn.LSTM``...): its inner products need
     their grad-inputs whenever anything in it learns, so MACs = forward MACs × (1 + its weights need a
     gradient); FLOPs = 2·MACs + the forward's other FLOPs (each elementwise step once more)."""
     return _grad_macs(call.fwd.macs, 1 + call.weight, call.other_flops)
+
+
+@backward_byte_rule("multi_head_attention", "transformer", "rnn", name="block")
+def block_bytes(call: BwdCall) -> int:
+    """A whole block reads what its forward read and wrote once more (its inputs, weights and activations), reads
+    the output gradient, and writes the gradients of its inputs and weights that need one."""
+    return call.fwd_bytes + call.out_bytes + call.grads_written()
 
 
 @backward_rule("elementwise", "distance", "loss", "dropout", "pooling", "resize", "reduction", "detection",
@@ -141,6 +220,29 @@ def embedding(call: BwdCall) -> Cost:
     """Indices have no gradient; FLOPs = output elements when the table needs a gradient (the output gradient
     is scatter-added into the table's rows), else 0."""
     return Cost(0, call.out_numel if (call.weight or any(call.grads)) else 0)
+
+
+@backward_byte_rule("embedding", "embedding_bag", name="embedding")
+def embedding_bytes(call: BwdCall) -> int:
+    """When the table needs a gradient: the output gradient and the int64 indices (8 bytes per looked-up row) read,
+    and the looked-up rows of the table's gradient read and written (a scatter-add): 3·G + 8·rows; else 0."""
+    if not (call.weight or any(call.grads)):
+        return 0
+    outs = tensors_in(call.out)
+    rows = int(outs[0].numel() // outs[0].shape[-1]) if outs and outs[0].dim() else 0
+    return 3 * call.out_bytes + 8 * rows
+
+
+def default_bytes(call: BwdCall, saved: "Saved") -> int:
+    """bytes = the output gradient read + what the op saved for its backward read (its saved rule) + a leaf
+    module's weights read + each gradient it computes written (every operand and parameter that needs one)."""
+    weights = sum(_size(p) for p in call.module.parameters()) if call.module is not None else 0
+    return call.out_bytes + saved_bytes(call, saved) + weights + call.grads_written()
+
+
+def saved_bytes(call: BwdCall, saved: "Saved") -> int:
+    """The bytes of what ``saved`` names: its operands, the output, its own extra bytes."""
+    return sum(call.in_bytes(i) for i in saved.operands) + (call.out_bytes if saved.out else 0) + saved.extra
 
 
 # ---- what autograd saves for the backward ------------------------------------------------------------------------

@@ -17,6 +17,7 @@ import torch.nn.functional as F
 
 from ..tensors import tensors_in
 from .registry import OpFormula, byte_rule
+from .shape_ops import METADATA_READS
 
 __all__ = ["ByteCall", "ByteRule", "byte_rule", "nbytes", "default_bytes"]
 
@@ -109,6 +110,21 @@ def identity(call: ByteCall) -> int:
     if call.module is not None and call.module.training and not isinstance(call.module, nn.Identity):
         return default_bytes(call)
     return 0
+
+
+@byte_rule(*METADATA_READS, name="metadata")
+def metadata(call: ByteCall) -> int:
+    """0: a read of what a tensor is (``x.shape``, ``x.size(0)``, ``x.dtype``, ``x.numel()``), not of its elements;
+    the shape, dtype and strides live on the host."""
+    return 0
+
+
+@byte_rule(F.dropout, F.dropout1d, F.dropout2d, F.dropout3d, F.alpha_dropout, F.feature_alpha_dropout, torch.dropout,
+           torch.alpha_dropout, torch.feature_dropout, name="dropout")
+def dropout_function(call: ByteCall) -> int:
+    """0 when the output is the input (``F.dropout(x, p, training=False)``, as Hugging Face attention calls it in
+    eval mode, or ``p=0``); otherwise the default: the input read, the output written."""
+    return 0 if call.aliases() else default_bytes(call)
 
 
 @byte_rule(operator.getitem, "__getitem__", name="getitem")

@@ -29,7 +29,9 @@ __all__ = [
     "OpFormula",
     "BACKWARD_RULES",
     "SAVED_RULES",
+    "BACKWARD_BYTES",
     "backward_rule",
+    "backward_byte_rule",
     "saved_rule",
     "byte_rule",
     "Registry",
@@ -136,6 +138,9 @@ class OpFormula:
 # The backward formulas and what autograd saves, keyed by a rule's op name or its family (fxflops.rules.backward).
 BACKWARD_RULES: dict[str, OpFormula] = {}
 SAVED_RULES: dict[str, OpFormula] = {}
+# The bytes a backward moves, keyed the same way; an op without one moves what fxflops.rules.backward.default_bytes
+# says (the output gradient and what it saved read, the gradients it computes written).
+BACKWARD_BYTES: dict[str, OpFormula] = {}
 
 
 @dataclass(frozen=True)
@@ -165,6 +170,14 @@ class Rule:
         found = BACKWARD_RULES.get(self.op)
         if found is None and self.family not in ("", "custom"):
             found = BACKWARD_RULES.get(self.family)
+        return found
+
+    @property
+    def backward_bytes(self) -> OpFormula | None:
+        """The bytes the op's backward moves: its own formula, or its family's, or None (the default formula)."""
+        found = BACKWARD_BYTES.get(self.op)
+        if found is None and self.family not in ("", "custom"):
+            found = BACKWARD_BYTES.get(self.family)
         return found
 
     @property
@@ -298,6 +311,17 @@ def backward_rule(*keys: str, name: str | None = None):
         f = _formula(fn, name)
         for k in keys:
             BACKWARD_RULES[k] = f
+        return fn
+
+    return deco
+
+
+def backward_byte_rule(*keys: str, name: str | None = None):
+    """Register ``fn(call: BwdCall) -> int`` as the bytes the backward of the ops or families ``keys`` moves."""
+    def deco(fn: Callable) -> Callable:
+        f = _formula(fn, name)
+        for k in keys:
+            BACKWARD_BYTES[k] = f
         return fn
 
     return deco

@@ -88,15 +88,18 @@ free(*_torch("zeros", "ones", "full", "empty", "arange", "linspace", "logspace",
      "new_zeros", "new_ones", "new_full", "new_empty", "new_tensor", "normal_", "uniform_", "bernoulli_",
      "random_", "exponential_", "bernoulli",
      op="create", family="shape", reason=CREATE)
-free(builtins.getattr, builtins.len, "size", "dim", "numel", "ndimension", "nelement", "element_size", "stride",
-     "storage_offset", "is_contiguous", "is_floating_point", "is_complex", "data_ptr", "get_device", "tolist",
-     "item", "__len__", "__bool__", "__float__", "__int__", "__index__", "__complex__",
-     "__contains__", "__iter__", "__array__", "__format__", "__hash__", "__reduce_ex__", "__deepcopy__", "__long__",
-     "__nonzero__", torch.numel, torch.is_tensor, torch.is_floating_point, torch._assert,
-     torch.Size,
-     # dynamo reads data-dependent sizes with these aten ops
-     torch.ops.aten.sym_size.int, torch.ops.aten.sym_numel.default, torch.ops.aten.sym_stride.int,
-     torch.ops.aten.sym_storage_offset.default,
+# Reads of what a tensor is, not of its elements: the shape, dtype, strides and device live on the host.
+METADATA_READS = (
+    builtins.getattr, builtins.len, "size", "dim", "numel", "ndimension", "nelement", "element_size", "stride",
+    "storage_offset", "is_contiguous", "is_floating_point", "is_complex", "data_ptr", "get_device", "__len__",
+    "__hash__", torch.numel, torch.is_tensor, torch.is_floating_point, torch.Size,
+    # dynamo reads data-dependent sizes with these aten ops
+    torch.ops.aten.sym_size.int, torch.ops.aten.sym_numel.default, torch.ops.aten.sym_stride.int,
+    torch.ops.aten.sym_storage_offset.default,
+)
+free(*METADATA_READS, "tolist", "item", "__bool__", "__float__", "__int__", "__index__", "__complex__",
+     "__contains__", "__iter__", "__array__", "__format__", "__reduce_ex__", "__deepcopy__", "__long__",
+     "__nonzero__", torch._assert,
      op="metadata", family="shape", reason=META)
 free("to", "type", "type_as", "float", "double", "half", "bfloat16", "int", "long", "bool", "short", "char",
      "byte", "chalf", "cpu", "cuda", "requires_grad_", "cfloat", "cdouble", "pin_memory", "share_memory_",
