@@ -16,7 +16,11 @@ import torch.fx as fx
 
 from .types import Capture
 
-__all__ = ["Captured", "Untraceable", "Reuse", "LeafCall"]
+__all__ = ["Captured", "Untraceable", "Reuse", "LeafCall", "INNER"]
+
+# node.meta key: the graph that priced an opaque node by recording its call (an untraceable leaf, a wrapped function),
+# so that the passes after the costs (bytes, backward, saved activations) price the node by its recorded ops too
+INNER = "fxflops_inner"
 
 
 @dataclass

@@ -19,6 +19,7 @@ import torch
 import torch.fx as fx
 import torch.nn as nn
 
+from ..captured import INNER
 from ..paths import attr_at, submodule
 from ..tensors import tensors_in
 from ..types import OP_KINDS, Backward, CheckpointRegion, Cost, NodeRecord, Status
@@ -186,8 +187,11 @@ def count_backward(gm: fx.GraphModule, inputs: Sequence[Any] | None = None,
 
 
 def _body(gm: fx.GraphModule, node: fx.Node) -> fx.GraphModule | None:
-    """The graph a higher-order op node of dynamo's runs on the operands after it (``tag_activation_checkpoint``,
-    ``wrap``, ``invoke_subgraph``), or None (``cond`` and other ops whose first operand is not their body)."""
+    """The graph that priced the node: the recording of an opaque leaf or wrapped function (``node.meta[INNER]``), or
+    the graph a higher-order op node of dynamo's runs on the operands after it (``tag_activation_checkpoint``,
+    ``wrap``, ``invoke_subgraph``); None otherwise (``cond`` and other ops whose first operand is not their body)."""
+    if INNER in node.meta:
+        return node.meta[INNER]
     if not isinstance(node.target, torch._ops.HigherOrderOperator) or not node.args:
         return None
     first = node.args[0]
@@ -198,12 +202,18 @@ def _body(gm: fx.GraphModule, node: fx.Node) -> fx.GraphModule | None:
     return None
 
 
-def _subgraph_backward(node: fx.Node, body: fx.GraphModule, cost: NodeRecord, kept: set[fx.Node], needs: dict[fx.Node, bool]) -> None:
-    """A higher-order op's backward is its body's (priced by the cost pass already), its placeholders needing
-    a gradient where the operands passed to them do. A checkpointed body also runs its forward again (with early
-    stop, up to the last value its backward saves) and saves only its inputs."""
-    operands = [a for a in node.args[1:] if isinstance(a, fx.Node)]
-    saved = count_backward(body, input_needs=[needs.get(a, False) for a in operands])
+def _subgraph_backward(node: fx.Node, body: fx.GraphModule, cost: NodeRecord, kept: set[fx.Node],
+                       needs: dict[fx.Node, bool]) -> None:
+    """A node priced by a graph of its own (a recorded leaf, a higher-order op's body) has that graph's backward,
+    bytes and saved activations, its placeholders needing a gradient where the operands passed to them do. A
+    checkpointed body also runs its forward again (with early stop, up to the last value its backward saves) and saves
+    only its inputs."""
+    if INNER in node.meta:  # a recording's placeholders are the call's arguments, positional then keyword
+        passed = [*node.args, *node.kwargs.values()]
+        input_needs = [any(needs.get(a, False) for a in _nodes(v)) for v in passed]
+    else:
+        input_needs = [needs.get(a, False) for a in node.args[1:] if isinstance(a, fx.Node)]
+    saved = count_backward(body, input_needs=input_needs)
     ops = [n for n in body.graph.nodes if n.op in OP_KINDS and "fxflops" in n.meta]
     inner = [n.meta["fxflops"] for n in ops]
     cost.bwd = sum((c.bwd for c in inner if c.bwd is not None), Cost())
@@ -221,6 +231,12 @@ def _subgraph_backward(node: fx.Node, body: fx.GraphModule, cost: NodeRecord, ke
     cost.recompute = inner_again + redo
     cost.recompute_saved = sum(c.saved_bytes for c in inner)
     cost.saved_bytes = _region_inputs(node, None, kept)
+
+
+def _nodes(value: Any) -> list[fx.Node]:
+    out: list[fx.Node] = []
+    fx.node.map_arg(value, out.append)
+    return out
 
 
 def checkpoint_note(records: Sequence[Any]) -> str | None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import torch.fx as fx
 
+from ..captured import INNER
 from ..paths import submodule
 from ..rules.bytes import ByteCall, default_bytes
 from ..rules.registry import Rule
@@ -30,6 +31,11 @@ def count_bytes(gm: fx.GraphModule) -> None:
     for node in gm.graph.nodes:
         cost = node.meta.get("fxflops")
         if node.op in OP_KINDS and cost is not None:
+            inner = node.meta.get(INNER)
+            if inner is not None:  # priced by recording its call: it moves what its recorded ops move
+                count_bytes(inner)
+                cost.fwd_bytes = sum(n.meta["fxflops"].fwd_bytes for n in inner.graph.nodes if "fxflops" in n.meta)
+                continue
             try:
                 cost.fwd_bytes = node_bytes(gm, node, cost.rule)
             except Exception:  # noqa: BLE001 - an odd value (a symbolic size, an opaque object) must not sink the count

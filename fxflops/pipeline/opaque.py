@@ -14,7 +14,7 @@ import torch.fx as fx
 from ..capture.dynamo import capture_dynamo
 from ..capture.probe import signature
 from ..capture.record import capture_record
-from ..captured import Captured, Untraceable
+from ..captured import INNER, Captured, Untraceable
 from ..errors import FxFlopsError
 from ..passes.costs import Counting, count_graph, left_out_of, total
 from ..passes.eager_check import outside_graphs
@@ -55,6 +55,7 @@ class OpaqueFallback:
         self.memo: dict[Any, tuple[Cost, str, list[str]] | None] = {}
         self.recorded: dict[Any, Captured] = {}  # wrapped-function calls the shape pass recorded, by signature
         self.failures: dict[str, str] = {}  # target name -> why dynamo could not count it
+        self.priced: dict[Any, fx.GraphModule] = {}  # the recordings that priced a call, by the memo's key
 
     def shape(self, node: fx.Node, args: tuple, kwargs: dict) -> Any:
         """For the shape pass: the output of a wrapped function without a rule, on meta, recorded once per
@@ -88,11 +89,14 @@ class OpaqueFallback:
             return None
         key = (key, signature((call.args, dict(call.kwargs))))
         if key not in self.memo:
-            self.memo[key] = self._count(target, call, self.recorded.get(key))
+            self.memo[key] = self._count(target, call, key)
+        if key in self.priced:
+            node.meta[INNER] = self.priced[key]  # priced by this recording: the later passes read it too
         return self.memo[key]
 
-    def _count(self, target: Any, call: Call, rec: Captured | None = None) -> tuple[Cost, str, list[str]] | None:
+    def _count(self, target: Any, call: Call, key: Any) -> tuple[Cost, str, list[str]] | None:
         module = target if isinstance(target, torch.nn.Module) else _Called(target)
+        rec = self.recorded.get(key)
         try:
             if rec is None:
                 rec = capture_record(module, tuple(call.args), dict(call.kwargs), self._is_leaf)
@@ -101,6 +105,7 @@ class OpaqueFallback:
         if any(n.target is target for n in rec.graph_module.graph.nodes):
             # A torch function (F.cross_entropy) is itself what the recorder sees: nothing inside it to price.
             return self._through_dynamo(target, call)
+        self.priced[key] = rec.graph_module
         count_graph(rec.graph_module, self.ctx.nested(self))
         nodes = list(rec.graph_module.graph.nodes)
         cost, left = total(nodes), left_out_of(nodes)
