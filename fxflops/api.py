@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import itertools
 from dataclasses import replace
 from typing import Any, Callable, Iterable, Iterator, Mapping
 
@@ -33,6 +34,7 @@ from .pipeline.nested import price_callable
 from .pipeline.options import CAPTURES, MODES, TraceOptions
 from .report.report import Report
 from .rules.registry import REGISTRY, Registry, as_custom_rules
+from .tensors import tensors_in
 
 __all__ = ["trace_flops", "analyse", "TraceOptions", "CAPTURES", "MODES"]
 
@@ -116,7 +118,8 @@ def _analysed(model: torch.nn.Module, example: Example, options: TraceOptions, f
     lazy_note = materialize_lazy(model, args, kwargs)
     base = options.registry if options.registry is not None else REGISTRY
     custom = options.custom_rules or {}
-    ctx = Counting(as_custom_rules(custom, base), list(options.ignore), train=options.train, pricer=price_callable)
+    ctx = Counting(as_custom_rules(custom, base), list(options.ignore), train=options.train, pricer=price_callable,
+                   device=_device_type(model, args, kwargs))
     leaf_types = tuple(options.leaf_modules) + tuple(t for t in custom if isinstance(t, type))
 
     def record_leaf(m: torch.nn.Module) -> bool:  # what the recorder keeps whole: what fx keeps as a leaf
@@ -176,6 +179,12 @@ def _analysed(model: torch.nn.Module, example: Example, options: TraceOptions, f
     if options.measure:
         report = measure_report(report, model, args, kwargs, options.repeats, record_leaf)
     return report
+
+
+def _device_type(model: torch.nn.Module, args: tuple, kwargs: dict) -> str:
+    """Where the model runs: the device type of its first weight or example tensor that is not on meta ("" if none)."""
+    tensors = itertools.chain(model.parameters(), model.buffers(), tensors_in((args, kwargs)))
+    return next((t.device.type for t in tensors if t.device.type != "meta"), "")
 
 
 def _choose(capture: str, jobs: dict[str, Callable[[], Any]], name: str) -> tuple[Any, str | None]:

@@ -17,6 +17,8 @@ import pytest
 import torch
 import torchvision
 from torch.utils.flop_counter import FlopCounterMode
+
+from fxflops import trace_flops
 from conftest import needs_dot
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
@@ -38,7 +40,7 @@ def conv_macs(c_out: int, h: int, w: int, c_in_per_group: int, k: int, n: int = 
 
 def test_every_example_is_tested() -> None:
     tested = {"total_flops.py", "per_layer.py", "ignore_ops.py", "custom_rule.py", "conv_vs_depthwise.py",
-              "batch_size.py", "simple_cnn_graph.py", "compare_variants.py"}
+              "batch_size.py", "simple_cnn_graph.py", "compare_variants.py", "training_mfu.py"}
     assert {p.name for p in EXAMPLES.glob("*.py")} == tested
 
 
@@ -153,3 +155,18 @@ def test_an_example_runs_as_a_script(tmp_path) -> None:
                           text=True, timeout=300, cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert f"MACs {conv_macs(128, 112, 112, 64, 3):>12,}" in done.stdout
+
+
+def test_training_mfu_step_flops_and_utilisation(capsys, monkeypatch) -> None:
+    """The printed step FLOPs are trace_flops' count of that batch; HFU exceeds MFU by the recompute exactly."""
+    import transformers as T
+
+    out = run_example("training_mfu.py", capsys, monkeypatch)
+    cfg = T.GPT2Config(n_layer=2, n_embd=128, n_head=2, vocab_size=512, n_positions=64)
+    torch.manual_seed(0)
+    model = T.GPT2LMHeadModel(cfg).train()
+    ids = torch.randint(0, cfg.vocab_size, (4, 64))
+    plain = trace_flops(model, {"input_ids": ids, "labels": ids}, mode="train").total_flops
+    steps = [ints(line)[0] for line in out.splitlines() if line.startswith("gradient checkpointing")]
+    assert steps[0] == plain and steps[1] > plain
+    assert re.search(r"MFU \d+\.\d%", out) and "HFU" in out and "6·N·T" in out

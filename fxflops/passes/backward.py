@@ -122,17 +122,18 @@ def leaf_call(fwd: Cost, args: Any, out: Any, module: nn.Module | None, fwd_byte
     return _call(fwd, ins, [_requires(t) for t in ins], out, module, fwd_bytes)
 
 
-def _call(fwd: Cost, ins: list, grads: list[bool], out: Any, module: nn.Module | None, fwd_bytes: int = 0) -> BwdCall:
+def _call(fwd: Cost, ins: list, grads: list[bool], out: Any, module: nn.Module | None, fwd_bytes: int = 0,
+          device: str = "", kwargs: dict | None = None) -> BwdCall:
     weight = bias = False
     if module is not None:
         b = getattr(module, "bias", None)
         bias = isinstance(b, torch.Tensor) and b.requires_grad
         weight = any(p.requires_grad for p in module.parameters() if p is not b)
-    return BwdCall(fwd, grads, ins, out, module, weight, bias, fwd_bytes)
+    return BwdCall(fwd, grads, ins, out, module, weight, bias, fwd_bytes, device, kwargs or {})
 
 
 def count_backward(gm: fx.GraphModule, inputs: Sequence[Any] | None = None,
-                   input_needs: Sequence[bool] | None = None) -> set[fx.Node]:
+                   input_needs: Sequence[bool] | None = None, device: str = "") -> set[fx.Node]:
     """Set the backward cost of every op node of ``gm`` (after the cost pass), and the bytes it saves for the
     backward (``saved_bytes``: a tensor saved by several nodes, or through a view, counts once, at its first
     saver); ``inputs`` as :func:`needs_grad`.
@@ -141,7 +142,8 @@ def count_backward(gm: fx.GraphModule, inputs: Sequence[Any] | None = None,
     backward: its nodes' forward cost is added to their backward (with early stop, up to the last node whose output
     a backward formula saves), they save nothing for the backward themselves (the region saves its inputs), and
     what each saves while recomputed goes into ``recompute_saved``. ``input_needs`` says outright which
-    placeholders need a gradient (a subgraph's, from its caller). Returns the nodes whose values are saved."""
+    placeholders need a gradient (a subgraph's, from its caller); ``device`` is the device type the step runs on (what
+    some ops save depends on it). Returns the nodes whose values are saved."""
     needs = needs_grad(gm, inputs, input_needs)
     kept: set[fx.Node] = set()
     active = {n.meta["checkpoint"] for n in gm.graph.nodes if "checkpoint" in n.meta and needs.get(n)}
@@ -160,13 +162,14 @@ def count_backward(gm: fx.GraphModule, inputs: Sequence[Any] | None = None,
             continue
         body = _body(gm, node)
         if body is not None:
-            _subgraph_backward(node, body, cost, kept, needs)
+            _subgraph_backward(node, body, cost, kept, needs, device)
             continue
         operands = [a for a in node.all_input_nodes
                     if any(t.is_floating_point() or t.is_complex() for t in tensors_in(a.meta.get("val")))]
         ins = [tensors_in(a.meta.get("val"))[0] for a in operands]
         try:
-            call = _call(cost.fwd, ins, [needs[a] for a in operands], node.meta.get("val"), module, cost.fwd_bytes)
+            call = _call(cost.fwd, ins, [needs[a] for a in operands], node.meta.get("val"), module, cost.fwd_bytes,
+                         device, fx.node.map_arg(dict(node.kwargs), lambda a: a.meta.get("val")))
             backward_cost(cost, call)
             if region is None:
                 cost.saved_bytes = _saved_bytes(node, operands, call, cost, kept)
@@ -203,7 +206,7 @@ def _body(gm: fx.GraphModule, node: fx.Node) -> fx.GraphModule | None:
 
 
 def _subgraph_backward(node: fx.Node, body: fx.GraphModule, cost: NodeRecord, kept: set[fx.Node],
-                       needs: dict[fx.Node, bool]) -> None:
+                       needs: dict[fx.Node, bool], device: str) -> None:
     """A node priced by a graph of its own (a recorded leaf, a higher-order op's body) has that graph's backward,
     bytes and saved activations, its placeholders needing a gradient where the operands passed to them do. A
     checkpointed body also runs its forward again (with early stop, up to the last value its backward saves) and saves
@@ -213,7 +216,7 @@ def _subgraph_backward(node: fx.Node, body: fx.GraphModule, cost: NodeRecord, ke
         input_needs = [any(needs.get(a, False) for a in _nodes(v)) for v in passed]
     else:
         input_needs = [needs.get(a, False) for a in node.args[1:] if isinstance(a, fx.Node)]
-    saved = count_backward(body, input_needs=input_needs)
+    saved = count_backward(body, input_needs=input_needs, device=device)
     ops = [n for n in body.graph.nodes if n.op in OP_KINDS and "fxflops" in n.meta]
     inner = [n.meta["fxflops"] for n in ops]
     cost.bwd = sum((c.bwd for c in inner if c.bwd is not None), Cost())
@@ -277,10 +280,11 @@ def _region_inputs(node: fx.Node, region: CheckpointRegion | None, kept: set[fx.
 
 
 def _source(node: fx.Node) -> fx.Node:
-    """The node whose storage ``node`` shares: through views and other free aliasing ops."""
+    """The node whose storage ``node`` shares: through views and other free ops that move no bytes (a ``cat`` or a
+    ``contiguous`` copy makes a tensor of its own)."""
     while node.op in OP_KINDS and node.all_input_nodes:
         c = node.meta.get("fxflops")
-        if c is None or c.status != Status.FREE:
+        if c is None or c.status != Status.FREE or c.fwd_bytes:
             break
         node = node.all_input_nodes[0]
     return node
@@ -296,6 +300,6 @@ def _saved_bytes(node: fx.Node, operands: list[fx.Node], call: BwdCall, cost: No
         src = _source(n)
         if src.op == "get_attr" or src in kept:  # a parameter is no activation; a tensor kept already
             continue
-        kept.add(src)
-        total += sum(int(t.numel()) * t.element_size() for t in tensors_in(n.meta.get("val"))[:1])
+        kept.add(src)  # the whole tensor a view was taken of stays alive: its bytes, not the view's
+        total += sum(int(t.numel()) * t.element_size() for t in tensors_in(src.meta.get("val"))[:1])
     return total

@@ -42,9 +42,10 @@ class Counting:
     fallback: Fallback | None = None
     train: bool = False  # a training step: the backward pass prices every node too
     pricer: Pricer | None = None
+    device: str = ""  # the device type the model runs on ("cpu", "cuda"; "" for a model and example on meta)
 
     def nested(self, fallback: Fallback | None) -> "Counting":
-        return Counting(self.registry, self.ignore, fallback, self.train, self.pricer)
+        return Counting(self.registry, self.ignore, fallback, self.train, self.pricer, self.device)
 
     def price(self, fn: Callable, args: tuple, kwargs: dict) -> tuple[Cost, Any, list[str]]:
         """Count ``fn(*args, **kwargs)`` in this context (same registry, custom rules and ``ignore``). Returns

@@ -50,7 +50,7 @@ def annotate(cap: Captured, ctx: Counting) -> Annotated:
         count_graph(gm, ctx.nested(_fallback(gm, ctx, opaque)))
         count_bytes(gm)
         if ctx.train:
-            count_backward(gm, cap.inputs if i == 0 else None)
+            count_backward(gm, cap.inputs if i == 0 else None, device=ctx.device)
         once = node_records(gm, seen, prefix=f"g{i}." if many else "", graph=i)
         records += once
         for run in range(2, (cap.runs[i] if i < len(cap.runs) else 1) + 1):  # the graph ran again

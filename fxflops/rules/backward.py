@@ -35,6 +35,8 @@ class BwdCall:
     weight: bool = False
     bias: bool = False
     fwd_bytes: int = 0  # what the forward moved (a whole block's backward reads it all again)
+    device: str = ""  # the device type the step runs on ("cpu", "cuda"; "" when the example gives none)
+    kwargs: dict = field(default_factory=dict)  # the node's keyword arguments (values), for ops whose saving depends on one
 
     @property
     def out_numel(self) -> int:
@@ -275,7 +277,7 @@ def saved_contraction(call: BwdCall) -> Saved:
     return Saved((_wanted(call, 0) if gw else ()) + (_wanted(call, 1) if gx else ()))
 
 
-@saved_rule("relu", "relu6", "sigmoid", "tanh", "hardtanh", "softmax", "log_softmax", "exp", "sqrt", "rsqrt",
+@saved_rule("relu", "sigmoid", "tanh", "softmax", "log_softmax", "exp", "sqrt", "rsqrt",
             name="output")
 def saved_output(call: BwdCall) -> Saved:
     """The output: the derivative is a function of it (relu's mask, sigmoid's y·(1−y), softmax's y)."""
@@ -305,9 +307,21 @@ def saved_max_pool(call: BwdCall) -> Saved:
 
 @saved_rule("dropout", name="dropout")
 def saved_dropout(call: BwdCall) -> Saved:
-    """A training-mode dropout: a bool mask, 1 byte per element; in eval mode nothing."""
+    """A training-mode dropout with p > 0 keeps its mask: on the CPU a tensor of the input's dtype (the kernel computes
+    input × noise), elsewhere a bool, 1 byte per element; in eval mode, or with p = 0 (it returns its input), nothing."""
     training = call.module.training if call.module is not None else True
-    return Saved(extra=call.out_numel if training and call.fwd.flops else 0)
+    if not (training and call.fwd.flops):
+        return Saved()
+    size = call.inputs[0].element_size() if call.device == "cpu" and call.inputs else 1
+    return Saved(extra=size * call.out_numel)
+
+
+@saved_rule("div", name="quotient")
+def saved_quotient(call: BwdCall) -> Saved:
+    """a / b: the divisor b when a needs a gradient (da = g / b), and a and b when b does (db = −g·a / b²); a Python
+    number is no operand, so dividing by one saves nothing."""
+    a, b = (call.grads + [False, False])[:2]
+    return Saved(tuple(sorted(set((_wanted(call, 1) if a else ()) + (_wanted(call, 0, 1) if b else ())))))
 
 
 @saved_rule("norm", name="norm")
@@ -335,10 +349,17 @@ def saved_lookup(call: BwdCall) -> Saved:
 
 @saved_rule("scaled_dot_product_attention", name="attention")
 def saved_attention(call: BwdCall) -> Saved:
-    """Q, K, V, the output and one float32 log-sum-exp per query row (a fused kernel's saved state)."""
+    """A fused kernel's state: Q, K, V, the output and one float32 log-sum-exp per query row. On the CPU with attention
+    dropout (``dropout_p > 0``) torch runs the unfused math instead, which keeps scaled copies of Q and K, V, and three
+    tensors of scores (the softmax, the dropout mask, the dropped-out softmax)."""
     q = call.inputs[0] if call.inputs else None
-    rows = int(q.numel() // q.shape[-1]) if q is not None and q.dim() else 0
-    return Saved(_wanted(call, 0, 1, 2), out=True, extra=4 * rows)
+    if q is None or not q.dim():
+        return Saved()
+    if call.device == "cpu" and float(call.kwargs.get("dropout_p", 0.0) or 0.0) > 0:
+        k = call.inputs[1] if len(call.inputs) > 1 else q
+        scores = int(q.numel() // q.shape[-1]) * int(k.shape[-2]) * q.element_size()
+        return Saved(_wanted(call, 2), extra=q.numel() * q.element_size() + k.numel() * k.element_size() + 3 * scores)
+    return Saved(_wanted(call, 0, 1, 2), out=True, extra=4 * int(q.numel() // q.shape[-1]))
 
 
 @saved_rule("elementwise", "activation", "pooling", "resize", "reduction", "loss", "distance", name="inputs")
