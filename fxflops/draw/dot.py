@@ -123,7 +123,8 @@ COLORS = ("flops", "time", "bound")
 
 
 def _total_time(view: View) -> float:
-    return sum(vn.time for vn in view.nodes.values())
+    """The model's estimated time: a view of one module (the explorer's) still gives shares of the whole."""
+    return view.total_time or sum(vn.time for vn in view.nodes.values())
 
 
 def _share(vn: ViewNode, view: View, color: str) -> float:
@@ -196,8 +197,9 @@ def _module_attrs(vn: ViewNode, share: float, max_share: float, color: str = "fl
     tip = _lines(f"{vn.path or 'model'} ({vn.type})", _rolled_line(vn), f"{len(vn.members)} nodes collapsed",
                  f"output {shape}", f"MACs {human(vn.macs)}", f"FLOPs {human(vn.flops)} ({st.pct(share)})",
                  f"params {human(vn.params)}")
+    # The 3-D box's top face overlaps the label's first line unless the margin makes room for it.
     return dict(shape="box3d", style="filled", fillcolor=fill, fontcolor=st.text_colour(fill), fontsize="12",
-                label=label, tooltip=tip)
+                margin="0.14,0.1", label=label, tooltip=tip)
 
 
 def _op_attrs(vn: ViewNode, share: float, max_share: float, color: str = "flops") -> dict[str, str]:
@@ -350,6 +352,10 @@ MAX_COLUMNS = 6
 def _ranks(edges: list[tuple[str, str, Any]]) -> dict[str, int]:
     """dot's rank of each node, as the longest path to it (edges point down the layout)."""
     g = nx.DiGraph((u, v) for u, v, _ in edges)
+    # A module called several times (ResNet's shared relu) and collapsed into one node closes a loop;
+    # dot draws the loop's last edge upwards, so rank without it.
+    while not nx.is_directed_acyclic_graph(g):
+        g.remove_edge(*nx.find_cycle(g)[-1][:2])
     rank: dict[str, int] = {}
     for v in nx.topological_sort(g):
         rank[v] = max((rank[u] + 1 for u in g.predecessors(v)), default=0)
@@ -396,17 +402,20 @@ def wrap_breaks(view: View, edges: list[tuple[str, str, Any]], columns: int | No
     return max((cut(c) for c in range(1, MAX_COLUMNS + 1)), key=lambda b: (round(_fit(b, n, widest), 2), -len(b)))
 
 
-def view_to_dot(g: nx.DiGraph, view: View, top: int = 0, color: str = "flops", columns: int | None = None) -> str:
+def view_to_dot(g: nx.DiGraph, view: View, top: int = 0, color: str = "flops", columns: int | None = None,
+                title: bool = True, legend: bool = True) -> str:
+    """DOT text of ``view``; the explorer leaves out the ``title`` and the ``legend``, which its page shows."""
     edges, refs, note = _short_edges(view)
     breaks = wrap_breaks(view, edges, columns)
     rank = _ranks(edges)
     dot = graphviz.Digraph(name=g.graph.get("name", "model"))
-    dot.attr("graph", label=_graph_title(g, view, [note] if note else []), tooltip=g.graph.get("name", "model"),
-             **_layout_attrs(len(view.nodes)))
+    dot.attr("graph", label=_graph_title(g, view, [note] if note else []) if title else "",
+             tooltip=g.graph.get("name", "model"), **_layout_attrs(len(view.nodes)))
     dot.attr("edge", color=st.EDGE, arrowsize="0.6", penwidth="1.1")
     shares = [_share(vn, view, color) for vn in view.nodes.values()]
     max_share = max((x for x in shares if x > 0), default=1.0)
-    _legend(dot, max_share, view, top, color, g.graph.get("roofline_device", ""))
+    if legend:
+        _legend(dot, max_share, view, top, color, g.graph.get("roofline_device", ""))
 
     children: dict[str, list[ViewCluster]] = {}
     for cl in sorted(view.clusters.values(), key=lambda c: c.order):
@@ -517,13 +526,18 @@ def _graph(source: "Report | nx.DiGraph", color: str = "flops", device: Any = No
 
     g = to_networkx(source)
     if color != "flops":
-        est = source.roofline(device if device is not None else source._default_device())
-        for name, e in est.nodes.items():
-            if name in g:
-                g.nodes[name]["est_time"] = e.time
-                g.nodes[name]["bound"] = str(e.bound)
-        g.graph["roofline_device"] = est.device.name
+        annotate(g, source.roofline(device if device is not None else source._default_device()))
     return g
+
+
+def annotate(g: nx.DiGraph, est: Any) -> None:
+    """Give each node of ``g`` its roofline time and bound from ``est`` (a :class:`~fxflops.report.Roofline`)."""
+    for name, e in est.nodes.items():
+        if name in g:
+            g.nodes[name]["est_time"] = e.time
+            g.nodes[name]["bound"] = str(e.bound)
+    g.graph["roofline_device"] = est.device.name
+    g.graph["total_time"] = est.total_time
 
 
 def to_dot(source: "Report | nx.DiGraph", *, depth: int | None = None, top: int = 0, roll: bool = False,

@@ -72,6 +72,7 @@ class View:
     folded_params: int = 0
     breaks: list[tuple[str, str]] = field(default_factory=list)  # graph i's output -> graph i+1's inputs
     notes: list[str] = field(default_factory=list)
+    total_time: float = 0.0  # the model's roofline seconds, when the graph carries them
 
 
 # ---- module tree helpers ------------------------------------------------------------------------
@@ -332,7 +333,7 @@ def build_view(g: nx.DiGraph, depth: int | None = None, roll: bool = False, hide
             vn.rank = vn.rank or i + 1
     return View(nodes, edges, clusters, g.graph.get("total_flops", sum(v.flops for v in nodes.values())),
                 g.graph.get("total_macs", sum(v.macs for v in nodes.values())), depth, bool(roll), len(hidden),
-                len(folded - hidden), breaks)
+                len(folded - hidden), breaks, total_time=g.graph.get("total_time", 0.0))
 
 
 def _graph_breaks(g: nx.DiGraph, view_of: dict[str, str]) -> list[tuple[str, str]]:

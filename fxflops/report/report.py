@@ -368,6 +368,12 @@ class Report:
 
         return render(self, path, **options)
 
+    def explore(self, path: str, **options: Any):
+        """Write the explorer, one self-contained HTML page (``color``, ``device``: see :func:`fxflops.draw.explore.explore`)."""
+        from ..draw.explore import explore
+
+        return explore(self, path, **options)
+
 
 
 
