@@ -46,6 +46,8 @@ def parser() -> argparse.ArgumentParser:
     g = p.add_argument_group("annotated graph")
     g.add_argument("--svg", metavar="PATH", help="draw the annotated graph into PATH (.svg, .png or .pdf); "
                    "each module at --depth becomes one node (a large depth draws every op), --top marks the K costliest nodes, the ones its table lists")
+    g.add_argument("--html", metavar="PATH", help="write the explorer into PATH (.html): one self-contained page to "
+                   "walk the model's graph by cost, coloured as --color says")
     g.add_argument("--roll", action="store_true", help="roll identical consecutive blocks into one (×k)")
     g.add_argument("--color", choices=("flops", "time", "bound"), default="flops",
                    help="fill by share of FLOPs (default), of estimated time, or by compute/memory bound, on the "
@@ -72,6 +74,15 @@ def check_output(path: str) -> None:
         raise FxFlopsError(f"--svg {path!r}: the directory {str(folder)!r} is not writable")
 
 
+def check_html(path: str) -> None:
+    """Refuse an --html path that cannot be written before the model is even built."""
+    p = Path(path)
+    if p.suffix.lower() not in (".html", ".htm"):
+        raise FxFlopsError(f"--html {path!r}: the file name must end in .html")
+    if not p.parent.is_dir() or not os.access(p.parent, os.W_OK):
+        raise FxFlopsError(f"--html {path!r}: {str(p.parent)!r} is not a directory you can write to; create it first")
+
+
 def run(args: argparse.Namespace) -> int:
     if args.measure and args.meta:
         raise FxFlopsError("--measure runs the model, --meta builds it without weights: drop one of them")
@@ -82,6 +93,8 @@ def run(args: argparse.Namespace) -> int:
         raise FxFlopsError("--optimizer prices the memory of a training step: add --mode train")
     if args.svg:
         check_output(args.svg)
+    if args.html:
+        check_html(args.html)
     if args.columns < 0:
         raise FxFlopsError(f"--columns {args.columns} is below 0; give 0 (as many as fit a screen) or a number of columns")
     report = count(args)
@@ -121,6 +134,9 @@ def run(args: argparse.Namespace) -> int:
                             color=args.color, device=est.device if est is not None else None,
                             columns=args.columns or None)
         print(f"fxflops: graph written to {out}", file=sys.stderr)
+    if args.html:  # after the report too, like --svg
+        sys.stdout.flush()
+        wrote("explorer", report.explore(args.html, color=args.color, device=est.device if est is not None else None))
     return 0
 
 

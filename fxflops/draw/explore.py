@@ -97,8 +97,16 @@ def _module_graph(g: nx.DiGraph, path: str, own: dict[str, str]) -> nx.DiGraph:
 def _draw(g: nx.DiGraph, path: str, own: dict[str, str], color: str) -> str:
     """The DOT text of module ``path``: its own ops, its children collapsed, repeated children rolled."""
     h = _module_graph(g, path, own)
-    view = build_view(h, depth=path_depth(path) + 1, roll=True)
-    return view_to_dot(h, view, color=color, title=False, legend=False)
+    view = build_view(h, depth=path_depth(path) + 1, roll=True, keep_leaves=True)
+    # The page's breadcrumbs say where the drawing is: no clusters for the module itself and its parents (a node
+    # whose home is not a cluster is drawn at the top level, its label still relative to that home).
+    around = [c for c in view.clusters if is_within(path, c)]
+    for c in around:
+        del view.clusters[c]
+    for cl in view.clusters.values():
+        cl.parent = "" if cl.parent in around else cl.parent
+    # The page's panel scrolls: a short chain reads best as one column, a long one still wraps.
+    return view_to_dot(h, view, color=color, title=False, legend=False, columns=1 if len(view.nodes) <= 30 else None)
 
 
 def _svg(source: str) -> str:

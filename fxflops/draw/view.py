@@ -239,8 +239,10 @@ def _final(rep: dict[str, str], n: str) -> str:
 
 
 def build_view(g: nx.DiGraph, depth: int | None = None, roll: bool = False, hide_scalars: bool = True,
-               top: int = 0, show_params: bool = False, rolled: tuple | None = None) -> View:
-    """The drawable view; ``rolled`` may pass in :func:`roll_blocks`' result when building several views."""
+               top: int = 0, show_params: bool = False, rolled: tuple | None = None, keep_leaves: bool = False) -> View:
+    """The drawable view; ``rolled`` may pass in :func:`roll_blocks`' result when building several views.
+    ``keep_leaves`` draws each call of a leaf module at ``depth`` as its op (the explorer's choice: a module called
+    twice, collapsed into one node, would draw a loop)."""
     g = without_stubs(g)
     modules: dict = g.graph.get("modules", {})
     own = owners(g)
@@ -264,6 +266,8 @@ def build_view(g: nx.DiGraph, depth: int | None = None, roll: bool = False, hide
         """The depth-``N`` module a representative node disappears into, if any."""
         a = g.nodes[n]
         if depth is None or not (a["kind"] in OP_KINDS or is_const(a)) or path_depth(own[n]) < depth:
+            return None
+        if keep_leaves and a["kind"] == "call_module" and path_depth(own[n]) == depth:
             return None
         return truncate(own[n], depth)
 

@@ -27,7 +27,12 @@
 
   function parentOf(p) { const i = p.lastIndexOf("."); return i < 0 ? "" : p.slice(0, i); }
   function within(p, block) { return block === "" || p === block || p.startsWith(block + "."); }
-  function leaf(p) { return p ? p.slice(p.lastIndexOf(".") + 1) : "model"; }
+  function leaf(p) { // a bare index keeps its parent's name: layer1.0, not 0
+    if (!p) return "model";
+    const parts = p.split(".");
+    const last = parts[parts.length - 1];
+    return /^\d+$/.test(last) && parts.length > 1 ? parts.slice(-2).join(".") : last;
+  }
   function canonical(p) {
     if (!p) return "";
     let out = "";
@@ -186,7 +191,7 @@
     const chain = [""];
     if (p) p.split(".").forEach((_, i, parts) => chain.push(parts.slice(0, i + 1).join(".")));
     chain.forEach((c, i) => {
-      if (i) nav.appendChild(Object.assign(document.createElement("span"), { className: "sep", textContent: "›" }));
+      if (i) nav.appendChild(Object.assign(document.createElement("span"), { className: "sep", textContent: " › " }));
       const a = document.createElement(i === chain.length - 1 ? "span" : "a");
       a.textContent = leaf(c);
       a.dataset.path = c;
@@ -198,7 +203,7 @@
     const note = document.createElement("span");
     note.className = "note";
     const canon = D.drawn[byPath.get(state.graph)[M.drawing]];
-    note.textContent = `${m[M.type]} · ${human(m[M.flops])} FLOPs (${pct(m[M.flops], D.totals.flops)})` +
+    note.textContent = ` ${m[M.type]} · ${human(m[M.flops])} FLOPs (${pct(m[M.flops], D.totals.flops)})` +
       (state.graph !== p ? ` · drawn inside ${state.graph || "model"}` : "") +
       (canon !== state.graph ? ` · identical to ${canon}, whose drawing this is` : "");
     nav.appendChild(note);
