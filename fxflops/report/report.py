@@ -21,6 +21,7 @@ from .audit import Audit, BlindSpot, audit, hook_blind_spot
 from .memory import Memory, memory
 from .roofline import Roofline
 from .tables import fmt_shape, grid
+from .html import report_html
 
 # Report.table's columns and their headers; those in _NEEDS_DEVICE read a roofline estimate. The default is the
 # four columns the table has always had.
@@ -301,6 +302,9 @@ class Report:
     def __repr__(self) -> str:
         return (f"<Report {self.model_name}: {self.total_macs:,} MACs, {self.total_flops:,} FLOPs, "
                 f"{self.total_params:,} params, {len(self.nodes)} nodes, capture={self.capture}>")
+
+    def _repr_html_(self) -> str:
+        return report_html(self)
 
     # ---- machine-readable ---------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
