@@ -25,7 +25,7 @@ import graphviz
 import networkx as nx
 
 from . import style as st
-from .view import View, ViewCluster, ViewNode, build_view, owners, path_depth, roll_blocks, without_stubs
+from .view import View, ViewCluster, ViewNode, build_view, cost_guided, owners, path_depth, roll_blocks, without_stubs
 from ..errors import RenderError
 from ..units import human, seconds
 
@@ -42,11 +42,25 @@ FORMATS = ("svg", "png", "pdf")
 # ---- choosing what to draw ----------------------------------------------------------------------
 
 
-def choose_view(g: nx.DiGraph, depth: int | None = None, top: int = 0, roll: bool = False,
+def choose_view(g: nx.DiGraph, depth: int | str | None = None, top: int = 0, roll: bool | None = None,
                 hide_scalars: bool = True, max_nodes: int | None = MAX_NODES, show_params: bool = False) -> View:
-    """The view asked for, reduced (rolled, then collapsed a level at a time) until it has at most
-    ``max_nodes`` nodes; the reductions made are written into ``view.notes``."""
+    """The view asked for: ``depth="auto"`` opens the modules that hold the FLOPs (:func:`~fxflops.draw.view.cost_guided`);
+    otherwise the view at ``depth``, reduced (rolled, then collapsed a level at a time) until it has at most
+    ``max_nodes`` nodes, the reductions made written into ``view.notes``. ``roll=None`` rolls with ``"auto"`` only."""
     g = without_stubs(g)
+    if depth == "auto":
+        rolled_up = roll is not False
+        blocks = roll_blocks(g, owners(g), g.graph.get("modules", {})) if rolled_up else ({}, {})
+        own = owners(g)
+        for budget in (40, 32, 26, 20, 15, 10, 6):  # the most nodes that still fit a 1400×1000 window unshrunk
+            view = build_view(g, None, rolled_up, hide_scalars=hide_scalars, top=top, show_params=show_params,
+                              rolled=blocks, opened=cost_guided(g, own, blocks, budget, hide_scalars=hide_scalars))
+            if _fits(view) >= 1.0:
+                break
+        return view
+    if isinstance(depth, str):
+        raise ValueError(f'depth must be a number, None (every op) or "auto" (cost-guided), got {depth!r}')
+    roll = bool(roll)
     rolled: list = []  # roll_blocks' result, worked out once for every depth tried
 
     def build(d: int | None, r: bool) -> View:
@@ -197,9 +211,8 @@ def _module_attrs(vn: ViewNode, share: float, max_share: float, color: str = "fl
     tip = _lines(f"{vn.path or 'model'} ({vn.type})", _rolled_line(vn), f"{len(vn.members)} nodes collapsed",
                  f"output {shape}", f"MACs {human(vn.macs)}", f"FLOPs {human(vn.flops)} ({st.pct(share)})",
                  f"params {human(vn.params)}")
-    # The 3-D box's top face overlaps the label's first line unless the margin makes room for it.
     return dict(shape="box3d", style="filled", fillcolor=fill, fontcolor=st.text_colour(fill), fontsize="12",
-                margin="0.14,0.1", label=label, tooltip=tip)
+                label=label, tooltip=tip)
 
 
 def _op_attrs(vn: ViewNode, share: float, max_share: float, color: str = "flops") -> dict[str, str]:
@@ -304,6 +317,8 @@ def _graph_title(g: nx.DiGraph, view: View, notes: list[str] = ()) -> str:
     e = html.escape
     collapsed = view.depth is not None and any(vn.kind == "module" for vn in view.nodes.values())
     shown = [f"modules collapsed at depth {view.depth}" if collapsed else "every module expanded"]
+    if view.opened is not None:
+        shown = [f"cost-guided: the {len(view.opened)} costliest modules opened"]
     if view.rolled:
         shown.append("identical consecutive blocks rolled (×k)")
     if view.hidden_scalars:
@@ -314,11 +329,18 @@ def _graph_title(g: nx.DiGraph, view: View, notes: list[str] = ()) -> str:
     lines = [
         f"<b>{e(g.graph.get('name', 'model'))}</b>   {e(human(view.total_macs))} MACs · "
         f"{e(st.flops_text(view.total_flops))} · {e(human(g.graph.get('total_params', 0)))} params",
-        f"input {e(inputs)} · {e(g.graph.get('capture', ''))} capture · {len(view.nodes):,} nodes drawn: "
-        + e(", ".join(shown)),
+        *_wrap(f"input {inputs} · {g.graph.get('capture', '')} capture · {len(view.nodes):,} nodes drawn", shown),
     ] + [e(n) for n in [*view.notes, *notes]]
-    lines += [f"<font point-size='10'>{e(_title_note(n))}</font>".replace("'", '"') for n in g.graph.get("notes", [])]
+    # Of the report's notes only graph breaks explain the picture; the others (capture fallbacks) are the report's.
+    lines += [f"<font point-size='10'>{e(_title_note(n))}</font>".replace("'", '"') for n in g.graph.get("notes", [])
+              if "graph break" in n]
     return "<" + "<br/>".join(lines) + ">"
+
+
+def _wrap(head: str, parts: list[str], width: int = 110) -> list[str]:
+    """The title's second line, split in two where one line would make the picture wider than its graph."""
+    line = head + ": " + ", ".join(parts)
+    return [html.escape(line)] if len(line) <= width else [html.escape(head), html.escape("; ".join(parts))]
 
 
 def _title_note(note: str, limit: int = 150) -> str:
@@ -368,6 +390,21 @@ def _fit(breaks: list[int], n_ranks: int, widest: int) -> float:
     w = (len(cuts) - 1) * (widest * NODE_W + COLUMN_PAD)
     h = max(b - a for a, b in zip(cuts, cuts[1:])) * RANK_H
     return min(1.0, SCREEN[0] / w, SCREEN[1] / h)
+
+
+def _fits(view: View) -> float:
+    """How far the picture of ``view``, wrapped into the best number of columns, must shrink to fit SCREEN."""
+    edges = _short_edges(view)[0]
+    rank = _ranks(edges)
+    if not rank:
+        return 1.0
+    n, widest = max(rank.values()) + 1, max(Counter(rank.values()).values())
+    breaks = wrap_breaks(view, edges)
+    cuts = [0, *breaks, n]
+    nesting = max((len(c.path.split(".")) for c in view.clusters.values()), default=0)
+    # each level of nested clusters stacks another title and margin (about 45 points) above the column
+    h = max(b - a for a, b in zip(cuts, cuts[1:])) * RANK_H + 45 * nesting
+    return min(1.0, SCREEN[0] / ((len(cuts) - 1) * (widest * NODE_W + COLUMN_PAD)), SCREEN[1] / h)
 
 
 def wrap_breaks(view: View, edges: list[tuple[str, str, Any]], columns: int | None = None) -> list[int]:
@@ -540,12 +577,13 @@ def annotate(g: nx.DiGraph, est: Any) -> None:
     g.graph["total_time"] = est.total_time
 
 
-def to_dot(source: "Report | nx.DiGraph", *, depth: int | None = None, top: int = 0, roll: bool = False,
+def to_dot(source: "Report | nx.DiGraph", *, depth: int | str | None = "auto", top: int = 0, roll: bool | None = None,
            hide_scalars: bool = True, show_params: bool = False, max_nodes: int | None = MAX_NODES,
            color: str = "flops", device: Any = None, columns: int | None = None) -> str:
-    """DOT text of the annotated graph. ``depth=N`` collapses every module at depth N (root 0) into
-    one node; ``top=K`` marks the K costliest drawn nodes; ``roll=True`` rolls identical consecutive
-    blocks into one (×k); ``hide_scalars`` leaves out nodes that make no tensor and cost nothing;
+    """DOT text of the annotated graph. ``depth="auto"`` (the default, as the CLI's) opens the modules that hold
+    the FLOPs and collapses the rest, to about 40 nodes; ``depth=N`` collapses every module at depth N (root 0) into
+    one node, ``depth=None`` draws every op; ``top=K`` marks the K costliest drawn nodes; ``roll=True`` rolls
+    identical consecutive blocks into one (×k), ``None`` rolls with ``"auto"`` only; ``hide_scalars`` leaves out nodes that make no tensor and cost nothing;
     ``show_params`` draws parameters and buffers as nodes of their own instead of folding them into
     their first user. Past ``max_nodes`` drawn nodes the graph is rolled, then collapsed. ``color`` is what
     the fill shows: ``"flops"`` (share of the FLOPs), ``"time"`` (share of the roofline time on ``device``)
@@ -561,7 +599,7 @@ def to_dot(source: "Report | nx.DiGraph", *, depth: int | None = None, top: int 
 
 
 def render(source: "Report | nx.DiGraph", path: str | os.PathLike, *, format: str | None = None,
-           depth: int | None = None, top: int = 0, roll: bool = False, hide_scalars: bool = True,
+           depth: int | str | None = "auto", top: int = 0, roll: bool | None = None, hide_scalars: bool = True,
            show_params: bool = False, max_nodes: int | None = MAX_NODES, engine: str = "dot",
            color: str = "flops", device: Any = None, columns: int | None = None) -> Path:
     """Draw the annotated graph into ``path``; the format (svg, png, pdf) comes from its suffix."""
