@@ -252,3 +252,40 @@ def test_browser_reads_the_reports_numbers(browser, tmp_path):
               browser.find_elements(By.CSS_SELECTOR, "#drawing g.node[data-node]")]
     assert picked and all(data["nodes"][i][data["node_columns"].index("module")].startswith("encoder.layer.2")
                           for i in picked)
+
+
+# ---- the static picture's default: cost-guided ------------------------------------------------------------
+
+def _size(path) -> tuple[int, int]:
+    w, h = re.search(r'<svg width="(\d+)pt" height="(\d+)pt"', path.read_text()).groups()
+    return int(w), int(h)
+
+
+def test_default_picture_opens_where_the_flops_are(tmp_path):
+    """BERT-base's default picture opens an encoder layer's attention and MLP, not the embeddings, and fits a
+    1400×1000 window (1050×750 pt at 96 dpi); the CLI's --svg draws the same picture."""
+    from transformers import BertConfig, BertModel
+
+    from fxflops.draw.dot import choose_view
+
+    with torch.device("meta"):
+        model = BertModel(BertConfig()).eval()
+    report = fxflops.trace_flops(model, {"input_ids": torch.zeros(1, 128, dtype=torch.long, device="meta")})
+    view = choose_view(report.to_networkx(), depth="auto")
+    assert {"encoder.layer.0", "encoder.layer.0.attention"} <= set(view.opened)
+    assert not any(p.startswith(("embeddings", "pooler")) for p in view.opened)
+    boxes = {vn.path for vn in view.nodes.values() if vn.kind == "module"}
+    assert {"encoder.layer.0.intermediate", "encoder.layer.0.output", "embeddings"} <= boxes
+    assert sum(vn.flops for vn in view.nodes.values()) == report.total_flops
+    w, h = _size(report.render(tmp_path / "bert.svg"))
+    assert w <= 1050 and h <= 750
+    assert report.to_dot() == report.to_dot(depth="auto", top=0, roll=None)
+
+
+def test_render_defaults_equal_the_clis(resnet50, tmp_path):
+    main(["torchvision:resnet50", "--meta", "--svg", str(tmp_path / "cli.svg")])
+    resnet50.render(tmp_path / "api.svg")
+    strip = lambda t: re.sub(r"<!--.*?-->", "", t, flags=re.S)  # noqa: E731
+    assert strip((tmp_path / "cli.svg").read_text()) == strip((tmp_path / "api.svg").read_text())
+    w, h = _size(tmp_path / "api.svg")
+    assert w <= 1050 and h <= 760
