@@ -52,12 +52,16 @@ def choose_view(g: nx.DiGraph, depth: int | str | None = None, top: int = 0, rol
         rolled_up = roll is not False
         blocks = roll_blocks(g, owners(g), g.graph.get("modules", {})) if rolled_up else ({}, {})
         own = owners(g)
+        tried = []
         for budget in (40, 32, 26, 20, 15, 10, 6):  # the most nodes that still fit a 1400×1000 window unshrunk
             view = build_view(g, None, rolled_up, hide_scalars=hide_scalars, top=top, show_params=show_params,
                               rolled=blocks, opened=cost_guided(g, own, blocks, budget, hide_scalars=hide_scalars))
-            if _fits(view) >= 1.0:
-                break
-        return view
+            tried.append((_fits(view), view))
+            if tried[-1][0] >= 1.0:
+                return view
+        # Nothing fits unshrunk (a long chain around the blocks): the most opened of those that shrink least.
+        best = max(f for f, _ in tried)
+        return next(v for f, v in tried if f >= 0.95 * best)
     if isinstance(depth, str):
         raise ValueError(f'depth must be a number, None (every op) or "auto" (cost-guided), got {depth!r}')
     roll = bool(roll)
