@@ -288,4 +288,4 @@ def test_render_defaults_equal_the_clis(resnet50, tmp_path):
     strip = lambda t: re.sub(r"<!--.*?-->", "", t, flags=re.S)  # noqa: E731
     assert strip((tmp_path / "cli.svg").read_text()) == strip((tmp_path / "api.svg").read_text())
     w, h = _size(tmp_path / "api.svg")
-    assert w <= 1050 and h <= 760
+    assert w <= 1050 and h <= 750

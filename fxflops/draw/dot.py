@@ -322,7 +322,8 @@ def _graph_title(g: nx.DiGraph, view: View, notes: list[str] = ()) -> str:
     collapsed = view.depth is not None and any(vn.kind == "module" for vn in view.nodes.values())
     shown = [f"modules collapsed at depth {view.depth}" if collapsed else "every module expanded"]
     if view.opened is not None:
-        shown = [f"cost-guided: the {len(view.opened)} costliest modules opened"]
+        shown = [f"cost-guided: the {len(view.opened)} costliest modules opened" if view.opened else
+                 "cost-guided: the costliest module does not fit the window opened"]
     if view.rolled:
         shown.append("identical consecutive blocks rolled (×k)")
     if view.hidden_scalars:

@@ -248,7 +248,7 @@ MIN_SHARE = 0.01  # a module holding less of the FLOPs than this stays one box
 def cost_guided(g: nx.DiGraph, own: dict[str, str], rolled: tuple, budget: int = BUDGET,
                 min_share: float = MIN_SHARE, hide_scalars: bool = True) -> set[str]:
     """The modules to open (draw as clusters) so that the picture shows where the FLOPs are: starting from the
-    model, the costliest closed module is opened next while the drawing stays within ``budget`` nodes; modules
+    model, the costliest closed module is opened next, until opening it would pass ``budget`` nodes; modules
     under ``min_share`` of the FLOPs stay closed. Rolled blocks (``rolled``: :func:`roll_blocks`' result) count
     once, with the FLOPs of their whole run."""
     rep, runs = rolled
@@ -281,7 +281,7 @@ def cost_guided(g: nx.DiGraph, own: dict[str, str], rolled: tuple, budget: int =
         if len(inside) < 2 and not any(isinstance(c, str) for c in inside):
             continue  # a leaf with one op: opening it shows the same
         if size + len(inside) - 1 > budget:
-            continue
+            break  # never open a cheaper module while a costlier one stays closed: the picture would mislead
         opened.add(best)
         size += len(inside) - 1
         heap += [c for c in inside if isinstance(c, str)]
