@@ -210,16 +210,16 @@ def test_render_colours_by_time_and_bound(tmp_path):
     def fill(dot, name):
         return re.search(rf'^\s*{name} \[.*?fillcolor="(#[0-9a-fA-F]+)"', dot, re.M | re.S).group(1)
 
-    bound = r.to_dot(color="bound", device="a100")
+    bound = r.to_dot(depth=None, color="bound", device="a100")
     assert fill(bound, "conv1") == style.BOUND_FILLS["compute"] and fill(bound, "bn1") == style.BOUND_FILLS["memory"]
     assert "bound on a100" in bound
-    time = r.to_dot(color="time", device="a100")
+    time = r.to_dot(depth=None, color="time", device="a100")
     share = est.nodes["conv1"].time / est.total_time  # the costliest node: the top of the heat scale
     assert fill(time, "conv1") == style.heat(1.0) and f"({style.pct(share)}, compute)" in time
-    assert fill(r.to_dot(), "conv1") == style.heat(1.0)  # FLOPs colouring stays the default
-    assert r.render(str(tmp_path / "b.svg"), color="bound", device="a100").read_text().startswith("<?xml")
+    assert fill(r.to_dot(depth=None), "conv1") == style.heat(1.0)  # FLOPs colouring stays the default
+    assert r.render(str(tmp_path / "b.svg"), depth=None, color="bound", device="a100").read_text().startswith("<?xml")
     with pytest.raises(ValueError, match="color must be one of"):
-        r.to_dot(color="speed")
+        r.to_dot(depth=None, color="speed")
 
 
 def test_reused_blocks_and_rerun_graphs_carry_their_source_bytes():

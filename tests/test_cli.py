@@ -142,7 +142,8 @@ def test_columns_one_draws_the_tall_strip(capsys, tmp_path) -> None:
     sizes = {}
     for columns in ("0", "1"):
         svg = tmp_path / f"c{columns}.svg"
-        code, _, _ = run_cli(capsys, "torchvision:resnet50", "--meta", "--svg", str(svg), "--columns", columns)
+        code, _, _ = run_cli(capsys, "torchvision:resnet50", "--meta", "--svg", str(svg), "--depth", "2",
+                             "--columns", columns)
         assert code == 0
         w, h = re.search(r'<svg width="(\d+)pt" height="(\d+)pt"', svg.read_text()).groups()
         sizes[columns] = int(w), int(h)

@@ -91,7 +91,7 @@ def _pct(part: int, whole: int) -> str:
 
 @needs_dot
 def test_every_counted_node_appears_with_its_cost(resnet18, tmp_path):
-    resnet18.render(tmp_path / "r.svg")
+    resnet18.render(tmp_path / "r.svg", depth=None)
     nodes, clusters, title = _read(tmp_path / "r.svg")
     drawn = _drawn_ops(nodes)
     assert set(drawn) == {n.name for n in resnet18.nodes}  # ResNet has no scalar-only nodes to hide
@@ -109,8 +109,8 @@ def test_every_counted_node_appears_with_its_cost(resnet18, tmp_path):
 def test_scalar_nodes_are_hidden_unless_asked(tiny, tmp_path):
     scalars = [n.name for n in tiny.nodes if n.kind.startswith("call") and not n.output_shapes and not n.flops]
     assert len(scalars) >= 4 * 4  # x.shape unpacking in each attention: getattr + 3 getitem
-    tiny.render(tmp_path / "a.svg")
-    tiny.render(tmp_path / "b.svg", hide_scalars=False, show_params=True)
+    tiny.render(tmp_path / "a.svg", depth=None)
+    tiny.render(tmp_path / "b.svg", depth=None, hide_scalars=False, show_params=True)
     hidden, _, title = _read(tmp_path / "a.svg")
     shown, _, _ = _read(tmp_path / "b.svg")
     assert set(_drawn_ops(shown)) == {n.name for n in tiny.nodes}
@@ -122,7 +122,7 @@ def test_scalar_nodes_are_hidden_unless_asked(tiny, tmp_path):
 
 @needs_dot
 def test_cluster_titles_carry_the_module_subtotals(resnet18, tmp_path):
-    resnet18.render(tmp_path / "r.svg")
+    resnet18.render(tmp_path / "r.svg", depth=None)
     _, clusters, _ = _read(tmp_path / "r.svg")
     modules = resnet18.modules
     # Clusters are the modules that have submodules; leaf modules are drawn as single nodes.
@@ -168,7 +168,7 @@ def test_every_view_keeps_the_totals(tiny, depth, roll):
 
 @needs_dot
 def test_roll_folds_identical_layers_into_one_cluster(tiny, tmp_path):
-    tiny.render(tmp_path / "r.svg", roll=True)
+    tiny.render(tmp_path / "r.svg", depth=None, roll=True)
     nodes, clusters, _ = _read(tmp_path / "r.svg")
     rolled = clusters["cluster_layers.0"]
     assert rolled.text.startswith("layers.0…3 ×4")
@@ -212,7 +212,7 @@ def test_markings_heat_zero_cost_uncounted_top(tmp_path):
     with pytest.warns(UserWarning, match="no FLOPs rule"):  # a rule that fails leaves its node uncounted
         report = fxflops.trace_flops(model, torch.randn(4, 8), custom_rules={NoRule: broken})
     assert [n.status for n in report.nodes if n.name == "_3"] == ["uncounted"]
-    report.render(tmp_path / "m.svg", top=2)
+    report.render(tmp_path / "m.svg", depth=None, top=2)
     nodes, _, _ = _read(tmp_path / "m.svg")
     lin0, relu, lin2, norule, flat = (nodes[n] for n in ("_0", "_1", "_2", "_3", "_4"))
     # By hand: a linear is 2·B·in·out + B·out (bias) FLOPs, the ReLU one per element.
@@ -230,7 +230,7 @@ def test_markings_heat_zero_cost_uncounted_top(tmp_path):
 
 @needs_dot
 def test_legend_shows_the_scale(resnet18, tmp_path):
-    resnet18.render(tmp_path / "r.svg")
+    resnet18.render(tmp_path / "r.svg", depth=None)
     nodes, clusters, _ = _read(tmp_path / "r.svg")
     assert "cluster_legend" in clusters
     scale = nodes["legend_scale"].text
@@ -256,7 +256,7 @@ def test_big_graphs_are_reduced_and_say_so(tiny, tmp_path):
     full = choose_view(tiny.to_networkx())
     view = choose_view(tiny.to_networkx(), max_nodes=20)
     assert len(full.nodes) > 20 >= len(view.nodes) and view.rolled
-    tiny.render(tmp_path / "r.svg", max_nodes=20)
+    tiny.render(tmp_path / "r.svg", depth=None, max_nodes=20)
     _, _, title = _read(tmp_path / "r.svg")
     assert f"{len(full.nodes)} nodes is more than max_nodes=20" in title
     assert f"({len(view.nodes)} nodes drawn)" in title
@@ -269,7 +269,7 @@ def test_several_graphs_render_together(tmp_path):
            fxflops.trace_flops(TinyEncoder(layers=4), torch.zeros(2, 16, dtype=torch.long)).graph_module]
     nodes = node_records(gms[0], prefix="g0.") + node_records(gms[1], prefix="g1.", graph=1)
     report = Report("two", nodes, {}, [], "dynamo", "fake", graph_modules=gms)
-    report.render(tmp_path / "r.svg")
+    report.render(tmp_path / "r.svg", depth=None)
     drawn = _drawn_ops(_read(tmp_path / "r.svg")[0])
     assert {"g0.conv1", "g0.fc", "g1.head"} <= set(drawn)
 
@@ -279,7 +279,7 @@ def test_formats_dot_and_cli(resnet18, tmp_path, capsys):
     assert resnet18.render(tmp_path / "r.png", depth=1).read_bytes().startswith(b"\x89PNG")
     assert resnet18.render(tmp_path / "r.pdf", depth=1).read_bytes().startswith(b"%PDF")
     with pytest.raises(ValueError, match="suffix"):
-        resnet18.render(tmp_path / "r.jpeg")
+        resnet18.render(tmp_path / "r.jpeg", depth=None)
     dot = resnet18.to_dot(depth=1)
     assert dot.startswith("digraph") and '"module/layer1"' in dot and "subgraph cluster_legend" in dot
     assert main(["torchvision:resnet18", "--svg", str(tmp_path / "cli.svg"), "--depth", "1", "--top", "2"]) == 0
@@ -304,7 +304,7 @@ def test_partly_priced_nodes_are_marked(tmp_path):
     report = fxflops.trace_flops(nn.Sequential(Mixed(), nn.Flatten()), torch.randn(4, 16), leaf_modules=[Mixed])
     partial = [n for n in report.nodes if n.status == fxflops.Status.PARTIAL]
     assert [n.name for n in partial] == ["_0"] and partial[0].left_out == ["fft_rfft"]
-    report.render(tmp_path / "s.svg")
+    report.render(tmp_path / "s.svg", depth=None)
     nodes, _, _ = _read(tmp_path / "s.svg")
     assert nodes["_0"].stroke == st.UNCOUNTED_LINE and "partly uncounted" in nodes["_0"].text
     assert "legend_partial" in nodes and "legend_uncounted" not in nodes
@@ -324,7 +324,7 @@ def test_both_capture_paths_look_the_same(tiny_both, options, tmp_path):
     modules and costly ops as torch.fx, with the same numbers."""
     drawn = {}
     for capture, report in tiny_both.items():
-        report.render(tmp_path / f"{capture}.svg", **options)
+        report.render(tmp_path / f"{capture}.svg", **{"depth": None, **options})
         nodes, clusters, _ = _read(tmp_path / f"{capture}.svg")
         ops = sorted(d.text for k, d in _drawn_ops(nodes).items() if "FLOPs" in d.text and k.startswith("module/"))
         costly = sorted(d.text for d in _drawn_ops(nodes).values() if "FLOPs ·" in d.text)
@@ -351,7 +351,7 @@ def test_graph_breaks_are_drawn_in_order(tmp_path):
     g = report.to_networkx()
     assert {a["graph"] for _, a in g.nodes(data=True)} == {0, 1}
     assert not any(g.nodes[u]["graph"] != g.nodes[v]["graph"] for u, v in g.edges)  # no data flows between them
-    report.render(tmp_path / "b.svg")
+    report.render(tmp_path / "b.svg", depth=None)
     root = ET.parse(tmp_path / "b.svg").getroot()
     breaks = [e.find("svg:title", NS).text for e in root.iter("{%s}g" % NS["svg"])
               if e.get("class") == "edge" and "graph break" in "".join(t.text or "" for t in e.iter("{%s}text" % NS["svg"]))]
@@ -375,7 +375,7 @@ def test_edges_across_most_of_the_graph_go_to_a_reference(tmp_path):
             return self.body(x) + x
 
     report = fxflops.trace_flops(LongSkip(), torch.randn(2, 4))
-    report.render(tmp_path / "l.svg")
+    report.render(tmp_path / "l.svg", depth=None)
     nodes, _, title = _read(tmp_path / "l.svg")
     root = ET.parse(tmp_path / "l.svg").getroot()
     # Graphviz titles an edge aimed at a port "tail->head:ne" (edges entering a cluster, see below).
@@ -408,7 +408,7 @@ def test_a_long_chain_is_wrapped_into_columns_cut_between_modules(resnet50):
     # ...and one column is the old tall strip.
     assert "constraint=false" not in resnet50.to_dot(depth=2, columns=1)
     with pytest.raises(ValueError, match="columns must be 1 or more"):
-        resnet50.to_dot(columns=0)
+        resnet50.to_dot(depth=None, columns=0)
 
 
 @needs_dot
@@ -444,7 +444,7 @@ def test_forward_defaults_nothing_reads_are_not_drawn():
     report = fxflops.trace_flops(Block(), torch.randn(2, 8))
     inputs = {n.name.rstrip("_1") for n in report.nodes if n.kind == "placeholder"}  # fx names them attn_mask_1
     assert inputs == {"x", "attn_mask", "is_causal"}
-    src = report.to_dot()
+    src = report.to_dot(depth=None)
     assert "input</b>&#160;x" in src and "attn_mask" not in src and "is_causal" not in src
 
 
@@ -466,7 +466,7 @@ def test_top_k_marks_the_nodes_the_top_table_lists(resnet50, depth):
 
 
 def test_edges_into_a_cluster_pass_right_of_its_title(resnet18):
-    src = resnet18.to_dot()
+    src = resnet18.to_dot(depth=None)
     edges = {(u, v): attrs for u, v, attrs in _dot_edges(src)}
     # layer1.0's first op is entered from the stem: aimed at its right corner, past the left-justified title...
     assert "headport=ne" in edges[("maxpool", "layer1_0_conv1")]

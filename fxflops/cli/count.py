@@ -27,7 +27,9 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument("model", help="model spec (see below), or `audit MODEL` for the coverage audit")
     add_model_options(p)
-    p.add_argument("--depth", type=int, default=2, help="module depth of the per-module table (default 2)")
+    p.add_argument("--depth", type=int, default=None,
+                   help="module depth of the per-module table (default 2) and of the --svg picture (default: "
+                        "cost-guided, the modules that hold the FLOPs opened)")
     p.add_argument("--top", type=int, default=0, metavar="K", help="also list the K costliest nodes")
     p.add_argument("--by-op", action="store_true", help="also print the cost per op type")
     p.add_argument("--json", action="store_true", help="print the whole report as JSON (exact integers)")
@@ -48,8 +50,12 @@ def parser() -> argparse.ArgumentParser:
     add_export_options(p)
     g = p.add_argument_group("annotated graph")
     g.add_argument("--svg", metavar="PATH", help="draw the annotated graph into PATH (.svg, .png or .pdf); "
-                   "each module at --depth becomes one node (a large depth draws every op), --top marks the K costliest nodes, the ones its table lists")
-    g.add_argument("--roll", action="store_true", help="roll identical consecutive blocks into one (×k)")
+                   "by default the modules that hold the FLOPs are opened and the rest collapsed; with --depth each "
+                   "module at that depth becomes one node (a large depth draws every op); --top marks the K costliest "
+                   "nodes, the ones its table lists")
+    g.add_argument("--html", metavar="PATH", help="write the explorer into PATH (.html): one self-contained page to "
+                   "walk the model's graph by cost, coloured as --color says")
+    g.add_argument("--roll", action="store_true", help="roll identical consecutive blocks into one (×k); the default picture, without --depth, always does")
     g.add_argument("--color", choices=("flops", "time", "bound"), default="flops",
                    help="fill by share of FLOPs (default), of estimated time, or by compute/memory bound, on the "
                         "--roofline device (default cpu)")
@@ -75,6 +81,15 @@ def check_output(path: str) -> None:
         raise FxFlopsError(f"--svg {path!r}: the directory {str(folder)!r} is not writable")
 
 
+def check_html(path: str) -> None:
+    """Refuse an --html path that cannot be written before the model is even built."""
+    p = Path(path)
+    if p.suffix.lower() not in (".html", ".htm"):
+        raise FxFlopsError(f"--html {path!r}: the file name must end in .html")
+    if not p.parent.is_dir() or not os.access(p.parent, os.W_OK):
+        raise FxFlopsError(f"--html {path!r}: {str(p.parent)!r} is not a directory you can write to; create it first")
+
+
 def run(args: argparse.Namespace) -> int:
     if args.measure and args.meta:
         raise FxFlopsError("--measure runs the model, --meta builds it without weights: drop one of them")
@@ -85,8 +100,12 @@ def run(args: argparse.Namespace) -> int:
         raise FxFlopsError("--optimizer prices the memory of a training step: add --mode train")
     if args.svg:
         check_output(args.svg)
+    if args.html:
+        check_html(args.html)
     if args.columns < 0:
         raise FxFlopsError(f"--columns {args.columns} is below 0; give 0 (as many as fit a screen) or a number of columns")
+    svg_depth = "auto" if args.depth is None else args.depth
+    args.depth = 2 if args.depth is None else args.depth
     report = count(args)
     tell_shortfall(report, args.strict)
     if args.csv:
@@ -120,10 +139,13 @@ def run(args: argparse.Namespace) -> int:
             print(report.op_table())
     if args.svg:  # after the report: a drawing that fails loses nothing printed
         sys.stdout.flush()
-        out = report.render(args.svg, depth=args.depth, top=args.top, roll=args.roll, max_nodes=args.max_nodes or None,
+        out = report.render(args.svg, depth=svg_depth, top=args.top, roll=args.roll or None, max_nodes=args.max_nodes or None,
                             color=args.color, device=est.device if est is not None else None,
                             columns=args.columns or None)
         print(f"fxflops: graph written to {out}", file=sys.stderr)
+    if args.html:  # after the report too, like --svg
+        sys.stdout.flush()
+        wrote("explorer", report.explore(args.html, color=args.color, device=est.device if est is not None else None))
     return 0
 
 

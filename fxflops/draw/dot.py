@@ -25,7 +25,7 @@ import graphviz
 import networkx as nx
 
 from . import style as st
-from .view import View, ViewCluster, ViewNode, build_view, owners, path_depth, roll_blocks, without_stubs
+from .view import View, ViewCluster, ViewNode, build_view, cost_guided, owners, path_depth, roll_blocks, without_stubs
 from ..errors import RenderError
 from ..units import human, seconds
 
@@ -42,11 +42,29 @@ FORMATS = ("svg", "png", "pdf")
 # ---- choosing what to draw ----------------------------------------------------------------------
 
 
-def choose_view(g: nx.DiGraph, depth: int | None = None, top: int = 0, roll: bool = False,
+def choose_view(g: nx.DiGraph, depth: int | str | None = None, top: int = 0, roll: bool | None = None,
                 hide_scalars: bool = True, max_nodes: int | None = MAX_NODES, show_params: bool = False) -> View:
-    """The view asked for, reduced (rolled, then collapsed a level at a time) until it has at most
-    ``max_nodes`` nodes; the reductions made are written into ``view.notes``."""
+    """The view asked for: ``depth="auto"`` opens the modules that hold the FLOPs (:func:`~fxflops.draw.view.cost_guided`);
+    otherwise the view at ``depth``, reduced (rolled, then collapsed a level at a time) until it has at most
+    ``max_nodes`` nodes, the reductions made written into ``view.notes``. ``roll=None`` rolls with ``"auto"`` only."""
     g = without_stubs(g)
+    if depth == "auto":
+        rolled_up = roll is not False
+        blocks = roll_blocks(g, owners(g), g.graph.get("modules", {})) if rolled_up else ({}, {})
+        own = owners(g)
+        tried = []
+        for budget in (40, 32, 26, 20, 15, 10, 6):  # the most nodes that still fit a 1400×1000 window unshrunk
+            view = build_view(g, None, rolled_up, hide_scalars=hide_scalars, top=top, show_params=show_params,
+                              rolled=blocks, opened=cost_guided(g, own, blocks, budget, hide_scalars=hide_scalars))
+            tried.append((_fits(view), view))
+            if tried[-1][0] >= 1.0:
+                return view
+        # Nothing fits unshrunk (a long chain around the blocks): the most opened of those that shrink least.
+        best = max(f for f, _ in tried)
+        return next(v for f, v in tried if f >= 0.95 * best)
+    if isinstance(depth, str):
+        raise ValueError(f'depth must be a number, None (every op) or "auto" (cost-guided), got {depth!r}')
+    roll = bool(roll)
     rolled: list = []  # roll_blocks' result, worked out once for every depth tried
 
     def build(d: int | None, r: bool) -> View:
@@ -123,7 +141,8 @@ COLORS = ("flops", "time", "bound")
 
 
 def _total_time(view: View) -> float:
-    return sum(vn.time for vn in view.nodes.values())
+    """The model's estimated time: a view of one module (the explorer's) still gives shares of the whole."""
+    return view.total_time or sum(vn.time for vn in view.nodes.values())
 
 
 def _share(vn: ViewNode, view: View, color: str) -> float:
@@ -302,6 +321,9 @@ def _graph_title(g: nx.DiGraph, view: View, notes: list[str] = ()) -> str:
     e = html.escape
     collapsed = view.depth is not None and any(vn.kind == "module" for vn in view.nodes.values())
     shown = [f"modules collapsed at depth {view.depth}" if collapsed else "every module expanded"]
+    if view.opened is not None:
+        shown = [f"cost-guided: the {len(view.opened)} costliest modules opened" if view.opened else
+                 "cost-guided: the costliest module does not fit the window opened"]
     if view.rolled:
         shown.append("identical consecutive blocks rolled (×k)")
     if view.hidden_scalars:
@@ -312,11 +334,18 @@ def _graph_title(g: nx.DiGraph, view: View, notes: list[str] = ()) -> str:
     lines = [
         f"<b>{e(g.graph.get('name', 'model'))}</b>   {e(human(view.total_macs))} MACs · "
         f"{e(st.flops_text(view.total_flops))} · {e(human(g.graph.get('total_params', 0)))} params",
-        f"input {e(inputs)} · {e(g.graph.get('capture', ''))} capture · {len(view.nodes):,} nodes drawn: "
-        + e(", ".join(shown)),
+        *_wrap(f"input {inputs} · {g.graph.get('capture', '')} capture · {len(view.nodes):,} nodes drawn", shown),
     ] + [e(n) for n in [*view.notes, *notes]]
-    lines += [f"<font point-size='10'>{e(_title_note(n))}</font>".replace("'", '"') for n in g.graph.get("notes", [])]
+    # Of the report's notes only graph breaks explain the picture; the others (capture fallbacks) are the report's.
+    lines += [f"<font point-size='10'>{e(_title_note(n))}</font>".replace("'", '"') for n in g.graph.get("notes", [])
+              if "graph break" in n]
     return "<" + "<br/>".join(lines) + ">"
+
+
+def _wrap(head: str, parts: list[str], width: int = 110) -> list[str]:
+    """The title's second line, split in two where one line would make the picture wider than its graph."""
+    line = head + ": " + ", ".join(parts)
+    return [html.escape(line)] if len(line) <= width else [html.escape(head), html.escape("; ".join(parts))]
 
 
 def _title_note(note: str, limit: int = 150) -> str:
@@ -350,6 +379,10 @@ MAX_COLUMNS = 6
 def _ranks(edges: list[tuple[str, str, Any]]) -> dict[str, int]:
     """dot's rank of each node, as the longest path to it (edges point down the layout)."""
     g = nx.DiGraph((u, v) for u, v, _ in edges)
+    # A module called several times (ResNet's shared relu) and collapsed into one node closes a loop;
+    # dot draws the loop's last edge upwards, so rank without it.
+    while not nx.is_directed_acyclic_graph(g):
+        g.remove_edge(*nx.find_cycle(g)[-1][:2])
     rank: dict[str, int] = {}
     for v in nx.topological_sort(g):
         rank[v] = max((rank[u] + 1 for u in g.predecessors(v)), default=0)
@@ -362,6 +395,21 @@ def _fit(breaks: list[int], n_ranks: int, widest: int) -> float:
     w = (len(cuts) - 1) * (widest * NODE_W + COLUMN_PAD)
     h = max(b - a for a, b in zip(cuts, cuts[1:])) * RANK_H
     return min(1.0, SCREEN[0] / w, SCREEN[1] / h)
+
+
+def _fits(view: View) -> float:
+    """How far the picture of ``view``, wrapped into the best number of columns, must shrink to fit SCREEN."""
+    edges = _short_edges(view)[0]
+    rank = _ranks(edges)
+    if not rank:
+        return 1.0
+    n, widest = max(rank.values()) + 1, max(Counter(rank.values()).values())
+    breaks = wrap_breaks(view, edges)
+    cuts = [0, *breaks, n]
+    nesting = max((len(c.path.split(".")) for c in view.clusters.values()), default=0)
+    # each level of nested clusters stacks another title and margin (about 45 points) above the column
+    h = max(b - a for a, b in zip(cuts, cuts[1:])) * RANK_H + 45 * nesting
+    return min(1.0, SCREEN[0] / ((len(cuts) - 1) * (widest * NODE_W + COLUMN_PAD)), SCREEN[1] / h)
 
 
 def wrap_breaks(view: View, edges: list[tuple[str, str, Any]], columns: int | None = None) -> list[int]:
@@ -396,17 +444,20 @@ def wrap_breaks(view: View, edges: list[tuple[str, str, Any]], columns: int | No
     return max((cut(c) for c in range(1, MAX_COLUMNS + 1)), key=lambda b: (round(_fit(b, n, widest), 2), -len(b)))
 
 
-def view_to_dot(g: nx.DiGraph, view: View, top: int = 0, color: str = "flops", columns: int | None = None) -> str:
+def view_to_dot(g: nx.DiGraph, view: View, top: int = 0, color: str = "flops", columns: int | None = None,
+                title: bool = True, legend: bool = True) -> str:
+    """DOT text of ``view``; the explorer leaves out the ``title`` and the ``legend``, which its page shows."""
     edges, refs, note = _short_edges(view)
     breaks = wrap_breaks(view, edges, columns)
     rank = _ranks(edges)
     dot = graphviz.Digraph(name=g.graph.get("name", "model"))
-    dot.attr("graph", label=_graph_title(g, view, [note] if note else []), tooltip=g.graph.get("name", "model"),
-             **_layout_attrs(len(view.nodes)))
+    dot.attr("graph", label=_graph_title(g, view, [note] if note else []) if title else "",
+             tooltip=g.graph.get("name", "model"), **_layout_attrs(len(view.nodes)))
     dot.attr("edge", color=st.EDGE, arrowsize="0.6", penwidth="1.1")
     shares = [_share(vn, view, color) for vn in view.nodes.values()]
     max_share = max((x for x in shares if x > 0), default=1.0)
-    _legend(dot, max_share, view, top, color, g.graph.get("roofline_device", ""))
+    if legend:
+        _legend(dot, max_share, view, top, color, g.graph.get("roofline_device", ""))
 
     children: dict[str, list[ViewCluster]] = {}
     for cl in sorted(view.clusters.values(), key=lambda c: c.order):
@@ -517,21 +568,27 @@ def _graph(source: "Report | nx.DiGraph", color: str = "flops", device: Any = No
 
     g = to_networkx(source)
     if color != "flops":
-        est = source.roofline(device if device is not None else source.default_device())
-        for name, e in est.nodes.items():
-            if name in g:
-                g.nodes[name]["est_time"] = e.time
-                g.nodes[name]["bound"] = str(e.bound)
-        g.graph["roofline_device"] = est.device.name
+        annotate(g, source.roofline(device if device is not None else source.default_device()))
     return g
 
 
-def to_dot(source: "Report | nx.DiGraph", *, depth: int | None = None, top: int = 0, roll: bool = False,
+def annotate(g: nx.DiGraph, est: Any) -> None:
+    """Give each node of ``g`` its roofline time and bound from ``est`` (a :class:`~fxflops.report.Roofline`)."""
+    for name, e in est.nodes.items():
+        if name in g:
+            g.nodes[name]["est_time"] = e.time
+            g.nodes[name]["bound"] = str(e.bound)
+    g.graph["roofline_device"] = est.device.name
+    g.graph["total_time"] = est.total_time
+
+
+def to_dot(source: "Report | nx.DiGraph", *, depth: int | str | None = "auto", top: int = 0, roll: bool | None = None,
            hide_scalars: bool = True, show_params: bool = False, max_nodes: int | None = MAX_NODES,
            color: str = "flops", device: Any = None, columns: int | None = None) -> str:
-    """DOT text of the annotated graph. ``depth=N`` collapses every module at depth N (root 0) into
-    one node; ``top=K`` marks the K costliest drawn nodes; ``roll=True`` rolls identical consecutive
-    blocks into one (×k); ``hide_scalars`` leaves out nodes that make no tensor and cost nothing;
+    """DOT text of the annotated graph. ``depth="auto"`` (the default, as the CLI's) opens the modules that hold
+    the FLOPs and collapses the rest, to about 40 nodes; ``depth=N`` collapses every module at depth N (root 0) into
+    one node, ``depth=None`` draws every op; ``top=K`` marks the K costliest drawn nodes; ``roll=True`` rolls
+    identical consecutive blocks into one (×k), ``None`` rolls with ``"auto"`` only; ``hide_scalars`` leaves out nodes that make no tensor and cost nothing;
     ``show_params`` draws parameters and buffers as nodes of their own instead of folding them into
     their first user. Past ``max_nodes`` drawn nodes the graph is rolled, then collapsed. ``color`` is what
     the fill shows: ``"flops"`` (share of the FLOPs), ``"time"`` (share of the roofline time on ``device``)
@@ -547,7 +604,7 @@ def to_dot(source: "Report | nx.DiGraph", *, depth: int | None = None, top: int 
 
 
 def render(source: "Report | nx.DiGraph", path: str | os.PathLike, *, format: str | None = None,
-           depth: int | None = None, top: int = 0, roll: bool = False, hide_scalars: bool = True,
+           depth: int | str | None = "auto", top: int = 0, roll: bool | None = None, hide_scalars: bool = True,
            show_params: bool = False, max_nodes: int | None = MAX_NODES, engine: str = "dot",
            color: str = "flops", device: Any = None, columns: int | None = None) -> Path:
     """Draw the annotated graph into ``path``; the format (svg, png, pdf) comes from its suffix."""

@@ -72,6 +72,8 @@ class View:
     folded_params: int = 0
     breaks: list[tuple[str, str]] = field(default_factory=list)  # graph i's output -> graph i+1's inputs
     notes: list[str] = field(default_factory=list)
+    total_time: float = 0.0  # the model's roofline seconds, when the graph carries them
+    opened: list[str] | None = None  # the modules a cost-guided view opened (see cost_guided)
 
 
 # ---- module tree helpers ------------------------------------------------------------------------
@@ -237,9 +239,62 @@ def _final(rep: dict[str, str], n: str) -> str:
 # ---- the view -----------------------------------------------------------------------------------
 
 
+# ---- cost-guided depth --------------------------------------------------------------------------
+
+BUDGET = 40  # drawn nodes the cost-guided view aims at: what fits a 1400×1000 window in a few columns
+MIN_SHARE = 0.01  # a module holding less of the FLOPs than this stays one box
+
+
+def cost_guided(g: nx.DiGraph, own: dict[str, str], rolled: tuple, budget: int = BUDGET,
+                min_share: float = MIN_SHARE, hide_scalars: bool = True) -> set[str]:
+    """The modules to open (draw as clusters) so that the picture shows where the FLOPs are: starting from the
+    model, the costliest closed module is opened next, until opening it would pass ``budget`` nodes; modules
+    under ``min_share`` of the FLOPs stay closed. Rolled blocks (``rolled``: :func:`roll_blocks`' result) count
+    once, with the FLOPs of their whole run."""
+    rep, runs = rolled
+    modules: dict = g.graph.get("modules", {})
+    flops: dict[str, int] = {}
+    items: dict[str, set] = {}  # module -> what opening it draws: its own ops (as 1-tuples) and its children
+    for n, a in g.nodes(data=True):
+        if a["kind"] not in OP_KINDS or n in rep or (hide_scalars and is_scalar(a)):
+            continue
+        path = own[n]
+        parts = path.split(".") if path else []
+        for d in range(len(parts) + 1):
+            block = ".".join(parts[:d])
+            # an op's name can equal a module's path (fx names a leaf's call after it): ops are kept apart as (name,)
+            items.setdefault(block, set()).add((n,) if d == len(parts) else ".".join(parts[:d + 1]))
+    for p, row in modules.items():
+        flops[p] = row[4]
+    for first, paths in runs.items():
+        flops[first] = sum(flops.get(p, 0) for p in paths)
+    total = flops.get("", 0) or g.graph.get("total_flops", 0) or 1
+    opened = {""}
+    size = len(items.get("", ()))
+    heap = [c for c in items.get("", ()) if isinstance(c, str)]
+    while heap:
+        heap.sort(key=lambda c: flops.get(c, 0))
+        best = heap.pop()
+        inside = items[best]
+        if flops.get(best, 0) < min_share * total:
+            break
+        if len(inside) < 2 and not any(isinstance(c, str) for c in inside):
+            continue  # a leaf with one op: opening it shows the same
+        if size + len(inside) - 1 > budget:
+            break  # never open a cheaper module while a costlier one stays closed: the picture would mislead
+        opened.add(best)
+        size += len(inside) - 1
+        heap += [c for c in inside if isinstance(c, str)]
+    return opened
+
+
 def build_view(g: nx.DiGraph, depth: int | None = None, roll: bool = False, hide_scalars: bool = True,
-               top: int = 0, show_params: bool = False, rolled: tuple | None = None) -> View:
-    """The drawable view; ``rolled`` may pass in :func:`roll_blocks`' result when building several views."""
+               top: int = 0, show_params: bool = False, rolled: tuple | None = None, keep_leaves: bool = False,
+               opened: set[str] | None = None) -> View:
+    """The drawable view; ``rolled`` may pass in :func:`roll_blocks`' result when building several views.
+    ``keep_leaves`` draws each call of a leaf module at ``depth`` as its op (the explorer's choice: a module called
+    twice, collapsed into one node, would draw a loop). ``opened`` (:func:`cost_guided`), instead of ``depth``, names
+    the modules drawn as clusters: each node goes into its outermost module not opened."""
     g = without_stubs(g)
     modules: dict = g.graph.get("modules", {})
     own = owners(g)
@@ -262,7 +317,15 @@ def build_view(g: nx.DiGraph, depth: int | None = None, roll: bool = False, hide
     def collapsed_into(n: str) -> str | None:
         """The depth-``N`` module a representative node disappears into, if any."""
         a = g.nodes[n]
+        if opened is not None:
+            if not (a["kind"] in OP_KINDS or is_const(a)):
+                return None
+            parts = own[n].split(".") if own[n] else []
+            return next((".".join(parts[:d]) for d in range(1, len(parts) + 1) if ".".join(parts[:d]) not in opened),
+                        None)
         if depth is None or not (a["kind"] in OP_KINDS or is_const(a)) or path_depth(own[n]) < depth:
+            return None
+        if keep_leaves and a["kind"] == "call_module" and path_depth(own[n]) == depth:
             return None
         return truncate(own[n], depth)
 
@@ -332,7 +395,8 @@ def build_view(g: nx.DiGraph, depth: int | None = None, roll: bool = False, hide
             vn.rank = vn.rank or i + 1
     return View(nodes, edges, clusters, g.graph.get("total_flops", sum(v.flops for v in nodes.values())),
                 g.graph.get("total_macs", sum(v.macs for v in nodes.values())), depth, bool(roll), len(hidden),
-                len(folded - hidden), breaks)
+                len(folded - hidden), breaks, total_time=g.graph.get("total_time", 0.0),
+                opened=sorted(opened - {""}) if opened is not None else None)
 
 
 def _graph_breaks(g: nx.DiGraph, view_of: dict[str, str]) -> list[tuple[str, str]]:
@@ -415,12 +479,19 @@ def _clusters(nodes: dict[str, ViewNode], modules: dict, run_of: dict[str, list[
             if cl.parent:
                 inside[cl.parent].append(cl)
         lone = [c for c, items in inside.items() if len(items) == 1 and isinstance(items[0], ViewNode)]
-        if not lone:
+        # A cluster holding only one cluster (BERT's encoder around encoder.layer around layer 0) adds a title and
+        # a margin and says nothing the inner one does not: the inner one is drawn in its place.
+        wrappers = [c for c, items in inside.items() if len(items) == 1 and isinstance(items[0], ViewCluster)
+                    and clusters[c].repeat == 1]
+        if not lone and not wrappers:
             break
         for c in lone:
             vn = inside[c][0]
             vn.home = clusters[c].parent
             if clusters[c].repeat > 1 and vn.repeat == 1:
                 vn.repeat, vn.rolled_paths = clusters[c].repeat, clusters[c].rolled_paths
+            del clusters[c]
+        for c in wrappers if not lone else ():
+            inside[c][0].parent = clusters[c].parent
             del clusters[c]
     return clusters

@@ -23,6 +23,7 @@ from ..rules.registry import REGISTRY, Registry
 from ..types import OP_KINDS, Backward, NodeRecord, Status
 from ..units import human, percent
 from .tables import grid
+from .html import audit_html
 
 if TYPE_CHECKING:
     from .report import Report
@@ -139,6 +140,12 @@ class Audit:
 
     def __str__(self) -> str:
         return self.table()
+
+    def __repr__(self) -> str:
+        return f"<Audit {self.model_name}: {len(self.rows)} targets, {len(self.incomplete)} not fully priced>"
+
+    def _repr_html_(self) -> str:
+        return audit_html(self)
 
     def to_dict(self) -> dict[str, Any]:
         return {

@@ -20,6 +20,7 @@ from ..types import ModuleRow
 from ..units import human
 from .export import markdown_table
 from .tables import fmt_shape, grid
+from .html import comparison_html
 
 if TYPE_CHECKING:
     from .report import Report
@@ -292,6 +293,9 @@ class Comparison:
 
     def __repr__(self) -> str:
         return f"<Comparison of {len(self.reports)} reports: {', '.join(self.names)}>"
+
+    def _repr_html_(self) -> str:
+        return comparison_html(self)
 
     # ---- machine-readable ---------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:

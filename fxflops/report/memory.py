@@ -9,6 +9,7 @@ import torch
 
 from ..errors import FxFlopsError
 from ..units import human
+from .html import memory_html
 
 if TYPE_CHECKING:
     from .report import Report
@@ -37,6 +38,12 @@ class Memory:
 
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "total": self.total}
+
+    def __repr__(self) -> str:
+        return f"<Memory {self}>"
+
+    def _repr_html_(self) -> str:
+        return memory_html(self)
 
     def __str__(self) -> str:
         return (f"params {human(self.params)}B, grads {human(self.grads)}B, optimizer {human(self.optimizer)}B, "

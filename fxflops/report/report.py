@@ -20,6 +20,7 @@ from . import export, views
 from .audit import Audit, BlindSpot, audit, hook_blind_spot, shortfall
 from .memory import Memory, memory
 from .roofline import Roofline
+from .html import report_html
 
 # Re-exported: the table's columns are documented on Report.table.
 COLUMNS, DEFAULT_COLUMNS, TRAIN_COLUMNS = views.COLUMNS, views.DEFAULT_COLUMNS, views.TRAIN_COLUMNS
@@ -189,6 +190,9 @@ class Report:
         return (f"<Report {self.model_name}: {self.total_macs:,} MACs, {self.total_flops:,} FLOPs, "
                 f"{self.total_params:,} params, {len(self.nodes)} nodes, capture={self.capture}>")
 
+    def _repr_html_(self) -> str:
+        return report_html(self)
+
     # ---- exports (fxflops.report.export) ------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
         return views.as_dict(self)
@@ -233,3 +237,9 @@ class Report:
         from ..draw.dot import render
 
         return render(self, path, **options)
+
+    def explore(self, path: str, **options: Any):
+        """Write the explorer, one self-contained HTML page (``color``, ``device``: see :func:`fxflops.draw.explore.explore`)."""
+        from ..draw.explore import explore
+
+        return explore(self, path, **options)

@@ -9,6 +9,7 @@ from ..passes.roofline import Bound, NodeEstimate, estimate_nodes, main_dtype, m
 from ..types import NodeRecord
 from ..units import human, seconds
 from .tables import grid
+from .html import roofline_html
 
 if TYPE_CHECKING:
     from .report import Report
@@ -82,6 +83,12 @@ class Roofline:
 
     def __str__(self) -> str:
         return self.summary() + "\n\n" + self.table()
+
+    def __repr__(self) -> str:
+        return f"<Roofline {self.report.model_name} on {self.device.name}: {seconds(self.total_time)}, {len(self.nodes)} nodes>"
+
+    def _repr_html_(self) -> str:
+        return roofline_html(self)
 
     def to_dict(self) -> dict[str, Any]:
         return {

@@ -20,6 +20,7 @@ from ..errors import FxFlopsError
 from .compare import LABELS, METRICS
 from .export import markdown_table
 from .tables import grid
+from .html import sweep_html
 
 if TYPE_CHECKING:
     from .report import Report
@@ -220,6 +221,12 @@ class Sweep:
 
     def __str__(self) -> str:
         return self.table() + "\n\n" + self.summary()
+
+    def __repr__(self) -> str:
+        return f"<Sweep over {', '.join(self.symbols)}: {len(self.points)} points; {self.formula(self.metrics[0])}>"
+
+    def _repr_html_(self) -> str:
+        return sweep_html(self)
 
     def to_dict(self) -> dict[str, Any]:
         return {"symbols": list(self.symbols),

@@ -1,7 +1,11 @@
 """Text tables: the fvcore-style grids the report, the audit and the API coverage print."""
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ..types import ModuleRow
+    from .report import Report
 
 
 def fmt_shape(s: Any) -> str:
@@ -22,3 +26,9 @@ def grid(rows: list[tuple], align_right: tuple[int, ...] = ()) -> str:
     sep = "|" + "|".join(("-" * (w + 1) + ":") if i in align_right else ("-" * (w + 2)) for i, w in enumerate(widths)) + "|"
     return "\n".join([fmt(rows[0]), sep] + [fmt(r) for r in rows[1:]])
 
+
+def table_modules(report: "Report", depth: int | None = 2, bytes_too: bool = False) -> list[ModuleRow]:
+    """The rows of the module table (and of the CSV/Markdown exports): modules down to ``depth`` (root 0, None: all),
+    leaving out those below the root that hold neither parameters nor FLOPs (nor bytes, with ``bytes_too``)."""
+    return [m for m in report.modules.values() if (depth is None or m.depth <= depth)
+            and (not m.depth or m.params or m.flops or (bytes_too and m.bytes))]

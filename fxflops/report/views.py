@@ -10,7 +10,7 @@ from ..passes.roofline import intensity
 from ..types import OP_KINDS, ModuleRow, NodeRecord, Status
 from ..units import human, percent, seconds
 from .audit import hook_blind_spot
-from .tables import fmt_shape, grid
+from .tables import fmt_shape, grid, table_modules
 
 if TYPE_CHECKING:
     from .report import Report
@@ -54,13 +54,6 @@ def top(report: "Report", k: int = 10) -> list[NodeRecord]:
     """The ``k`` costliest op nodes by FLOPs; ties keep execution order."""
     ops = [n for n in report.nodes if n.kind in OP_KINDS]
     return sorted(ops, key=lambda n: -n.flops)[:k]
-
-
-def table_modules(report: "Report", depth: int | None = 2, bytes_too: bool = False) -> list[ModuleRow]:
-    """The rows of the module table (and of the CSV/Markdown exports): modules down to ``depth`` (root 0, None: all),
-    leaving out those below the root that hold neither parameters nor FLOPs (nor bytes, with ``bytes_too``)."""
-    return [m for m in report.modules.values() if (depth is None or m.depth <= depth)
-            and (not m.depth or m.params or m.flops or (bytes_too and m.bytes))]
 
 
 def table(report: "Report", depth: int = 2, columns: list[str] | tuple[str, ...] | None = None,
