@@ -15,7 +15,7 @@ import torch
 
 from . import rules as _rules
 from .capture.dynamo import capture_dynamo
-from .capture.example import Example, concrete_defaults, input_shapes, placeholder_values, split_example
+from .capture.example import Example, check_keywords, concrete_defaults, input_shapes, placeholder_values, split_example
 from .capture.fx import capture_fx
 from .capture.fx_cache import FxCache, cached_capture_fx
 from .capture.record import capture_record
@@ -113,6 +113,7 @@ def _heap_frozen() -> Iterator[None]:
 
 def _analysed(model: torch.nn.Module, example: Example, options: TraceOptions, fx_cache: FxCache | None) -> Report:
     args, kwargs = split_example(example)
+    check_keywords(model, kwargs)
     lazy_note = materialize_lazy(model, args, kwargs)
     base = options.registry if options.registry is not None else REGISTRY
     custom = options.custom_rules or {}
