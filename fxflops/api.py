@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import sys
 from dataclasses import replace
 from typing import Any, Callable, Iterable, Iterator, Mapping
 
@@ -91,8 +92,24 @@ def analyse(model: torch.nn.Module, example: Example, options: TraceOptions, fx_
             "Wrap a plain function in an nn.Module whose forward calls it."
         )
     _rules.load_extensions()
+    model, compiled = _uncompiled(model)
     with _heap_frozen():
-        return _analysed(model, example, options, fx_cache)
+        report = _analysed(model, example, options, fx_cache)
+    if compiled:
+        report.notes.insert(0, compiled)
+    return report
+
+
+def _uncompiled(model: torch.nn.Module) -> tuple[torch.nn.Module, str | None]:
+    """torch.compile's wrapper runs the same forward: analysing it adds OptimizedModule/_orig_mod levels to every
+    table and sets off torch's warning about global hooks, so the module it wraps is analysed instead. torch._dynamo
+    is already imported wherever such a wrapper exists: it is not imported for anyone else."""
+    eval_frame = sys.modules.get("torch._dynamo.eval_frame")
+    if eval_frame is None or not isinstance(model, eval_frame.OptimizedModule):
+        return model, None
+    inner = model._orig_mod
+    return inner, (f"torch.compile'd model: analysed the {type(inner).__name__} it wraps (model._orig_mod); "
+                   "the count is of its eager forward, not of the compiled kernels")
 
 
 @contextlib.contextmanager
