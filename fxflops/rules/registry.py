@@ -343,32 +343,29 @@ def saved_rule(*keys: str, name: str | None = None):
     return deco
 
 
-def byte_rule(*targets: Target, name: str | None = None, registry: Registry | None = None):
-    """Register the decorated ``fn(call: ByteCall) -> int`` as the byte formula of every target given, on the rule
-    that prices its forward."""
+def _attaching(kind: str, targets: tuple, name: str | None, registry: Registry | None):
+    """A decorator giving the rules of ``targets`` the decorated function as their ``kind`` formula."""
     reg = registry if registry is not None else REGISTRY
 
     def deco(fn: Callable) -> Callable:
         f = _formula(fn, name)
         for t in targets:
-            reg.attach(t, bytes=f)
+            reg.attach(t, **{kind: f})
         return fn
 
     return deco
+
+
+def byte_rule(*targets: Target, name: str | None = None, registry: Registry | None = None):
+    """Register the decorated ``fn(call: ByteCall) -> int`` as the byte formula of every target given, on the rule
+    that prices its forward."""
+    return _attaching("bytes", targets, name, registry)
 
 
 def weights_rule(*targets: type, name: str | None = None, registry: Registry | None = None):
     """Register ``fn(module) -> list[Tensor]`` as the weights modules of the classes ``targets`` hold outside
     ``nn.Parameter`` (packed quantized weights): counted as their parameters, read at their dtype by the byte model."""
-    reg = registry if registry is not None else REGISTRY
-
-    def deco(fn: Callable) -> Callable:
-        f = _formula(fn, name)
-        for t in targets:
-            reg.attach(t, weights=f)
-        return fn
-
-    return deco
+    return _attaching("weights", targets, name, registry)
 
 
 def module_weights(module: torch.nn.Module) -> list[torch.Tensor]:
