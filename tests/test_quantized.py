@@ -48,3 +48,21 @@ def test_static_quantized_resnet18_is_its_float_twin():
         assert r.total_params == 11_689_512 - 4_800
         assert r.modules["conv1"].type == "ConvReLU2d" and r.modules["conv1"].params == 64 * 3 * 49 + 64
         assert r.modules["fc"].macs == 512 * 1000
+
+
+class PackedCall(nn.Module):
+    """The quantized:: op called on its own, as the eager recorder sees it inside a quantized layer."""
+
+    def __init__(self):
+        super().__init__()
+        self.packed = dynamic_mlp()[0]._packed_params._packed_params
+
+    def forward(self, x):
+        return torch.ops.quantized.linear_dynamic(x, self.packed)
+
+
+@pytest.mark.parametrize("capture", ["fx", "record"])
+def test_quantized_linear_op(capture):
+    r = trace_flops(PackedCall(), torch.randn(4, 16), capture=capture)
+    assert (r.total_macs, r.total_flops) == (4 * 16 * 32, 2 * 2048 + 4 * 32)
+    assert [n.op for n in r.nodes if n.kind == "call_function"] == ["quantized_linear"]

@@ -44,6 +44,21 @@ def quantized_conv(call: Call) -> Cost:
     return contraction(call.out_numel * (m.in_channels // m.groups) * prod(m.kernel_size), _epilogue(call))
 
 
+def _packed_bias(packed) -> bool:
+    try:
+        return torch.ops.quantized.linear_unpack(packed)[1] is not None
+    except (RuntimeError, TypeError):  # not a linear's packed params: no bias known
+        return False
+
+
+@rule(torch.ops.quantized.linear_dynamic, torch.ops.quantized.linear, op="quantized_linear", family="quantized")
+def quantized_linear_op(call: Call) -> Cost:
+    """quantized::linear_dynamic(x, packed) and quantized::linear(x, packed, scale, zero_point), as the eager
+    recorder sees a functional call: MACs = (output elements)·x.shape[-1]; bias adds one FLOP per output element."""
+    x = call.args[0]
+    return contraction(call.out_numel * x.shape[-1], call.out_numel if _packed_bias(call.args[1]) else 0)
+
+
 @weights_rule(*LINEARS, *CONVS)
 def quantized_weights(m: torch.nn.Module) -> list[torch.Tensor]:
     """The packed weight (int8, 1 byte per element) and the float bias: the layer's parameters, read once per call."""
