@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import itertools
+import sys
 from dataclasses import replace
 from typing import Any, Callable, Iterable, Iterator, Mapping
 
@@ -16,7 +17,7 @@ import torch
 
 from . import rules as _rules
 from .capture.dynamo import capture_dynamo
-from .capture.example import Example, concrete_defaults, input_shapes, placeholder_values, split_example
+from .capture.example import Example, check_keywords, concrete_defaults, input_shapes, placeholder_values, split_example
 from .capture.fx import capture_fx
 from .capture.fx_cache import FxCache, cached_capture_fx
 from .capture.record import capture_record
@@ -93,8 +94,24 @@ def analyse(model: torch.nn.Module, example: Example, options: TraceOptions, fx_
             "Wrap a plain function in an nn.Module whose forward calls it."
         )
     _rules.load_extensions()
+    model, compiled = _uncompiled(model)
     with _heap_frozen():
-        return _analysed(model, example, options, fx_cache)
+        report = _analysed(model, example, options, fx_cache)
+    if compiled:
+        report.notes.insert(0, compiled)
+    return report
+
+
+def _uncompiled(model: torch.nn.Module) -> tuple[torch.nn.Module, str | None]:
+    """torch.compile's wrapper runs the same forward: analysing it adds OptimizedModule/_orig_mod levels to every
+    table and sets off torch's warning about global hooks, so the module it wraps is analysed instead. torch._dynamo
+    is already imported wherever such a wrapper exists: it is not imported for anyone else."""
+    eval_frame = sys.modules.get("torch._dynamo.eval_frame")
+    if eval_frame is None or not isinstance(model, eval_frame.OptimizedModule):
+        return model, None
+    inner = model._orig_mod
+    return inner, (f"torch.compile'd model: analysed the {type(inner).__name__} it wraps (model._orig_mod); "
+                   "the count is of its eager forward, not of the compiled kernels")
 
 
 @contextlib.contextmanager
@@ -115,6 +132,7 @@ def _heap_frozen() -> Iterator[None]:
 
 def _analysed(model: torch.nn.Module, example: Example, options: TraceOptions, fx_cache: FxCache | None) -> Report:
     args, kwargs = split_example(example)
+    check_keywords(model, kwargs)
     lazy_note = materialize_lazy(model, args, kwargs)
     base = options.registry if options.registry is not None else REGISTRY
     custom = options.custom_rules or {}

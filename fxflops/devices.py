@@ -20,7 +20,7 @@ import torch
 
 from .errors import FxFlopsError
 
-__all__ = ["Device", "PRESETS", "get_device", "preset_for", "preset_named", "calibrate_cpu", "dtype_key"]
+__all__ = ["Device", "PRESETS", "get_device", "preset_for", "preset_named", "calibrate_cpu", "dtype_key", "torch_tf32"]
 
 # The names a Device's per-dtype peaks are keyed by, and the torch dtypes that run at each.
 DTYPE_KEYS = ("fp64", "fp32", "tf32", "bf16", "fp16", "int8")
@@ -31,6 +31,24 @@ _TORCH_DTYPES = {"float64": "fp64", "float32": "fp32", "bfloat16": "bf16", "floa
 def dtype_key(dtype: str) -> str:
     """The peak a node of output dtype ``dtype`` (``float16``, ``fp16``...) runs at; unknown dtypes run at fp32."""
     return dtype if dtype in DTYPE_KEYS else _TORCH_DTYPES.get(dtype, "fp32")
+
+
+# The TF32 switch of torch that governs a float32 op of each rule family: cuDNN's (convolutions and cuDNN's RNNs,
+# on by default) or cuBLAS's (matmuls, off by default); other families do not run on tensor cores.
+TF32_SWITCH = {"conv": "cudnn", "rnn": "cudnn", "linear": "cublas", "matmul": "cublas", "attention": "cublas",
+               "transformer": "cublas"}
+FP32_AS = ("torch", "fp32", "tf32")
+
+
+def torch_tf32(family: str) -> bool:
+    """Whether torch, as set now, runs a float32 op of rule family ``family`` as TF32 on a GPU:
+    ``torch.backends.cudnn.allow_tf32`` for convolutions and RNNs, ``torch.backends.cuda.matmul.allow_tf32``
+    (which ``torch.set_float32_matmul_precision("high"|"medium")`` turns on) for matmuls, linear layers and
+    attention."""
+    switch = TF32_SWITCH.get(family)
+    if switch == "cudnn":
+        return bool(torch.backends.cudnn.allow_tf32)
+    return switch == "cublas" and bool(torch.backends.cuda.matmul.allow_tf32)
 
 
 @dataclass(frozen=True)
@@ -45,7 +63,9 @@ class Device:
     source: str = ""
     compute_efficiency: float = 1.0
     memory_efficiency: float = 1.0
-    fp32_as: str = "fp32"  # the peak float32 nodes run at ("tf32" where TF32 matmuls are enabled)
+    # The peak a float32 contraction runs at: "torch" follows torch's TF32 switches as they are when the estimate is
+    # made (convolutions TF32 by default, matmuls fp32), "fp32" or "tf32" sets it for every family.
+    fp32_as: str = "torch"
     memory: float = 0.0  # memory capacity in bytes (0: not known), for what fits on the device
 
     def __post_init__(self) -> None:
@@ -54,14 +74,24 @@ class Device:
             raise FxFlopsError(f"device {self.name!r}: peak_flops and bandwidth must be positive (FLOP/s and bytes/s)")
         if not (0 < self.compute_efficiency <= 1 and 0 < self.memory_efficiency <= 1):
             raise FxFlopsError(f"device {self.name!r}: efficiencies must be in (0, 1]")
+        if self.fp32_as not in FP32_AS:
+            raise FxFlopsError(f"device {self.name!r}: fp32_as must be one of {', '.join(FP32_AS)}, got {self.fp32_as!r}")
 
-    def peak(self, dtype: str = "fp32") -> float:
-        """Attained FLOP/s for ``dtype`` (a torch dtype name or a key): the dtype's peak times the efficiency."""
+    def peak_key(self, dtype: str = "fp32", family: str = "") -> str:
+        """The peak a node of ``dtype`` and rule ``family`` runs at: the dtype's key, or ``tf32`` for a float32
+        node where :attr:`fp32_as` (``"torch"``: :func:`torch_tf32`) says so and the device has a TF32 peak."""
+        key = dtype_key(dtype)
+        if key != "fp32" or not isinstance(self.peak_flops, Mapping) or "tf32" not in self.peak_flops:
+            return key
+        tf32 = torch_tf32(family) if self.fp32_as == "torch" else self.fp32_as == "tf32"
+        return "tf32" if tf32 else "fp32"
+
+    def peak(self, dtype: str = "fp32", family: str = "") -> float:
+        """Attained FLOP/s for ``dtype`` (a torch dtype name or a key) in rule ``family`` (see :meth:`peak_key`):
+        that peak times the efficiency."""
         if not isinstance(self.peak_flops, Mapping):
             return float(self.peak_flops) * self.compute_efficiency
-        key = dtype_key(dtype)
-        if key == "fp32":
-            key = self.fp32_as
+        key = self.peak_key(dtype, family)
         value = self.peak_flops.get(key, self.peak_flops.get("fp32"))
         if value is None:
             raise FxFlopsError(f"device {self.name!r} gives no peak for {dtype} nor fp32; add one to peak_flops")

@@ -26,7 +26,7 @@ def test_hand_count_of_a_small_mlp() -> None:
     with pytest.raises(FxFlopsError, match="optimizer must be one of"):
         r.memory("lion")
     with pytest.raises(FxFlopsError, match='mode="train"'):
-        trace_flops(m, torch.randn(2, 8)).memory()
+        trace_flops(m, torch.randn(2, 8)).memory("adam")  # infer mode has no optimizer
 
 
 def test_max_pool_keeps_int64_indices_and_dropout_a_mask() -> None:

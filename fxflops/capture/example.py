@@ -8,7 +8,7 @@ from typing import Any, Mapping
 import torch
 import torch.fx as fx
 
-from ..errors import FxFlopsError
+from ..errors import FxFlopsError, ShapeError
 
 Example = torch.Tensor | tuple | list | Mapping[str, Any] | None
 
@@ -37,6 +37,23 @@ def forward_params(model: torch.nn.Module) -> list[inspect.Parameter]:
         return list(inspect.signature(model.forward).parameters.values())
     except (TypeError, ValueError):
         return []
+
+
+def check_keywords(model: torch.nn.Module, kwargs: Mapping[str, Any]) -> None:
+    """A keyword the forward does not take is an error on every path: fx and dynamo would leave it unused without a
+    word (a misspelt ``mask`` is then never applied) and the eager call raises deep inside the model."""
+    try:
+        params = inspect.signature(model.forward).parameters.values()
+    except (TypeError, ValueError):  # no signature to check against (a C-implemented forward): torch will say
+        return
+    if any(p.kind == p.VAR_KEYWORD for p in params):
+        return
+    accepted = [p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+    unknown = [k for k in kwargs if k not in accepted]
+    if unknown:
+        names = ", ".join(map(repr, unknown))
+        raise ShapeError(f"{type(model).__name__}.forward takes no input {names}: its keyword inputs are "
+                         f"{', '.join(accepted) or '(none)'}; fix the name")
 
 
 def concrete_defaults(model: torch.nn.Module, args: tuple, kwargs: dict, user: Mapping[str, Any] | None) -> dict | None:

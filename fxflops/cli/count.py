@@ -33,6 +33,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--top", type=int, default=0, metavar="K", help="also list the K costliest nodes")
     p.add_argument("--by-op", action="store_true", help="also print the cost per op type")
     p.add_argument("--json", action="store_true", help="print the whole report as JSON (exact integers)")
+    p.add_argument("--memory", action="store_true",
+                   help="also print the memory: weights and peak live activations (with --mode train: of a step)")
     p.add_argument("--ignore", action="append", default=[], metavar="OP",
                    help="op name, method or module class name counted as 0 (repeatable), e.g. dropout, add, ReLU")
     g = p.add_argument_group("time: roofline estimate and measured latency")
@@ -118,7 +120,7 @@ def run(args: argparse.Namespace) -> int:
         out = report.to_dict()
         if est is not None:
             out["roofline"] = est.to_dict()
-        if args.optimizer:
+        if args.optimizer or args.memory:
             out["memory"] = report.memory(args.optimizer).to_dict()
         print(json.dumps(out, indent=2))
     elif args.markdown:
@@ -127,8 +129,9 @@ def run(args: argparse.Namespace) -> int:
         print(report.summary())
         if est is not None:
             print(est.summary())
-        if args.optimizer:
-            print(f"memory of a step ({args.optimizer}): {report.memory(args.optimizer)}")
+        if args.optimizer or args.memory:
+            what = f"a step ({args.optimizer or 'adam'})" if args.mode == "train" else "inference"
+            print(f"memory of {what}: {report.memory(args.optimizer)}")
         print()
         print(report.table(depth=args.depth, columns=_columns(args), device=est.device if est else None))
         if args.top:

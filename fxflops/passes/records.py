@@ -11,7 +11,7 @@ import torch.fx as fx
 
 from ..captured import Reuse
 from ..paths import ancestors, attr_at, moved, submodule, under
-from ..rules.registry import target_name
+from ..rules.registry import module_weights, target_name
 from ..tensors import dtype_name, tensors_in
 from ..types import ModuleRow, NodeRecord
 
@@ -20,7 +20,7 @@ def _node_params(gm: fx.GraphModule, node: fx.Node, seen: set[int]) -> int:
     """Params first used by ``node``: a leaf module's, or a parameter fetched by ``get_attr``.
     ``seen`` holds tensors already attributed, so shared weights and reused modules count once."""
     if node.op == "call_module":
-        tensors = list(submodule(gm, node.target).parameters())
+        tensors = [w for m in submodule(gm, node.target).modules() for w in module_weights(m)]
     elif node.op == "get_attr":
         attr = attr_at(gm, node.target)
         tensors = [attr] if isinstance(attr, torch.nn.Parameter) else []
@@ -64,7 +64,7 @@ def module_rows(model: torch.nn.Module, nodes: list[NodeRecord]) -> dict[str, Mo
     rows: dict[str, ModuleRow] = {}
     subtree = _subtree_params(model)
     for path, m in model.named_modules(remove_duplicate=True):
-        params = subtree[id(m)] if subtree is not None else sum(p.numel() for p in m.parameters())
+        params = subtree[id(m)] if subtree is not None else _own_params(m)
         rows[path] = ModuleRow(path, type(m).__name__, path.count(".") + 1 if path else 0, params)
     charged: dict[tuple, set[str]] = {}  # the nodes of one module call share their stack
     for n in nodes:
@@ -87,6 +87,11 @@ def module_rows(model: torch.nn.Module, nodes: list[NodeRecord]) -> dict[str, Mo
     return rows
 
 
+def _own_params(m: torch.nn.Module) -> int:
+    """Parameters of ``m``'s subtree, each tensor once (packed quantized weights included)."""
+    return sum(p.numel() for p in {id(p): p for s in m.modules() for p in module_weights(s)}.values())
+
+
 def _subtree_params(model: torch.nn.Module) -> dict[int, int] | None:
     """``{id(module): parameters in its subtree}`` in one walk, or None when a module or parameter is shared (then
     a subtree's own ``parameters()``, which counts each tensor once, is the only right answer)."""
@@ -97,12 +102,11 @@ def _subtree_params(model: torch.nn.Module) -> dict[int, int] | None:
         if id(m) in out:
             return None
         total = 0
-        for p in m._parameters.values():
-            if p is not None:
-                if id(p) in seen:
-                    return None
-                seen.add(id(p))
-                total += p.numel()
+        for p in module_weights(m):
+            if id(p) in seen:
+                return None
+            seen.add(id(p))
+            total += p.numel()
         for child in m._modules.values():
             if child is not None:
                 sub = walk(child)

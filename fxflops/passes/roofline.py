@@ -2,7 +2,10 @@
 
 One formula per node, on a :class:`~fxflops.devices.Device`::
 
-    time = max(FLOPs / peak(dtype), bytes / bandwidth)
+    time = max(FLOPs / peak(dtype, family), bytes / bandwidth)
+
+where a float32 convolution, matmul, linear layer or attention runs at the TF32 peak when torch's switches say it
+would on a GPU (:meth:`~fxflops.devices.Device.peak_key`); ``peak`` names the peak used.
 
 ``bound`` is compute when the FLOPs term is the larger (the node's intensity FLOPs/bytes is above the
 device's ridge point), memory otherwise; a node that moves and computes nothing takes 0 s and has no bound.
@@ -42,6 +45,7 @@ class NodeEstimate:
     memory_time: float  # bytes / bandwidth
     time: float  # the roofline time (for a module: the sum over its nodes)
     bound: Bound
+    peak: str = ""  # the peak the FLOPs ran at (fp32, tf32, bf16...); "" for a module
 
     @property
     def intensity(self) -> float:
@@ -69,11 +73,13 @@ def main_dtype(nodes: list[NodeRecord]) -> str:
 
 
 def estimate_node(rec: NodeRecord, device: Device) -> NodeEstimate:
-    compute = rec.flops / device.peak(_float_dtype(rec)) if rec.flops else 0.0
+    dtype, family = _float_dtype(rec), rec.rule.family if rec.rule is not None else ""
+    compute = rec.flops / device.peak(dtype, family) if rec.flops else 0.0
     memory = rec.bytes / device.attained_bandwidth
     time = max(compute, memory)
     bound = Bound.NONE if not time else Bound.COMPUTE if compute > memory else Bound.MEMORY
-    return NodeEstimate(rec.name, rec.flops, rec.bytes, compute, memory, time, bound)
+    return NodeEstimate(rec.name, rec.flops, rec.bytes, compute, memory, time, bound,
+                        device.peak_key(dtype, family) if rec.flops else "")
 
 
 def estimate_nodes(nodes: list[NodeRecord], device: Device) -> dict[str, NodeEstimate]:

@@ -1,5 +1,6 @@
-"""The memory of one training step (:meth:`fxflops.Report.memory`): parameters, their gradients, the optimizer's
-state and the activations the forward saves for the backward."""
+"""The memory a report's model needs (:meth:`fxflops.Report.memory`): for one training step its parameters, their
+gradients, the optimizer's state and the activations the forward saves for the backward; for inference its weights
+and the peak of the activations alive at once (:mod:`fxflops.passes.liveness`)."""
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
@@ -8,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from ..errors import FxFlopsError
+from ..passes.liveness import peak_activations
 from ..units import human
 from .html import memory_html
 
@@ -51,11 +53,38 @@ class Memory:
                 + (f", recomputed {human(self.recompute)}B" if self.recompute else "") + f", total {human(self.total)}B")
 
 
-def memory(report: "Report", model: torch.nn.Module, optimizer: str = "adam") -> Memory:
+@dataclass
+class InferenceMemory:
+    """Bytes of one inference forward, as torchinfo reports them: ``params`` (every parameter at its dtype),
+    ``buffers`` (batch-norm statistics and other buffers) and ``activations``, the peak of the tensors alive at once
+    when each is freed after its last use, reached at node ``peak_node``; the inputs are held throughout."""
+
+    params: int
+    buffers: int
+    activations: int
+    peak_node: str = ""
+
+    @property
+    def total(self) -> int:
+        return self.params + self.buffers + self.activations
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "total": self.total}
+
+    def __str__(self) -> str:
+        return (f"params {human(self.params)}B, buffers {human(self.buffers)}B, peak activations "
+                f"{human(self.activations)}B (at {self.peak_node or '-'}), total {human(self.total)}B")
+
+
+def memory(report: "Report", model: torch.nn.Module, optimizer: str | None = None) -> "Memory | InferenceMemory":
+    if report.mode != "train":
+        if optimizer is not None:
+            raise FxFlopsError(f"optimizer={optimizer!r} prices a training step's memory: count the model with "
+                               'mode="train", or leave optimizer out for the inference memory')
+        return _inference(report, model)
+    optimizer = optimizer or "adam"
     if optimizer not in OPTIMIZER_STATES:
         raise FxFlopsError(f"optimizer must be one of {', '.join(OPTIMIZER_STATES)}, got {optimizer!r}")
-    if report.mode != "train":
-        raise FxFlopsError('memory() needs a train-mode report: count it with mode="train"')
     params = list({id(p): p for p in model.parameters()}.values())
     trainable = [p for p in params if p.requires_grad]
     return Memory(
@@ -65,6 +94,15 @@ def memory(report: "Report", model: torch.nn.Module, optimizer: str = "adam") ->
         activations=sum(n.saved_bytes for n in report.nodes),
         recompute=max(_by_region(report).values(), default=0),
     )
+
+
+def _inference(report: "Report", model: torch.nn.Module) -> InferenceMemory:
+    live = peak_activations(report.nodes)
+    params = {id(p): p for p in model.parameters()}.values()
+    buffers = {id(b): b for b in model.buffers()}.values()
+    return InferenceMemory(params=sum(p.numel() * p.element_size() for p in params),
+                           buffers=sum(b.numel() * b.element_size() for b in buffers),
+                           activations=live.peak, peak_node=live.node)
 
 
 def _by_region(report: "Report") -> dict[int, int]:

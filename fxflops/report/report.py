@@ -18,7 +18,7 @@ from ..passes.roofline import intensity
 from ..types import Backward, Capture, ModuleRow, NodeRecord, Status
 from . import export, views
 from .audit import Audit, BlindSpot, audit, hook_blind_spot, shortfall
-from .memory import Memory, memory
+from .memory import InferenceMemory, Memory, memory
 from .roofline import Roofline
 from .html import report_html
 
@@ -147,10 +147,11 @@ class Report:
                                "pass device= (a preset name or fxflops.Device(peak_flops=..., bandwidth=...))")
         return preset
 
-    def memory(self, optimizer: str = "adam") -> Memory:
-        """Bytes of one training step (train mode): parameters, gradients, ``optimizer`` state (``adam``/``adamw``:
-        2 fp32 per trainable element, ``sgd`` with momentum: 1, ``none``) and the activations saved for the
-        backward. Needs the model the report was made from (kept as ``report.model``)."""
+    def memory(self, optimizer: str | None = None) -> "Memory | InferenceMemory":
+        """Bytes of one training step (train mode): parameters, gradients, ``optimizer`` state (``adam``, the default,
+        and ``adamw``: 2 fp32 per trainable element, ``sgd`` with momentum: 1, ``none``) and the activations saved for
+        the backward; in infer mode an :class:`InferenceMemory`: parameters, buffers and the peak of the activations
+        alive at once. Needs the model the report was made from (kept as ``report.model``)."""
         if self.model is None:
             raise FxFlopsError("this report holds no model: memory() needs one made by fxflops.trace_flops")
         return memory(self, self.model, optimizer)

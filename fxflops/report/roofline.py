@@ -58,11 +58,20 @@ class Roofline:
 
     def top_table(self, k: int = 10) -> str:
         total = self.total_time
-        rows = [("node", "op", "module", "FLOPs", "bytes", "FLOP/B", "est. time", "% time", "bound")]
+        rows = [("node", "op", "module", "FLOPs", "bytes", "FLOP/B", "peak", "est. time", "% time", "bound")]
         for n, e in self.top(k):
             rows.append((n.name, n.op, n.module_path or "-", human(n.flops), human(n.bytes), f"{e.intensity:.3g}",
-                         seconds(e.time), f"{100 * e.time / total:.1f}%" if total else "-", str(e.bound)))
-        return grid(rows, align_right=(3, 4, 5, 6, 7))
+                         e.peak or "-", seconds(e.time), f"{100 * e.time / total:.1f}%" if total else "-",
+                         str(e.bound)))
+        return grid(rows, align_right=(3, 4, 5, 7, 8))
+
+    def time_by_peak(self) -> dict[str, float]:
+        """Seconds of compute-bound time at each peak (``fp32``, ``tf32``, ``bf16``...)."""
+        out: dict[str, float] = {}
+        for e in self.nodes.values():
+            if e.bound == Bound.COMPUTE:
+                out[e.peak] = out.get(e.peak, 0.0) + e.time
+        return out
 
     def plot(self, path: str, level: str = "node", depth: int = 2, title: str | None = None):
         """The roofline chart (intensity vs attained FLOP/s, the device's roof drawn) into ``path``; needs
@@ -71,9 +80,18 @@ class Roofline:
 
         return plot(self, path, level=level, depth=depth, title=title)
 
+    @property
+    def main_peak(self) -> str:
+        """The peak most of the FLOPs ran at (``tf32`` for a float32 CNN on a GPU as torch runs it by default)."""
+        flops: dict[str, int] = {}
+        for e in self.nodes.values():
+            if e.peak:
+                flops[e.peak] = flops.get(e.peak, 0) + e.flops
+        return max(flops, key=flops.get) if flops else self.device.peak_key(main_dtype(self.report.nodes))
+
     def summary(self) -> str:
         d = self.device
-        dtype = main_dtype(self.report.nodes)
+        dtype = self.main_peak
         split = self.time_by_bound()
         total = self.total_time or 1.0
         return (f"{self.report.model_name} on {d.name}: {seconds(self.total_time)} estimated "
@@ -102,4 +120,4 @@ class Roofline:
 
 def _est(e: NodeEstimate) -> dict[str, Any]:
     return {"time": e.time, "bound": str(e.bound), "intensity": e.intensity, "compute_time": e.compute_time,
-            "memory_time": e.memory_time}
+            "memory_time": e.memory_time, **({"peak": e.peak} if e.peak else {})}

@@ -18,6 +18,7 @@ from . import (  # noqa: F401
     matmul,
     norm,
     pooling,
+    quantized,
     reduction,
     resize,
     rnn,

@@ -16,7 +16,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..tensors import tensors_in
-from .registry import OpFormula, byte_rule
+from .registry import OpFormula, byte_rule, module_weights
 from .shape_ops import METADATA_READS
 
 __all__ = ["ByteCall", "ByteRule", "byte_rule", "nbytes", "default_bytes"]
@@ -55,7 +55,8 @@ class ByteCall:
         buffers are counters (BatchNorm's ``num_batches_tracked``) that an eval-mode kernel does not read."""
         if self.module is None:
             return 0
-        return nbytes([*self.module.parameters(), *(b for b in self.module.buffers() if b.is_floating_point())])
+        weights = [w for m in self.module.modules() for w in module_weights(m)]
+        return nbytes([*weights, *(b for b in self.module.buffers() if b.is_floating_point())])
 
     def aliases(self) -> bool:
         """Every output tensor is one of the inputs or a view of one: no element was copied."""

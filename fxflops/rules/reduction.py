@@ -59,8 +59,9 @@ def logsumexp(call: Call) -> Cost:
 
 @rule(torch.cumsum, torch.cumprod, "cumsum", "cumprod", "cumsum_", "cumprod_", op="cumsum", family="reduction")
 def cumsum(call: Call) -> Cost:
-    """One FLOP per element."""
-    return elementwise(call.out_numel)
+    """One FLOP (an add or multiply) per output element, in the output's dtype (``dtype=`` can make an integer scan
+    a float one); 0 when the output is integer/bool."""
+    return elementwise(call.out_numel if is_float(call.out) else 0)
 
 
 @rule(torch.diff, "diff", op="diff", family="reduction")

@@ -34,6 +34,8 @@ __all__ = [
     "backward_byte_rule",
     "saved_rule",
     "byte_rule",
+    "weights_rule",
+    "module_weights",
     "Registry",
     "REGISTRY",
     "rule",
@@ -160,6 +162,9 @@ class Rule:
     reason: str = ""
     family: str = ""
     bytes: OpFormula | None = None
+    # fn(module) -> tensors: the weights a module holds outside nn.Parameters (a quantized layer's packed int8
+    # weight), counted as its parameters and read by its byte formula (weights_rule)
+    weights: OpFormula | None = None
 
     def __call__(self, call: Call) -> Cost:
         return self.fn(call)
@@ -338,18 +343,36 @@ def saved_rule(*keys: str, name: str | None = None):
     return deco
 
 
-def byte_rule(*targets: Target, name: str | None = None, registry: Registry | None = None):
-    """Register the decorated ``fn(call: ByteCall) -> int`` as the byte formula of every target given, on the rule
-    that prices its forward."""
+def _attaching(kind: str, targets: tuple, name: str | None, registry: Registry | None):
+    """A decorator giving the rules of ``targets`` the decorated function as their ``kind`` formula."""
     reg = registry if registry is not None else REGISTRY
 
     def deco(fn: Callable) -> Callable:
         f = _formula(fn, name)
         for t in targets:
-            reg.attach(t, bytes=f)
+            reg.attach(t, **{kind: f})
         return fn
 
     return deco
+
+
+def byte_rule(*targets: Target, name: str | None = None, registry: Registry | None = None):
+    """Register the decorated ``fn(call: ByteCall) -> int`` as the byte formula of every target given, on the rule
+    that prices its forward."""
+    return _attaching("bytes", targets, name, registry)
+
+
+def weights_rule(*targets: type, name: str | None = None, registry: Registry | None = None):
+    """Register ``fn(module) -> list[Tensor]`` as the weights modules of the classes ``targets`` hold outside
+    ``nn.Parameter`` (packed quantized weights): counted as their parameters, read at their dtype by the byte model."""
+    return _attaching("weights", targets, name, registry)
+
+
+def module_weights(module: torch.nn.Module) -> list[torch.Tensor]:
+    """The module's own weights (not its children's): its parameters, and what its rule's weights formula adds."""
+    own = [p for p in module._parameters.values() if p is not None]
+    r = REGISTRY.for_module(module)
+    return own + list(r.weights(module)) if r is not None and r.weights is not None else own
 
 
 def _family_of(fn: Callable) -> str:
