@@ -24,6 +24,40 @@ DTYPES = {
     "long": torch.int64, "int64": torch.int64, "int": torch.int32, "int32": torch.int32, "bool": torch.bool,
 }
 
+class Parser(argparse.ArgumentParser):
+    """argparse whose refusals are the CLI's one ``fxflops: error:`` line (exit 2), not a usage block."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        if "expected one argument" in message:  # argparse reads "-1,3" as an option, not as a value
+            message += "; a value that starts with '-' takes '=', like --input=-1,3,224,224"
+        self.exit(2, f"fxflops: error: {message}. `{self.prog} --help` lists the options\n")
+
+
+def at_least(low: int):
+    """An argparse ``type``: an integer no smaller than ``low`` (a negative --top or --depth is a typo)."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"{value} is below {low}")
+        return value
+    return parse
+
+
+def needs(args: argparse.Namespace, base: str, *dependents: str) -> None:
+    """Refuse options given without the option they only work with (their default is None or False)."""
+    if getattr(args, base):
+        return
+    given = [d for d in dependents if getattr(args, d) not in (None, False)]
+    if given:
+        flags = ", ".join("--" + d.replace("_", "-") for d in given)
+        verb = "works" if len(given) == 1 else "work"
+        raise FxFlopsError(f"{flags} {verb} only with --{base.replace('_', '-')}, which is not given: add it, or "
+                           f"drop {flags}")
+
+
 EPILOG = """model specs:
   torchvision:resnet50            a torchvision model, built with weights=None
   timm:vit_small_patch16_224      a timm model, built with pretrained=False
@@ -61,8 +95,9 @@ def add_model_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--train", action="store_true",
                    help="the forward pass only, with the model in training mode (dropout, batch-norm batch "
                         "statistics); not the cost of a training step: that is --mode train")
-    p.add_argument("--capture", choices=("auto", "fx", "dynamo"), default="auto",
-                   help="graph capture: fx symbolic tracing, dynamo, or auto (fx, falling back to dynamo)")
+    p.add_argument("--capture", choices=("auto", "fx", "record", "dynamo"), default="auto",
+                   help="graph capture: fx symbolic tracing, record (one eager run on fake tensors), dynamo, or "
+                        "auto (fx, then record, then dynamo; docs/capture.md)")
     p.add_argument("--strict", action="store_true",
                    help="fail (exit 2) when an op has no FLOPs rule instead of counting it as 0 with a note")
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..errors import FxFlopsError
+from ..errors import FxFlopsError, writing
 from ..passes.roofline import main_dtype
 from ..units import human
 
@@ -105,6 +105,7 @@ def plot(est: "Roofline", path: str, level: str = "node", depth: int = 2, title:
                  fontsize=10)
     fig.tight_layout()
     out = Path(path)
-    fig.savefig(out)
+    with writing(out, "the chart"):
+        fig.savefig(out)
     plt.close(fig)
     return out

@@ -16,7 +16,7 @@ from itertools import product
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
-from ..errors import FxFlopsError
+from ..errors import FxFlopsError, writing
 from .compare import LABELS, METRICS
 from .export import markdown_table
 from .tables import grid
@@ -236,7 +236,8 @@ class Sweep:
             w.writerow([p[s] for s in self.symbols] + [getattr(r, f"total_{m}") for m in self.metrics])
         text = buf.getvalue()
         if path is not None:
-            Path(path).write_text(text)
+            with writing(path, "the CSV"):
+                Path(path).write_text(text)
         return text
 
     def chart(self, path: str | Path, metric: str = "flops", **options: Any) -> Path:

@@ -56,11 +56,10 @@ def top(report: "Report", k: int = 10) -> list[NodeRecord]:
     return sorted(ops, key=lambda n: -n.flops)[:k]
 
 
-def table_modules(report: "Report", depth: int | None = 2, bytes_too: bool = False) -> list[ModuleRow]:
-    """The rows of the module table (and of the CSV/Markdown exports): modules down to ``depth`` (root 0, None: all),
-    leaving out those below the root that hold neither parameters nor FLOPs (nor bytes, with ``bytes_too``)."""
-    return [m for m in report.modules.values() if (depth is None or m.depth <= depth)
-            and (not m.depth or m.params or m.flops or (bytes_too and m.bytes))]
+def table_modules(report: "Report", depth: int | None = 2) -> list[ModuleRow]:
+    """The rows of the module table (and of the CSV/Markdown exports): every module down to ``depth`` (root 0,
+    None: all), a free one (a Dropout in eval mode) too: a row left out would read as a module the count missed."""
+    return [m for m in report.modules.values() if depth is None or m.depth <= depth]
 
 
 def table(report: "Report", depth: int = 2, columns: list[str] | tuple[str, ...] | None = None,
@@ -74,7 +73,7 @@ def table(report: "Report", depth: int = 2, columns: list[str] | tuple[str, ...]
                            f"{', '.join(COLUMNS)}")
     est = report.roofline(device or report.default_device()) if _NEEDS_DEVICE & set(columns) else None
     rows = [("module", "type", *(COLUMNS[c] for c in columns))]
-    for m in table_modules(report, depth, bytes_too=tuple(columns) not in (DEFAULT_COLUMNS, TRAIN_COLUMNS)):
+    for m in table_modules(report, depth):
         name = ("  " * m.depth) + (m.path.rsplit(".", 1)[-1] if m.path else "model")
         rows.append((name, m.type, *(_cell(report, c, m, est) for c in columns)))
     return grid(rows, align_right=tuple(range(2, 2 + len(columns))))
