@@ -98,6 +98,7 @@ def add_model_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--capture", choices=("auto", "fx", "record", "dynamo"), default="auto",
                    help="graph capture: fx symbolic tracing, record (one eager run on fake tensors), dynamo, or "
                         "auto (fx, then record, then dynamo; docs/capture.md)")
+    p.add_argument("--verbose", action="store_true", help="errors in full (each capture path's reason), not one line")
     p.add_argument("--strict", action="store_true",
                    help="fail (exit 2) when an op has no FLOPs rule instead of counting it as 0 with a note")
 
@@ -309,10 +310,22 @@ def analyse(model: torch.nn.Module, example: Any, args: argparse.Namespace, stri
 
     with warnings.catch_warnings():  # the library's warning gives Python advice; tell_shortfall gives the CLI's
         warnings.simplefilter("ignore", UncountedOpWarning)
-        return trace_flops(model, example, ignore=args.ignore, capture=args.capture,
-                           strict=bool(args.strict) if strict is None else strict,
-                           measure=getattr(args, "measure", False), repeats=getattr(args, "repeats", 5),
-                           mode=getattr(args, "mode", "infer"), bytes=getattr(args, "bytes", "eager"))
+        report = trace_flops(model, example, ignore=args.ignore, capture=args.capture,
+                             strict=bool(args.strict) if strict is None else strict,
+                             measure=getattr(args, "measure", False), repeats=getattr(args, "repeats", None) or 5,
+                             mode=getattr(args, "mode", "infer"), bytes=getattr(args, "bytes", "eager"))
+    tell_unused_ignores(report, args.ignore)
+    return report
+
+
+def tell_unused_ignores(report: Any, ignore: Sequence[str]) -> None:
+    """An --ignore entry that names nothing in the graph is a typo until shown otherwise: a warning with the
+    closest names, since the count it meant to change did not change."""
+    names = {str(v) for n in report.nodes for v in (n.op, n.target, n.module_type) if v}
+    for entry in ignore:
+        if entry not in names:
+            print(f"fxflops: warning: --ignore {entry} matched nothing in the graph{_close(entry, sorted(names))}; "
+                  "`fxflops audit MODEL` lists the op names", file=sys.stderr)
 
 
 def wrote(what: str, path: Any) -> None:

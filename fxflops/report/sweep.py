@@ -156,9 +156,12 @@ def fit(metric: str, symbols: Sequence[str], points: Sequence[Point], values: Se
         if all(_evaluate(terms, p) == table[p] for p in checked):
             return Formula(metric, symbols, terms, tuple(used), tuple(checked))
     shown = ", ".join(f"{s} ({len(ax)} values: degree ≤ {t})" for s, ax, t in zip(symbols, axes, top))
+    short = [f"{s} takes {len(ax)} values, so one more value of {s} allows degree {t + 1}"
+             for s, ax, t in zip(symbols, axes, top) if t < max_degree]
+    more = ("; a formula of degree d needs d + 2 values of a symbol (d + 1 to solve it, one to check it): "
+            + "; ".join(short)) if short else "; the table is the answer"
     return Formula(metric, symbols, None, (), tuple(table),
-                   f"no polynomial fits the {len(table)} points exactly (tried every degree up to {shown}); "
-                   "the table is the answer")
+                   f"no polynomial fits the {len(table)} points exactly (tried every degree up to {shown}){more}")
 
 
 def _power(point: Point, exps: Exponents) -> int:
