@@ -40,6 +40,10 @@ class RenderError(FxFlopsError):
     """A graph, chart or exported file could not be drawn or written (no Graphviz, an unwritable path)."""
 
 
+class TrainModeWarning(UserWarning):
+    """An inference count of a model left in training mode (dropout, batch-norm batch statistics)."""
+
+
 class UncountedOpWarning(UserWarning):
     """Some ops have no rule and were counted as 0 (or were priced only in part); the CLI shows it as a note."""
 

@@ -16,7 +16,7 @@ from typing import Any, Sequence
 import torch
 
 from .. import __version__
-from ..errors import FxFlopsError, UncountedOpWarning, first_line, user_frame
+from ..errors import FxFlopsError, TrainModeWarning, UncountedOpWarning, first_line, user_frame
 
 DTYPES = {
     "float": torch.float32, "float32": torch.float32, "float16": torch.float16, "half": torch.float16,
@@ -310,6 +310,7 @@ def analyse(model: torch.nn.Module, example: Any, args: argparse.Namespace, stri
 
     with warnings.catch_warnings():  # the library's warning gives Python advice; tell_shortfall gives the CLI's
         warnings.simplefilter("ignore", UncountedOpWarning)
+        warnings.simplefilter("ignore", TrainModeWarning)  # --train asks for it; the CLI sets eval otherwise
         report = trace_flops(model, example, ignore=args.ignore, capture=args.capture,
                              strict=bool(args.strict) if strict is None else strict,
                              measure=getattr(args, "measure", False), repeats=getattr(args, "repeats", None) or 5,
