@@ -202,7 +202,11 @@ def test_claims_are_read_from_comments_only() -> None:
     run(Snippet(Path("x.md"), 1, "print(4089184256)  # 4,089,184,256\n", None), ns)
 
 
-@pytest.mark.parametrize("page", PAGES, ids=lambda p: p.name)
+HEAVY = {"llm.md", "roofline.md"}  # a Llama-7B serving estimate, measured MobileNetV3 nodes: 20-40 s each
+
+
+@pytest.mark.parametrize("page", [pytest.param(p, marks=pytest.mark.slow) if p.name in HEAVY else p for p in PAGES],
+                         ids=lambda p: p.name)
 def test_page_snippets_run_and_say_what_they_print(page: Path, tmp_path: Path, monkeypatch) -> None:
     blocks = [s for s in ALL if s.page == page]
     if not blocks:
