@@ -27,7 +27,7 @@ from fxflops.errors import FxFlopsError
 ROOT = Path(__file__).resolve().parents[1]
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 FENCE = re.compile(r"^```python\n(.*?)^```", re.S | re.M)
-SKIP = re.compile(r"<!-- snippet: skip \((.+?)\) -->\s*$")
+SKIP = re.compile(r"<!-- snippet: skip \((.+?)\) -->\s*$", re.M)
 NUMBER = re.compile(r"(?<![\w.])-?\d{1,3}(?:,\d{3})+(?!\d)|(?<![\w.,])-?\d{4,}(?!\d|,\d)")
 
 # the prose's names, per page: what a reader has at hand when the page says "model", "x" or "batch"
@@ -65,11 +65,15 @@ with torch.device("meta"):
 def example(name: str) -> str:
     """Code that runs examples/NAME.py quietly as module ``NAME`` (the model a page's prose is about)."""
     return f"""
-import importlib.util, contextlib, io
+import importlib.util, contextlib, io, sys
 spec = importlib.util.spec_from_file_location("{name}", "{ROOT}/examples/{name}.py")
 {name} = importlib.util.module_from_spec(spec)
-with contextlib.redirect_stdout(io.StringIO()):
-    spec.loader.exec_module({name})
+argv, sys.argv = sys.argv, ["{name}.py", "{name}.svg"]  # not pytest's arguments: an example may read its own
+try:
+    with contextlib.redirect_stdout(io.StringIO()):
+        spec.loader.exec_module({name})
+finally:
+    sys.argv = argv
 """
 
 
@@ -86,7 +90,7 @@ SETUP = {
     "api.md#except ShapeError": example("simple_cnn_graph") + "model = simple_cnn_graph.model\n",  # takes only 3x10x10
     "extending.md": COMMON + ATTENTION + """
 x = torch.randn(2, 16, 32)
-model = nn.Sequential(MyAttentionLayer(), nn.ReLU(), nn.Dropout(), nn.GELU())
+model = nn.Sequential(MyAttentionLayer(), nn.ReLU(), nn.Dropout(), nn.GELU()).eval()
 layer = nn.Linear(32, 32)
 def my_rule(call):
     return fxflops.contraction(call.args[0].numel() // call.args[0].shape[-1] * 32 * 32)
