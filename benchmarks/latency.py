@@ -170,8 +170,8 @@ def llm_phases(device: str = "a100") -> str:
     ids = torch.zeros(1, 2048, dtype=torch.long, device="meta")
     prefill = trace_flops(model, {"input_ids": ids})
     with torch.no_grad():
-        cache = model(input_ids=ids, use_cache=True).past_key_values
-    decode = trace_flops(model, {"input_ids": ids[:, :1], "past_key_values": cache})
+        cache = model(input_ids=ids, use_cache=True).cache
+    decode = trace_flops(model, {"input_ids": ids[:, :1], "cache": cache})
     rows = [("phase", "FLOPs", "bytes", "FLOP/B", f"est. time ({device})", "memory-bound share", "tokens/s")]
     for name, r, tokens in (("prefill, 2048 tokens", prefill, 2048), ("decode, 1 token, 2048 cached", decode, 1)):
         est = r.roofline(device)

@@ -22,7 +22,7 @@ from .capture.fx import capture_fx
 from .capture.fx_cache import FxCache, cached_capture_fx
 from .capture.record import capture_record
 from .captured import Captured
-from .errors import CaptureError, ShapeError, UncountedOpError, UncountedOpWarning, warn_user
+from .errors import CaptureError, ShapeError, TrainModeWarning, UncountedOpError, UncountedOpWarning, warn_user
 from .measure import measure as measure_report
 from .passes.backward import checkpoint_note
 from .passes.costs import Counting
@@ -83,7 +83,16 @@ def trace_flops(
     options = TraceOptions(custom_rules=custom_rules, ignore=tuple(ignore), leaf_modules=tuple(leaf_modules),
                            concrete_args=concrete_args, capture=capture, strict=strict, registry=registry,
                            measure=measure, repeats=repeats, mode=mode, bytes=bytes)
+    if mode == "infer" and isinstance(model, torch.nn.Module) and model.training and any(
+            isinstance(m, _TRAIN_ONLY) for m in model.modules()):  # most who forget .eval() meant inference
+        warn_user(f"{type(model).__name__} is in training mode (dropout and batch-norm batch statistics are counted); "
+                  "call model.eval() first for the inference cost, or pass mode='train' for a training step",
+                  TrainModeWarning)
     return analyse(model, example, options)
+
+
+# modules whose forward differs in training mode, and so whose count does
+_TRAIN_ONLY = (torch.nn.modules.dropout._DropoutNd, torch.nn.modules.batchnorm._BatchNorm)
 
 
 def analyse(model: torch.nn.Module, example: Example, options: TraceOptions, fx_cache: FxCache | None = None) -> Report:

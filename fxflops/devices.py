@@ -7,6 +7,7 @@ version and the number of threads. A :class:`Device` of your own takes plain num
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -219,41 +220,66 @@ def _cpu_model() -> str:
     return platform.processor()
 
 
-def _best_rate(work: float, fn, seconds: float) -> float:
-    """``work`` per second of ``fn``, from the fastest of several runs over about ``seconds``."""
+def _rates(work: float, fn, seconds: float, rounds: int = 5) -> list[float]:
+    """``work`` per second of ``fn`` in each of ``rounds`` rounds, each round the fastest of its runs (two at
+    least) in its share of ``seconds``: the best round is the machine's rate, the spread how steady it was."""
     fn()  # warm-up: first-touch page faults and thread-pool start
-    times = []
-    end = time.perf_counter() + seconds
-    while time.perf_counter() < end or len(times) < 3:
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return work / min(times)
+    rates = []
+    for _ in range(rounds):
+        end, best, runs = time.perf_counter() + seconds / rounds, float("inf"), 0
+        while runs < 2 or time.perf_counter() < end:
+            t0 = time.perf_counter()
+            fn()
+            best, runs = min(best, time.perf_counter() - t0), runs + 1
+        rates.append(work / best)
+    return rates
+
+
+def _last_cache_bytes() -> int:
+    """The largest CPU cache Linux reports (0 elsewhere): the copy must be larger, or it measures the cache."""
+    sizes = []
+    for f in Path("/sys/devices/system/cpu/cpu0/cache").glob("index*/size"):
+        text = f.read_text().strip().upper()
+        with contextlib.suppress(ValueError):
+            sizes.append(int(text[:-1]) * {"K": 2**10, "M": 2**20}[text[-1]] if text[-1] in "KM" else int(text))
+    return max(sizes, default=0)
 
 
 def calibrate_cpu(refresh: bool = False, seconds: float = 0.8) -> Device:
-    """The ``"cpu"`` device: float32 GEMM FLOP/s and streaming-copy bytes/s measured here, cached per machine."""
+    """The ``"cpu"`` device: float32 GEMM FLOP/s and streaming-copy bytes/s measured here, cached per machine.
+
+    Each figure is the best of five rounds (a busy machine only ever slows a run down); the copy is four times
+    the last-level cache (64 MiB at least), so it measures memory, not cache. The source says the spread of
+    the rounds, when they ran, and where the cached value lives; ``refresh=True`` (``fxflops devices
+    --recalibrate``) measures again."""
     path = cache_dir() / f"cpu-{_machine_key()}.json"
     if not refresh and path.exists():
         try:
             d = json.loads(path.read_text())
-            return Device(d["peak_flops"], d["bandwidth"], name="cpu", source=d["source"])
+            return Device(d["peak_flops"], d["bandwidth"], name="cpu",
+                          source=f"{d['source']}; read from the cache {path} (`fxflops devices --recalibrate` "
+                                 "measures again)")
         except (ValueError, KeyError, FxFlopsError):
-            pass  # a damaged cache is measured again
+            pass  # a damaged cache (or one from an older fxflops) is measured again
     n = 1024
     a, b = torch.randn(n, n), torch.randn(n, n)
     out = torch.empty(n, n)
+    copy_bytes = max(64 * 2**20, 4 * _last_cache_bytes())
     with torch.no_grad():
-        flops = _best_rate(2 * n**3, lambda: torch.mm(a, b, out=out), seconds)
-        src = torch.empty(32 * 2**20 // 4)  # 32 MiB each way: larger than the last-level cache of most CPUs
+        flops = _rates(2 * n**3, lambda: torch.mm(a, b, out=out), seconds)
+        src = torch.empty(copy_bytes // 4)
         dst = torch.empty_like(src)
-        bandwidth = _best_rate(2 * src.numel() * 4, lambda: dst.copy_(src), seconds)
-    source = (f"measured on this machine ({_cpu_model()}, {torch.get_num_threads()} thread(s)): "
-              f"{n}x{n} float32 GEMM, 32 MiB copy; cached in {path}")
-    dev = Device(flops, bandwidth, name="cpu", source=source)
+        bandwidth = _rates(2 * copy_bytes, lambda: dst.copy_(src), seconds)
+    when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    steady = "" if max(bandwidth) < 1.5 * min(bandwidth) else " (a wide spread: the machine was busy; the best is kept)"
+    source = (f"measured on this machine ({_cpu_model()}, {torch.get_num_threads()} thread(s)) on {when}, best of "
+              f"{len(flops)} rounds: {n}x{n} float32 GEMM {min(flops) / 1e9:.3g}-{max(flops) / 1e9:.3g} GFLOP/s, "
+              f"{copy_bytes // 2**20} MiB copy {min(bandwidth) / 1e9:.3g}-{max(bandwidth) / 1e9:.3g} GB/s{steady}")
+    dev = Device(max(flops), max(bandwidth), name="cpu", source=source)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps({"peak_flops": flops, "bandwidth": bandwidth, "source": source,
+        path.write_text(json.dumps({"peak_flops": max(flops), "bandwidth": max(bandwidth), "source": source,
+                                    "flops_rounds": flops, "bandwidth_rounds": bandwidth, "copy_bytes": copy_bytes,
                                     "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}))
     except OSError:
         pass  # a read-only home: measured again next time

@@ -1,12 +1,14 @@
 """Errors fxflops raises: each says what went wrong in the user's terms and what to do about it."""
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import sys
 import traceback
 import warnings
 from types import TracebackType
+from typing import Iterator
 
 import torch
 
@@ -35,7 +37,11 @@ class UncountedOpError(FxFlopsError):
 
 
 class RenderError(FxFlopsError):
-    """The annotated graph could not be drawn or written (no Graphviz, an unwritable path)."""
+    """A graph, chart or exported file could not be drawn or written (no Graphviz, an unwritable path)."""
+
+
+class TrainModeWarning(UserWarning):
+    """An inference count of a model left in training mode (dropout, batch-norm batch statistics)."""
 
 
 class UncountedOpWarning(UserWarning):
@@ -84,3 +90,14 @@ def warn_user(message: str, category: type[Warning] = UserWarning) -> None:
             break
         frame, level = frame.f_back, level + 1
     warnings.warn(message, category, stacklevel=level)
+
+
+@contextlib.contextmanager
+def writing(path: object, what: str = "the file") -> Iterator[None]:
+    """Around a write to ``path``: an OS failure (no such directory, no permission) becomes one
+    :class:`RenderError` naming the path, the same from every writer (CSV, charts, the graph)."""
+    try:
+        yield
+    except OSError as exc:
+        raise RenderError(f"cannot write {what} to {str(path)!r}: {exc.strerror or exc}. What to do: choose a path "
+                          "in a directory that exists and that you can write to") from None

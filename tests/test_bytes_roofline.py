@@ -127,7 +127,13 @@ def test_cpu_calibration_is_cached(tmp_path, monkeypatch):
     first = fxflops.devices.calibrate_cpu(seconds=0.05)
     assert first.peak() > 1e8 and first.bandwidth > 1e8  # any CPU of this century
     assert len(list(tmp_path.glob("cpu-*.json"))) == 1
-    assert fxflops.get_device("cpu") == first  # read back from the cache, not measured again
+    assert "best of 5 rounds" in first.source and "MiB copy" in first.source  # the spread is said, with the date
+    again = fxflops.get_device("cpu")  # read back from the cache, not measured again, and saying so
+    assert (again.peak(), again.bandwidth) == (first.peak(), first.bandwidth)
+    assert again.source.startswith(first.source) and "read from the cache" in again.source
+    assert "--recalibrate" in again.source
+    fresh = fxflops.devices.calibrate_cpu(refresh=True, seconds=0.05)
+    assert "read from the cache" not in fresh.source
 
 
 def test_table_columns():

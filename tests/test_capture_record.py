@@ -11,7 +11,7 @@ import torchvision
 import transformers as T
 from torch.utils.flop_counter import FlopCounterMode
 
-from fxflops import CaptureError, UncountedOpError, trace_flops
+from fxflops import CaptureError, ShapeError, UncountedOpError, trace_flops
 
 
 def fcm_macs(model, *args, **kwargs) -> int:
@@ -184,10 +184,20 @@ def test_a_user_kv_cache_is_not_appended_to():
 def test_a_model_that_cannot_run_says_so():
     class Broken(nn.Module):
         def forward(self, x):
-            return x @ torch.ones(3, 3)
+            raise NotImplementedError("this layer is not written yet")
 
     with pytest.raises(CaptureError, match="could not record Broken"):
         trace_flops(Broken(), torch.randn(2, 5), capture="record")
+
+
+def test_a_size_the_model_refuses_is_a_shape_error():
+    class Square(nn.Module):
+        def forward(self, x):
+            return x @ torch.ones(3, 3)
+
+    with pytest.raises(ShapeError, match=r"does not fit the model: Square on the real example raised RuntimeError: "
+                                         r"mat1 and mat2 shapes cannot be multiplied \(2x5 and 3x3\)"):
+        trace_flops(Square(), torch.randn(2, 5), capture="record")
 
 
 def test_timm_same_padding_layers_are_priced_by_rule():

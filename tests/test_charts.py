@@ -59,3 +59,20 @@ def test_charts_without_matplotlib_say_how_to_install(monkeypatch, tmp_path) -> 
     r = trace_flops(Net(), torch.randn(4, 16))
     with pytest.raises(FxFlopsError, match=r'pip install "fxflops\[plot\]"'):
         r.chart(tmp_path / "net.png")
+
+
+def test_roofline_chart_warns_of_measured_points_above_the_roof(tmp_path, monkeypatch) -> None:
+    pytest.importorskip("matplotlib")
+    import matplotlib.axes
+
+    from fxflops import Device
+
+    r = trace_flops(nn.Sequential(nn.Linear(64, 64), nn.ReLU()).eval(), torch.randn(8, 64), measure=True, repeats=1)
+    said: list[str] = []
+    text = matplotlib.axes.Axes.text
+    monkeypatch.setattr(matplotlib.axes.Axes, "text", lambda ax, x, y, s, *a, **k: said.append(s) or text(ax, x, y, s, *a, **k))
+    r.roofline(Device(peak_flops=1e3, bandwidth=1e3, name="abacus")).plot(str(tmp_path / "low.png"))  # any run beats it
+    assert any(s.startswith("warning: 2 measured point(s) above the roof") for s in said), said
+    said.clear()
+    r.roofline(Device(peak_flops=1e18, bandwidth=1e18, name="oracle")).plot(str(tmp_path / "high.png"))
+    assert said and not any(s.startswith("warning") for s in said), said

@@ -228,3 +228,98 @@ def test_module_spec_found_in_the_working_directory(capsys, monkeypatch, mynet: 
     monkeypatch.delitem(sys.modules, "mynet", raising=False)
     res = in_process(capsys, "mynet:Small", "--input", "1,3,6,6")
     assert res.returncode == 0 and res.stdout.startswith("Small: "), res.stderr
+
+
+# issue #21: the last tracebacks and silent no-ops; each row one error line, exit 2 (fresh interpreter for the
+# writers and the capture path, in-process for argparse's refusals, which never get as far as building a model)
+@slow
+@pytest.mark.parametrize("argv, says", [
+    (("torchvision:resnet18", "--input", "1,3,32,32", "--csv", "/nonexistent/x.csv"), "cannot write the CSV to '/nonexistent/x.csv'"),
+    (("torchvision:resnet18", "--input", "1,3,32,32", "--chart", "/nonexistent/x.png"), "cannot write the chart to '/nonexistent/x.png'"),
+    (("compare", "torchvision:resnet18", "--input", "1,3,32,32", "--input", "1,3,64,64", "--csv", "/nonexistent/c.csv"),
+     "cannot write the CSV to '/nonexistent/c.csv'"),
+    (("sweep", "torchvision:resnet18", "--input", "1,3,S,S", "--vary", "S=32,64,96", "--csv", "/nonexistent/s.csv"),
+     "cannot write the CSV to '/nonexistent/s.csv'"),
+])
+def test_unwritable_outputs_name_the_path(argv, says: str) -> None:
+    one_error(fxflops_cli(*argv), says)
+
+
+@pytest.mark.parametrize("argv, says", [
+    (("--measure", "--repeats", "0"), "argument --repeats: 0 is below 1"),
+    (("--optimizer", "lion"), "invalid choice: 'lion' (choose from 'adam', 'adamw', 'sgd', 'none')"),
+    (("--depth", "abc"), "argument --depth: 'abc' is not an integer"),
+    (("--input", "-1,3,224,224"), "takes '=', like --input=-1,3,224,224"),
+    (("--depth", "-1"), "argument --depth: -1 is below 0"),
+    (("--top", "-3"), "argument --top: -3 is below 0"),
+    (("--max-nodes", "-5"), "argument --max-nodes: -5 is below 0"),
+    (("--roofline", ""), "unknown device ''"),
+    (("--color", "time"), "--color works only with --svg"),
+    (("--roll", "--columns", "2"), "--roll, --columns work only with --svg"),
+    (("--repeats", "3"), "--repeats works only with --measure"),
+])
+def test_refusals_are_one_line(capsys, argv, says: str) -> None:
+    res = in_process(capsys, "torchvision:resnet18", *argv)
+    one_error(res, says)
+    assert len(res.stderr.strip().splitlines()) == 1 and res.stdout == "", res.stderr
+
+
+def test_capture_record_is_a_choice(capsys) -> None:
+    res = in_process(capsys, "torchvision:resnet18", "--input", "1,3,32,32", "--capture", "record", "--depth", "0")
+    assert res.returncode == 0 and res.stdout.startswith("ResNet: "), res.stderr
+
+
+BERT = """
+import transformers
+
+def build():
+    return transformers.BertModel(transformers.BertConfig(num_hidden_layers=2, hidden_size=64, num_attention_heads=2,
+                                                          intermediate_size=128, max_position_embeddings=512))
+"""
+
+
+@slow
+def test_too_long_sequence_is_a_shape_error_without_torch_logs(tmp_path: Path) -> None:
+    lm = tmp_path / "lm.py"
+    lm.write_text(textwrap.dedent(BERT))
+    res = fxflops_cli(f"{lm}:build", "--input", "input_ids=1,600:long", "--meta")
+    one_error(res, "the example input does not fit the model (600 > 512 positions)", "What to do:")
+    assert len(res.stderr.strip().splitlines()) == 1, res.stderr  # no fake-tensor log, no capture-path list
+
+
+def test_shape_error_is_one_line_and_verbose_keeps_it_whole(capsys, mynet: Path) -> None:
+    res = in_process(capsys, f"{mynet}:Small", "--input", "1,3,28,28")
+    line = one_error(res, "mat1 and mat2 shapes cannot be multiplied", "What to do: check the example's shape")
+    assert res.stderr.strip() == line
+    res = in_process(capsys, f"{mynet}:Small", "--input", "1,3,28,28", "--verbose")
+    assert res.returncode == 2 and len(res.stderr.strip().splitlines()) == 2
+
+
+def test_capture_error_hides_each_paths_reason_behind_verbose() -> None:
+    from fxflops.cli import one_line
+
+    text = "could not capture M with any path.\n  fx: a\n  record: b\n  dynamo: c\nWhat to do: see the reasons above."
+    assert one_line(text, verbose=False) == "could not capture M with any path. (--verbose shows 4 more line(s))"
+    assert one_line(text, verbose=True) == text
+
+
+def test_unused_ignore_warns_with_the_closest_name(capsys) -> None:
+    res = in_process(capsys, "torchvision:resnet18", "--input", "1,3,32,32", "--depth", "0", "--ignore", "rleu",
+                     "--ignore", "relu")
+    assert res.returncode == 0
+    assert res.stderr.strip().splitlines() == ["fxflops: warning: --ignore rleu matched nothing in the graph (did you "
+                                               "mean relu?); `fxflops audit MODEL` lists the op names"]
+
+
+def test_depth_lists_every_module_down_to_it(capsys, tmp_path: Path) -> None:
+    out = tmp_path / "a.csv"
+    res = in_process(capsys, "torchvision:alexnet", "--input", "1,3,64,64", "--depth", "99", "--csv", str(out))
+    rows = [line.split(",")[0] for line in out.read_text().splitlines()[1:]]
+    assert res.returncode == 0 and "classifier.2" in rows and "classifier.0" in rows  # Dropout, free in eval
+
+
+def test_sweep_with_too_few_values_says_how_many_to_add(capsys) -> None:
+    res = in_process(capsys, "sweep", "torchvision:resnet18", "--input", "1,3,S,S", "--vary", "S=32,64,96")
+    assert res.returncode == 0, res.stderr
+    assert "a formula of degree d needs d + 2 values of a symbol" in res.stdout
+    assert "S takes 3 values, so one more value of S allows degree 2" in res.stdout

@@ -40,7 +40,8 @@ def test_csv_modules_round_trip_exact(tmp_path) -> None:
     assert path.read_text() == text
     rows = list(csv.DictReader(io.StringIO(text)))
     by = {row["module"]: row for row in rows}
-    assert list(by) == ["", "0", "1", "3"]  # Flatten holds neither params nor FLOPs: left out, as in the table
+    assert list(by) == ["", "0", "1", "2", "3"]  # every module down to the depth, as in the table: Flatten too
+    assert int(by["2"]["flops"]) == 0 and int(by["2"]["params"]) == 0
     assert int(by["0"]["macs"]) == CONV and int(by["0"]["flops"]) == 2 * CONV
     assert int(by["1"]["flops"]) == 8 * 8 * 8 and int(by["1"]["params"]) == 0  # ReLU: 1 per element
     assert int(by["3"]["macs"]) == FC and int(by["3"]["params"]) == FC + 10

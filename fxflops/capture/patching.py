@@ -76,16 +76,19 @@ def kept_state(root: torch.nn.Module | None) -> Iterator[None]:
 def quiet() -> Iterator[None]:
     """Dynamo logs every graph break as a warning and torch's meta kernels warn about their own internals;
     the report's notes say what matters (how many graphs, why meta failed), so both are muted here."""
-    log = logging.getLogger("torch._dynamo")
-    level = log.level
-    log.setLevel(logging.ERROR)
+    # fake_tensor logs a whole traceback for a meta kernel that refuses a shape: the capture error says it in a line
+    logs = {name: logging.getLogger(name) for name in ("torch._dynamo", "torch._subclasses.fake_tensor")}
+    levels = {name: log.level for name, log in logs.items()}
+    logs["torch._dynamo"].setLevel(logging.ERROR)
+    logs["torch._subclasses.fake_tensor"].setLevel(logging.CRITICAL)
     try:
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", category=FutureWarning, module=r"torch")
             warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"torch")
             yield
     finally:
-        log.setLevel(level)
+        for name, log in logs.items():
+            log.setLevel(levels[name])
 
 
 def private_copy(args: tuple, kwargs: dict, mode: str, root: torch.nn.Module | None) -> tuple[tuple, dict]:

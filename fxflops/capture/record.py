@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import operator
+import re
 from typing import Any, Callable, Iterator
 
 import torch
@@ -32,7 +33,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.flop_counter import flop_registry
 
 from ..captured import Captured
-from ..errors import CaptureError, first_line, user_frame
+from ..errors import CaptureError, ShapeError, first_line, user_frame
 from ..quick_shapes import quick_call, quick_output
 from ..paths import within
 from ..tensors import META, has_tensor, tensors_in
@@ -57,7 +58,7 @@ def capture_record(model: torch.nn.Module, args: tuple, kwargs: dict,
         try:
             return _record(model, args, kwargs, is_leaf, "real", grad)
         except Exception as real_exc:  # noqa: BLE001
-            raise CaptureError(_advice(model, real_exc, "on the real example")) from real_exc
+            raise _refusal(model, real_exc, "on the real example", (args, kwargs)) from real_exc
     try:
         return _record(model, args, kwargs, is_leaf, "meta", grad)
     except Exception as meta_exc:  # noqa: BLE001 - any failure on meta is retried as compiled, on real data, or reported
@@ -73,14 +74,33 @@ def capture_record(model: torch.nn.Module, args: tuple, kwargs: dict,
         except Exception:  # noqa: BLE001 - the first failure is the one worth reporting
             pass
         if not real:
-            raise CaptureError(_advice(model, meta_exc, "on meta tensors")) from meta_exc
+            raise _refusal(model, meta_exc, "on meta tensors", (args, kwargs)) from meta_exc
     try:
         cap = _record(model, args, kwargs, is_leaf, "real", grad)
     except Exception as real_exc:  # noqa: BLE001
-        raise CaptureError(_advice(model, real_exc, "on the real example")) from real_exc
+        raise _refusal(model, real_exc, "on the real example", (args, kwargs)) from real_exc
     cap.notes.append(f"meta tensors failed ({meta_reason}); recorded a real run on the example, so data-dependent "
                      "control flow counts the branch this example took")
     return cap
+
+
+# torch's words for a tensor that does not fit an op's sizes; any other eager failure stays a capture error
+_SHAPE_WORDS = re.compile(r"expanded size|must match the (existing )?size|shapes cannot be multiplied|size mismatch|"
+                          r"index out of range|out of bounds for dimension|sizes of tensors must match", re.I)
+
+
+def _refusal(model: torch.nn.Module, exc: BaseException, where: str, example: Any) -> CaptureError | ShapeError:
+    """The model's own eager call failed: a size torch refuses is the example not fitting the model (no other
+    capture path would help, and the user should hear that first); anything else is a capture failure."""
+    if not _SHAPE_WORDS.search(str(exc)):
+        return CaptureError(_advice(model, exc, where))
+    at = user_frame(exc.__traceback__)
+    limit = getattr(getattr(model, "config", None), "max_position_embeddings", None)
+    longest = max((t.shape[-1] for t in tensors_in(example) if t.dim() and not t.is_floating_point()), default=0)
+    past = f" ({longest} > {limit} positions)" if isinstance(limit, int) and longest > limit else ""
+    return ShapeError(f"the example input does not fit the model{past}: {type(model).__name__} {where} raised "
+                      f"{first_line(exc)}" + (f" ({at})" if at else "") + ".\nWhat to do: check the example's "
+                      "shape, dtype and batch dimension against what the model's forward accepts", located=bool(at))
 
 
 def _advice(model: torch.nn.Module, exc: BaseException, where: str) -> str:

@@ -24,8 +24,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return command.run(args)
     except FxFlopsError as exc:
-        print(f"fxflops: error: {exc}", file=sys.stderr)
+        print(f"fxflops: error: {one_line(str(exc), getattr(args, 'verbose', False))}", file=sys.stderr)
         return 2
     except BrokenPipeError:  # output piped into head & co.
         sys.stderr.close()
         return 0
+
+
+def one_line(message: str, verbose: bool) -> str:
+    """An error's first line and its "What to do", the lines between (each capture path's reason) behind
+    --verbose: a terminal shows one line, a bug report wants all of them."""
+    lines = [line for line in message.strip().splitlines() if line.strip()]
+    if verbose or len(lines) == 1:
+        return "\n".join(lines)
+    todo = [line for line in lines[1:] if line.startswith("What to do") and "above" not in line]
+    hidden = len(lines) - 1 - len(todo)
+    return " ".join([lines[0], *todo] + ([f"(--verbose shows {hidden} more line(s))"] if hidden else []))

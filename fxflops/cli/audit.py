@@ -5,10 +5,10 @@ import argparse
 import json
 
 from ..errors import FxFlopsError
-from .common import EPILOG, add_model_options, count, tell_shortfall
+from .common import EPILOG, Parser, add_model_options, count, tell_shortfall
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = Parser(
         prog="fxflops audit",
         description="Coverage audit: every call target of a model's graph with its rule and status\n"
                     "(counted/free/ignored/uncounted) and the FLOPs forward hooks cannot see.\n"

@@ -10,7 +10,7 @@ from typing import Any, Iterable, Mapping
 
 from ..errors import FxFlopsError
 from ..units import human
-from .common import EPILOG, add_model_options, count, tell_shortfall
+from .common import EPILOG, Parser, add_model_options, count, tell_shortfall
 
 METRICS = ("flops", "macs", "params", "bytes")
 SUFFIX = {"": 1, "K": 10**3, "M": 10**6, "G": 10**9, "T": 10**12, "P": 10**15}
@@ -28,7 +28,7 @@ exit status: 0 within every budget, 1 a budget exceeded or the baseline outgrown
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = Parser(
         prog="fxflops check",
         description="Fail (exit 1) when a model's FLOPs, MACs, parameters or bytes exceed a budget, or grew past a "
                     "saved --json report by more than --tolerance; one line per finding, naming the value, the "

@@ -16,13 +16,47 @@ from typing import Any, Sequence
 import torch
 
 from .. import __version__
-from ..errors import FxFlopsError, UncountedOpWarning, first_line, user_frame
+from ..errors import FxFlopsError, TrainModeWarning, UncountedOpWarning, first_line, user_frame
 
 DTYPES = {
     "float": torch.float32, "float32": torch.float32, "float16": torch.float16, "half": torch.float16,
     "bfloat16": torch.bfloat16, "float64": torch.float64, "double": torch.float64,
     "long": torch.int64, "int64": torch.int64, "int": torch.int32, "int32": torch.int32, "bool": torch.bool,
 }
+
+class Parser(argparse.ArgumentParser):
+    """argparse whose refusals are the CLI's one ``fxflops: error:`` line (exit 2), not a usage block."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        if "expected one argument" in message:  # argparse reads "-1,3" as an option, not as a value
+            message += "; a value that starts with '-' takes '=', like --input=-1,3,224,224"
+        self.exit(2, f"fxflops: error: {message}. `{self.prog} --help` lists the options\n")
+
+
+def at_least(low: int):
+    """An argparse ``type``: an integer no smaller than ``low`` (a negative --top or --depth is a typo)."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"{value} is below {low}")
+        return value
+    return parse
+
+
+def needs(args: argparse.Namespace, base: str, *dependents: str) -> None:
+    """Refuse options given without the option they only work with (their default is None or False)."""
+    if getattr(args, base):
+        return
+    given = [d for d in dependents if getattr(args, d) not in (None, False)]
+    if given:
+        flags = ", ".join("--" + d.replace("_", "-") for d in given)
+        verb = "works" if len(given) == 1 else "work"
+        raise FxFlopsError(f"{flags} {verb} only with --{base.replace('_', '-')}, which is not given: add it, or "
+                           f"drop {flags}")
+
 
 EPILOG = """model specs:
   torchvision:resnet50            a torchvision model, built with weights=None
@@ -61,8 +95,10 @@ def add_model_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--train", action="store_true",
                    help="the forward pass only, with the model in training mode (dropout, batch-norm batch "
                         "statistics); not the cost of a training step: that is --mode train")
-    p.add_argument("--capture", choices=("auto", "fx", "dynamo"), default="auto",
-                   help="graph capture: fx symbolic tracing, dynamo, or auto (fx, falling back to dynamo)")
+    p.add_argument("--capture", choices=("auto", "fx", "record", "dynamo"), default="auto",
+                   help="graph capture: fx symbolic tracing, record (one eager run on fake tensors), dynamo, or "
+                        "auto (fx, then record, then dynamo; docs/capture.md)")
+    p.add_argument("--verbose", action="store_true", help="errors in full (each capture path's reason), not one line")
     p.add_argument("--strict", action="store_true",
                    help="fail (exit 2) when an op has no FLOPs rule instead of counting it as 0 with a note")
 
@@ -274,10 +310,23 @@ def analyse(model: torch.nn.Module, example: Any, args: argparse.Namespace, stri
 
     with warnings.catch_warnings():  # the library's warning gives Python advice; tell_shortfall gives the CLI's
         warnings.simplefilter("ignore", UncountedOpWarning)
-        return trace_flops(model, example, ignore=args.ignore, capture=args.capture,
-                           strict=bool(args.strict) if strict is None else strict,
-                           measure=getattr(args, "measure", False), repeats=getattr(args, "repeats", 5),
-                           mode=getattr(args, "mode", "infer"), bytes=getattr(args, "bytes", "eager"))
+        warnings.simplefilter("ignore", TrainModeWarning)  # --train asks for it; the CLI sets eval otherwise
+        report = trace_flops(model, example, ignore=args.ignore, capture=args.capture,
+                             strict=bool(args.strict) if strict is None else strict,
+                             measure=getattr(args, "measure", False), repeats=getattr(args, "repeats", None) or 5,
+                             mode=getattr(args, "mode", "infer"), bytes=getattr(args, "bytes", "eager"))
+    tell_unused_ignores(report, args.ignore)
+    return report
+
+
+def tell_unused_ignores(report: Any, ignore: Sequence[str]) -> None:
+    """An --ignore entry that names nothing in the graph is a typo until shown otherwise: a warning with the
+    closest names, since the count it meant to change did not change."""
+    names = {str(v) for n in report.nodes for v in (n.op, n.target, n.module_type) if v}
+    for entry in ignore:
+        if entry not in names:
+            print(f"fxflops: warning: --ignore {entry} matched nothing in the graph{_close(entry, sorted(names))}; "
+                  "`fxflops audit MODEL` lists the op names", file=sys.stderr)
 
 
 def wrote(what: str, path: Any) -> None:

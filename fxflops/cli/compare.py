@@ -9,7 +9,8 @@ from typing import Any
 import torch
 
 from ..errors import FxFlopsError
-from .common import EPILOG, add_export_options, add_model_options, analyse, build_model, default_input, make_example, wrote
+from .common import (EPILOG, Parser, add_export_options, add_model_options, analyse, at_least, build_model, default_input,
+                     make_example, wrote)
 
 COMPARE_EPILOG = """variants:
   fxflops compare torchvision:resnet34 torchvision:mobilenet_v3_large --input 1,3,224,224   two models, one input
@@ -22,7 +23,7 @@ each --input is one variant's whole example; several tensors of one example are 
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = Parser(
         prog="fxflops compare",
         description="Compare models or inputs: totals, per-module and per-op MACs, FLOPs and params with absolute "
                     "and relative deltas against the first. Modules are aligned by path, then by position and type; "
@@ -31,7 +32,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("models", nargs="+", metavar="MODEL", help="model specs (see below)")
     add_model_options(p)
     p.add_argument("--ignore", action="append", default=[], metavar="OP", help="op counted as 0 (repeatable)")
-    p.add_argument("--depth", type=int, default=2, help="module depth of the table (default 2)")
+    p.add_argument("--depth", type=at_least(0), default=2, help="module depth of the table (default 2)")
     p.add_argument("--by-op", action="store_true", help="also print the deltas per op type")
     p.add_argument("--json", action="store_true", help="print the comparison as JSON (exact integers)")
     g = p.add_argument_group("export")

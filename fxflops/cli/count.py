@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from ..errors import FxFlopsError
-from .common import EPILOG, add_export_options, add_model_options, count, tell_shortfall, wrote
+from .common import EPILOG, Parser, add_export_options, add_model_options, at_least, count, needs, tell_shortfall, wrote
 
 SUBCOMMAND = """subcommand:
   fxflops audit MODEL             every op target of the model with its rule and status (fxflops audit --help)
@@ -17,7 +17,7 @@ SUBCOMMAND = """subcommand:
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = Parser(
         prog="fxflops",
         description="Count the MACs, FLOPs and parameters of a PyTorch model from its torch.fx graph.\n"
                     "Subcommands (each with --help): fxflops audit MODEL, fxflops compare MODEL [MODEL ...], "
@@ -27,10 +27,10 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument("model", help="model spec (see below), or `audit MODEL` for the coverage audit")
     add_model_options(p)
-    p.add_argument("--depth", type=int, default=None,
+    p.add_argument("--depth", type=at_least(0), default=None,
                    help="module depth of the per-module table (default 2) and of the --svg picture (default: "
                         "cost-guided, the modules that hold the FLOPs opened)")
-    p.add_argument("--top", type=int, default=0, metavar="K", help="also list the K costliest nodes")
+    p.add_argument("--top", type=at_least(0), default=0, metavar="K", help="also list the K costliest nodes")
     p.add_argument("--by-op", action="store_true", help="also print the cost per op type")
     p.add_argument("--json", action="store_true", help="print the whole report as JSON (exact integers)")
     p.add_argument("--memory", action="store_true",
@@ -46,7 +46,8 @@ def parser() -> argparse.ArgumentParser:
                         "`fxflops devices` lists them")
     g.add_argument("--measure", action="store_true",
                    help="run the graph on real tensors and time every node (median of --repeats runs)")
-    g.add_argument("--repeats", type=int, default=5, metavar="N", help="timed runs per node with --measure (default 5)")
+    g.add_argument("--repeats", type=at_least(1), default=None, metavar="N",
+                   help="timed runs per node with --measure (default 5)")
     g.add_argument("--device", metavar="DEVICE", help="build the model and inputs on DEVICE (cpu, cuda, cuda:1): "
                    "where --measure runs")
     add_export_options(p)
@@ -57,14 +58,15 @@ def parser() -> argparse.ArgumentParser:
                    "nodes, the ones its table lists")
     g.add_argument("--html", metavar="PATH", help="write the explorer into PATH (.html): one self-contained page to "
                    "walk the model's graph by cost, coloured as --color says")
-    g.add_argument("--roll", action="store_true", help="roll identical consecutive blocks into one (×k); the default picture, without --depth, always does")
-    g.add_argument("--color", choices=("flops", "time", "bound"), default="flops",
+    g.add_argument("--roll", action="store_true", help="roll identical consecutive blocks into one (×k); the default "
+                   "picture, without --depth, always does")
+    g.add_argument("--color", choices=("flops", "time", "bound"), default=None,
                    help="fill by share of FLOPs (default), of estimated time, or by compute/memory bound, on the "
                         "--roofline device (default cpu)")
-    g.add_argument("--columns", type=int, default=0, metavar="N",
+    g.add_argument("--columns", type=at_least(0), default=None, metavar="N",
                    help="wrap the graph into N side-by-side columns, cut between modules (0: as many as fit a "
                         "screen best, the default; 1: one tall strip)")
-    g.add_argument("--max-nodes", type=int, default=1500, metavar="N",
+    g.add_argument("--max-nodes", type=at_least(0), default=None, metavar="N",
                    help="roll and collapse bigger graphs until at most N nodes are drawn (0: no limit; default 1500)")
     return p
 
@@ -97,15 +99,18 @@ def run(args: argparse.Namespace) -> int:
         raise FxFlopsError("--measure runs the model, --meta builds it without weights: drop one of them")
     from ..devices import get_device
 
-    roof = get_device(args.roofline) if args.roofline else None  # an unknown name fails before any work
+    needs(args, "svg", "roll", "columns", "max_nodes")
+    if not args.html:  # --color fills the picture and the explorer alike
+        needs(args, "svg", "color")
+    needs(args, "measure", "repeats")
+    args.repeats = args.repeats or 5
+    roof = get_device(args.roofline) if args.roofline is not None else None  # an unknown name fails before any work
     if args.optimizer and args.mode != "train":
         raise FxFlopsError("--optimizer prices the memory of a training step: add --mode train")
     if args.svg:
         check_output(args.svg)
     if args.html:
         check_html(args.html)
-    if args.columns < 0:
-        raise FxFlopsError(f"--columns {args.columns} is below 0; give 0 (as many as fit a screen) or a number of columns")
     svg_depth = "auto" if args.depth is None else args.depth
     args.depth = 2 if args.depth is None else args.depth
     report = count(args)
@@ -142,13 +147,15 @@ def run(args: argparse.Namespace) -> int:
             print(report.op_table())
     if args.svg:  # after the report: a drawing that fails loses nothing printed
         sys.stdout.flush()
-        out = report.render(args.svg, depth=svg_depth, top=args.top, roll=args.roll or None, max_nodes=args.max_nodes or None,
-                            color=args.color, device=est.device if est is not None else None,
+        out = report.render(args.svg, depth=svg_depth, top=args.top, roll=args.roll or None,
+                            max_nodes=1500 if args.max_nodes is None else args.max_nodes or None,
+                            color=args.color or "flops", device=est.device if est is not None else None,
                             columns=args.columns or None)
         print(f"fxflops: graph written to {out}", file=sys.stderr)
     if args.html:  # after the report too, like --svg
         sys.stdout.flush()
-        wrote("explorer", report.explore(args.html, color=args.color, device=est.device if est is not None else None))
+        wrote("explorer", report.explore(args.html, color=args.color or "flops",
+                                         device=est.device if est is not None else None))
     return 0
 
 

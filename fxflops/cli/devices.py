@@ -4,9 +4,11 @@ from __future__ import annotations
 import argparse
 import json
 
+from .common import Parser
+
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="fxflops devices", description="Devices --roofline knows: peak FLOP/s per "
+    p = Parser(prog="fxflops devices", description="Devices --roofline knows: peak FLOP/s per "
                                 "dtype (dense), memory bandwidth and capacity, the ridge point, and where each number comes from.")
     p.add_argument("--recalibrate", action="store_true", help="measure the cpu again instead of reading the cache")
     p.add_argument("--json", action="store_true", help="print them as JSON")

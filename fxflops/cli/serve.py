@@ -5,7 +5,7 @@ import argparse
 import json
 
 from ..errors import FxFlopsError
-from .common import EPILOG, build_model, wrote
+from .common import EPILOG, Parser, at_least, build_model, wrote
 
 SERVE_EPILOG = """example:
   fxflops serve hf:path/to/config_dir --device h100 --prompt 1024 --generate 256 --batch 1,8,64 --weights int8
@@ -14,7 +14,7 @@ SERVE_EPILOG = """example:
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = Parser(
         prog="fxflops serve",
         description="Estimate serving a causal language model from its graph: time to first token (prefill), time "
                     "per output token (decode), tokens/s, weights + KV cache + activations against the device's "
@@ -22,8 +22,8 @@ def parser() -> argparse.ArgumentParser:
         epilog=SERVE_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("model", help="model spec, e.g. hf:path/to/config_dir (see below)")
     p.add_argument("--device", default="h100", help="device preset (a100, h100, h200, v100; `fxflops devices`)")
-    p.add_argument("--prompt", type=int, default=1024, help="prompt tokens (default 1024)")
-    p.add_argument("--generate", type=int, default=256, help="generated tokens (default 256)")
+    p.add_argument("--prompt", type=at_least(1), default=1024, help="prompt tokens (default 1024)")
+    p.add_argument("--generate", type=at_least(1), default=256, help="generated tokens (default 256)")
     p.add_argument("--batch", default="1,8,64", help="batch sizes, comma-separated (default 1,8,64)")
     p.add_argument("--weights", choices=("int8", "int4"), help="size linear weights at int8/int4 (weight-only)")
     p.add_argument("--kv-dtype", metavar="DTYPE", help="size the KV cache at this dtype (float8_e4m3fn, int8...)")

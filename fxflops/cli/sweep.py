@@ -9,7 +9,7 @@ from typing import Any
 import torch
 
 from ..errors import FxFlopsError
-from .common import EPILOG, add_export_options, add_model_options, analyse, build_model, default_input, make_example, wrote
+from .common import EPILOG, Parser, add_export_options, add_model_options, analyse, build_model, default_input, make_example, wrote
 
 SWEEP_EPILOG = """sizes:
   fxflops sweep lm.py:build --input input_ids=1,T:long --vary T=128,256,512,1024 --meta
@@ -21,7 +21,7 @@ A formula of degree d in a symbol needs d + 2 of its values: d + 1 to solve it, 
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = Parser(
         prog="fxflops sweep",
         description="Analyse one model over a grid of input sizes and give each total as an exact polynomial in "
                     "the sizes (integer or rational coefficients), checked at sizes the fit did not use.",

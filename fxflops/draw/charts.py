@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..errors import FxFlopsError
+from ..errors import FxFlopsError, writing
 from ..units import human
 
 if TYPE_CHECKING:
@@ -38,7 +38,8 @@ def _save(fig: Any, path: str | Path) -> Path:
     import matplotlib.pyplot as plt
 
     with plt.rc_context({"svg.fonttype": "none"}):  # SVG text stays text: searchable, editable in a paper
-        fig.savefig(path, dpi=150, bbox_inches="tight")
+        with writing(path, "the chart"):
+            fig.savefig(path, dpi=150, bbox_inches="tight")
 
     plt.close(fig)
     return path

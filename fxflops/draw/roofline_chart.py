@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..errors import FxFlopsError
+from ..errors import FxFlopsError, writing
 from ..passes.roofline import main_dtype
 from ..units import human
 
@@ -89,6 +89,12 @@ def plot(est: "Roofline", path: str, level: str = "node", depth: int = 2, title:
     ax.text(0.02, 0.97, f"roof = min({human(peak)}FLOP/s ({dtype}), intensity × {human(bw)}B/s)\n"
             f"ridge point {peak / bw:.3g} FLOP/B (dotted): compute-bound to its right",
             transform=ax.transAxes, va="top", fontsize=8, color="#333333")
+    above = [y / min(peak, x * bw) for x, y, *_ in points if y > 1.05 * min(peak, x * bw)]
+    if above:  # measured faster than the roof allows: the roof or the byte count is wrong, and the chart says so
+        ax.text(0.02, 0.86, f"warning: {len(above)} measured point(s) above the roof (up to {max(above):.2g}×): the "
+                "device's figures understate this machine\n(`fxflops devices --recalibrate`), or the kernels moved fewer "
+                "bytes than the eager count (fusion, caches)", transform=ax.transAxes, va="top", fontsize=8,
+                color="#b22222")
     for x, y, t, _label, (fam, colour) in points:
         ax.scatter([x], [y], s=12 + 900 * t / total, c=colour, alpha=0.7, edgecolors="white", linewidths=0.5,
                    zorder=2)
@@ -105,6 +111,7 @@ def plot(est: "Roofline", path: str, level: str = "node", depth: int = 2, title:
                  fontsize=10)
     fig.tight_layout()
     out = Path(path)
-    fig.savefig(out)
+    with writing(out, "the chart"):
+        fig.savefig(out)
     plt.close(fig)
     return out

@@ -4,6 +4,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ..errors import writing
+
 if TYPE_CHECKING:
     from .estimate import Serving
 
@@ -42,6 +44,7 @@ def serving_chart(s: "Serving", path: str | Path) -> Path:
     fig.suptitle(f"{s.model_name} on {s.device.name}" + (f", weights {s.weights}" if s.weights else ""))
     fig.tight_layout()
     out = Path(path)
-    fig.savefig(out, dpi=110)
+    with writing(out, "the chart"):
+        fig.savefig(out, dpi=110)
     plt.close(fig)
     return out

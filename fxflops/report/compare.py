@@ -15,7 +15,7 @@ from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
-from ..errors import FxFlopsError
+from ..errors import FxFlopsError, writing
 from ..types import ModuleRow
 from ..units import human
 from .export import markdown_table
@@ -333,7 +333,8 @@ class Comparison:
             w.writerow(line)
         text = buf.getvalue()
         if path is not None:
-            Path(path).write_text(text)
+            with writing(path, "the CSV"):
+                Path(path).write_text(text)
         return text
 
     def to_markdown(self, depth: int = 2) -> str:

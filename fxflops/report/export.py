@@ -10,7 +10,7 @@ import io
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..errors import FxFlopsError
+from ..errors import FxFlopsError, writing
 from ..units import human, percent
 from .views import table_modules
 
@@ -58,7 +58,8 @@ def to_csv(report: "Report", path: str | Path | None = None, *, rows: str = "mod
     writer.writerows(data)
     text = buf.getvalue()
     if path is not None:
-        Path(path).write_text(text)
+        with writing(path, "the CSV"):
+            Path(path).write_text(text)
     return text
 
 

@@ -16,7 +16,7 @@ from itertools import product
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
-from ..errors import FxFlopsError
+from ..errors import FxFlopsError, writing
 from .compare import LABELS, METRICS
 from .export import markdown_table
 from .tables import grid
@@ -157,9 +157,12 @@ def fit(metric: str, symbols: Sequence[str], points: Sequence[Point], values: Se
         if all(_evaluate(terms, p) == table[p] for p in checked):
             return Formula(metric, symbols, terms, tuple(used), tuple(checked))
     shown = ", ".join(f"{s} ({len(ax)} values: degree ≤ {t})" for s, ax, t in zip(symbols, axes, top))
+    short = [f"{s} takes {len(ax)} values, so one more value of {s} allows degree {t + 1}"
+             for s, ax, t in zip(symbols, axes, top) if t < max_degree]
+    more = ("; a formula of degree d needs d + 2 values of a symbol (d + 1 to solve it, one to check it): "
+            + "; ".join(short)) if short else "; the table is the answer"
     return Formula(metric, symbols, None, (), tuple(table),
-                   f"no polynomial fits the {len(table)} points exactly (tried every degree up to {shown}); "
-                   "the table is the answer")
+                   f"no polynomial fits the {len(table)} points exactly (tried every degree up to {shown}){more}")
 
 
 def _power(point: Point, exps: Exponents) -> int:
@@ -243,7 +246,8 @@ class Sweep:
             w.writerow([p[s] for s in self.symbols] + [getattr(r, f"total_{m}") for m in self.metrics])
         text = buf.getvalue()
         if path is not None:
-            Path(path).write_text(text)
+            with writing(path, "the CSV"):
+                Path(path).write_text(text)
         return text
 
     def chart(self, path: str | Path, metric: str = "flops", **options: Any) -> Path:

@@ -27,8 +27,7 @@ def grid(rows: list[tuple], align_right: tuple[int, ...] = ()) -> str:
     return "\n".join([fmt(rows[0]), sep] + [fmt(r) for r in rows[1:]])
 
 
-def table_modules(report: "Report", depth: int | None = 2, bytes_too: bool = False) -> list[ModuleRow]:
-    """The rows of the module table (and of the CSV/Markdown exports): modules down to ``depth`` (root 0, None: all),
-    leaving out those below the root that hold neither parameters nor FLOPs (nor bytes, with ``bytes_too``)."""
-    return [m for m in report.modules.values() if (depth is None or m.depth <= depth)
-            and (not m.depth or m.params or m.flops or (bytes_too and m.bytes))]
+def table_modules(report: "Report", depth: int | None = 2) -> list[ModuleRow]:
+    """The rows of the module table (and of the CSV/Markdown exports): every module down to ``depth`` (root 0,
+    None: all), a free one (a Dropout in eval mode) too: a row left out would read as a module the count missed."""
+    return [m for m in report.modules.values() if depth is None or m.depth <= depth]

@@ -67,7 +67,7 @@ def table(report: "Report", depth: int = 2, columns: list[str] | tuple[str, ...]
                            f"{', '.join(COLUMNS)}")
     est = report.roofline(device or report.default_device()) if _NEEDS_DEVICE & set(columns) else None
     rows = [("module", "type", *(COLUMNS[c] for c in columns))]
-    for m in table_modules(report, depth, bytes_too=tuple(columns) not in (DEFAULT_COLUMNS, TRAIN_COLUMNS)):
+    for m in table_modules(report, depth):
         name = ("  " * m.depth) + (m.path.rsplit(".", 1)[-1] if m.path else "model")
         rows.append((name, m.type, *(_cell(report, c, m, est) for c in columns)))
     return grid(rows, align_right=tuple(range(2, 2 + len(columns))))
