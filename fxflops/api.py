@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import threading
 from dataclasses import replace
 from typing import Any, Callable, Iterable, Iterator, Mapping
 
@@ -18,6 +19,7 @@ from .capture.dynamo import capture_dynamo
 from .capture.example import Example, concrete_defaults, input_shapes, placeholder_values, split_example
 from .capture.fx import capture_fx
 from .capture.fx_cache import FxCache, cached_capture_fx
+from .capture.patching import model_lock
 from .capture.record import capture_record
 from .captured import Captured
 from .errors import CaptureError, ShapeError, UncountedOpError, UncountedOpWarning, warn_user
@@ -91,8 +93,12 @@ def analyse(model: torch.nn.Module, example: Example, options: TraceOptions, fx_
             "Wrap a plain function in an nn.Module whose forward calls it."
         )
     _rules.load_extensions()
-    with _heap_frozen():
+    with model_lock(model), _heap_frozen():  # a capture swaps the model's weights: one analysis of it at a time
         return _analysed(model, example, options, fx_cache)
+
+
+_freeze_lock = threading.Lock()
+_freezers = [0, False]  # analyses inside the freeze, and whether fxflops froze the heap (to unfreeze it)
 
 
 @contextlib.contextmanager
@@ -100,15 +106,22 @@ def _heap_frozen() -> Iterator[None]:
     """A trace makes hundreds of thousands of objects (graph nodes, meta tensors, records), enough to set off
     full garbage collections, and each of those walks the whole heap: torch, transformers and the model are
     about half a million objects (0.3-0.9 s per trace of a 70B Llama). Freezing what existed before keeps
-    those collections to the trace's own objects. A heap someone else froze (a pre-fork server) is left so."""
-    if gc.get_freeze_count():
-        yield
-        return
-    gc.freeze()
+    those collections to the trace's own objects. A heap someone else froze (a pre-fork server) is left so.
+    The freeze is counted: concurrent analyses share it and the last one out unfreezes, never one that another
+    thread is still inside."""
+    with _freeze_lock:
+        if not _freezers[0]:
+            _freezers[1] = not gc.get_freeze_count()
+            if _freezers[1]:
+                gc.freeze()
+        _freezers[0] += 1
     try:
         yield
     finally:
-        gc.unfreeze()
+        with _freeze_lock:
+            _freezers[0] -= 1
+            if not _freezers[0] and _freezers[1]:
+                gc.unfreeze()
 
 
 def _analysed(model: torch.nn.Module, example: Example, options: TraceOptions, fx_cache: FxCache | None) -> Report:
