@@ -19,7 +19,8 @@ from .capture.dynamo import capture_dynamo
 from .capture.example import Example, concrete_defaults, input_shapes, placeholder_values, split_example
 from .capture.fx import capture_fx
 from .capture.fx_cache import FxCache, cached_capture_fx
-from .capture.patching import model_lock
+from .capture.fx_cache import clear_caches as _clear_fx_caches
+from .capture.patching import GLOBAL, model_lock
 from .capture.record import capture_record
 from .captured import Captured
 from .errors import CaptureError, ShapeError, UncountedOpError, UncountedOpWarning, warn_user
@@ -36,7 +37,7 @@ from .pipeline.options import CAPTURES, MODES, TraceOptions
 from .report.report import Report
 from .rules.registry import REGISTRY, Registry, as_custom_rules
 
-__all__ = ["trace_flops", "analyse", "TraceOptions", "CAPTURES", "MODES"]
+__all__ = ["trace_flops", "analyse", "clear_caches", "TraceOptions", "CAPTURES", "MODES"]
 
 
 def trace_flops(
@@ -99,6 +100,15 @@ def analyse(model: torch.nn.Module, example: Example, options: TraceOptions, fx_
 
 _freeze_lock = threading.Lock()
 _freezers = [0, False]  # analyses inside the freeze, and whether fxflops froze the heap (to unfreeze it)
+
+
+def clear_caches() -> None:
+    """Drop what fxflops keeps between analyses: the fx captures of live sweeps and dynamo's compiled code and guards
+    (torch's own caches, which hold tensors of the models dynamo captured). Caches are bounded and weakly keyed
+    already; this is for a long-running process that wants the memory back now."""
+    _clear_fx_caches()
+    with GLOBAL.exclusive():  # not under a capture running in another thread
+        torch._dynamo.reset()
 
 
 @contextlib.contextmanager
