@@ -15,7 +15,7 @@ from ..captured import Captured
 from .fx import capture_fx
 
 
-@dataclass
+@dataclass(eq=False)  # hashed by identity: live caches are kept in a WeakSet
 class FxCache:
     """fx captures kept across the points of a sweep. Symbolic tracing depends on the model and the tracing
     options, never on the input shapes, so it runs once; dynamo specialises its graphs on shapes and is rerun."""
