@@ -19,14 +19,16 @@ from __future__ import annotations
 import argparse
 import contextlib
 import logging
+import multiprocessing
 import platform
 import signal
 import sys
 import time
 import warnings
 from collections import Counter
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import torch
 
@@ -248,6 +250,29 @@ def _first_line(exc: BaseException) -> str:
     return text[:400]
 
 
+_ENTRIES: list[Entry] = []  # what forked workers run: the builds are closures, inherited by fork instead of pickled
+
+
+def _run_at(i: int, capture: str, timeout: int) -> tuple[int, Result]:
+    res = run(_ENTRIES[i], capture, timeout)
+    res.entry = None  # type: ignore[assignment] - the parent has it; its build does not pickle
+    return i, res
+
+
+def run_all(entries: list[Entry], capture: str, timeout: int, jobs: int) -> Iterator[tuple[int, Result]]:
+    """Each entry's result as it comes; with ``jobs`` > 1 from that many worker processes (each analysis is
+    independent, so the results are the serial ones)."""
+    if jobs <= 1:
+        yield from ((i, run(e, capture, timeout)) for i, e in enumerate(entries))
+        return
+    _ENTRIES[:] = entries
+    with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("fork")) as pool:
+        for done in as_completed([pool.submit(_run_at, i, capture, timeout) for i in range(len(entries))]):
+            i, res = done.result()
+            res.entry = entries[i]
+            yield i, res
+
+
 def run(entry: Entry, capture: str, timeout: int) -> Result:
     res = Result(entry)
     try:
@@ -363,6 +388,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--models", nargs="+", metavar="NAME", help="only these models (by name)")
     p.add_argument("--capture", choices=("auto", "fx", "record", "dynamo"), default="auto")
     p.add_argument("--timeout", type=int, default=180, help="seconds per model (default 180)")
+    p.add_argument("--jobs", type=int, default=1, metavar="N", help="analyse N models at once, in worker processes")
     p.add_argument("--write", metavar="FILE", help="write the report as Markdown to FILE")
     args = p.parse_args(argv)
     for name in ("torch._dynamo", "torch._guards", "torch.fx.experimental.symbolic_shapes"):
@@ -371,10 +397,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.models:
         entries = [e for e in entries if e.name in set(args.models)]
     start = time.perf_counter()
-    results = []
-    for e in entries:
-        r = run(e, args.capture, args.timeout)
-        results.append(r)
+    results: list[Result | None] = [None] * len(entries)
+    for i, r in run_all(entries, args.capture, args.timeout, args.jobs):
+        results[i] = r
+        e = r.entry
         if r.error:
             print(f"{e.group:14} {e.name:40} FAILED {r.error}", flush=True)
         else:
@@ -383,6 +409,7 @@ def main(argv: list[str] | None = None) -> int:
                   f"{human(r.flops):>7} FLOPs  blind {percent(r.blind, 1.0):>7} {r.seconds:6.2f} s  uncounted: {unc}",
                   flush=True)
     elapsed = time.perf_counter() - start
+    results = [r for r in results if r is not None]
     print()
     print("\n".join(summary(results, elapsed)))
     agg = aggregate(results)

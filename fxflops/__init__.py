@@ -7,7 +7,7 @@
 from importlib.metadata import PackageNotFoundError, version
 
 from . import devices
-from .api import trace_flops
+from .api import clear_caches, trace_flops
 from .sweeping import sweep
 from .llm import Serving, ServingRow, serving
 from .devices import Device, get_device
@@ -26,6 +26,7 @@ except PackageNotFoundError:  # run from a source tree that was never installed
 
 __all__ = [
     "trace_flops",
+    "clear_caches",
     "Device",
     "get_device",
     "compare",

@@ -10,6 +10,7 @@ import contextlib
 import gc
 import itertools
 import sys
+import threading
 from dataclasses import replace
 from typing import Any, Callable, Iterable, Iterator, Mapping
 
@@ -20,6 +21,8 @@ from .capture.dynamo import capture_dynamo
 from .capture.example import Example, check_keywords, concrete_defaults, input_shapes, placeholder_values, split_example
 from .capture.fx import capture_fx
 from .capture.fx_cache import FxCache, cached_capture_fx
+from .capture.fx_cache import clear_caches as _clear_fx_caches
+from .capture.patching import GLOBAL, model_lock
 from .capture.record import capture_record
 from .captured import Captured
 from .errors import CaptureError, ShapeError, TrainModeWarning, UncountedOpError, UncountedOpWarning, warn_user
@@ -37,7 +40,7 @@ from .report.report import Report
 from .rules.registry import REGISTRY, Registry, as_custom_rules
 from .tensors import tensors_in
 
-__all__ = ["trace_flops", "analyse", "TraceOptions", "CAPTURES", "MODES"]
+__all__ = ["trace_flops", "analyse", "clear_caches", "TraceOptions", "CAPTURES", "MODES"]
 
 
 def trace_flops(
@@ -104,7 +107,7 @@ def analyse(model: torch.nn.Module, example: Example, options: TraceOptions, fx_
         )
     _rules.load_extensions()
     model, compiled = _uncompiled(model)
-    with _heap_frozen():
+    with model_lock(model), _heap_frozen():  # a capture swaps the model's weights: one analysis of it at a time
         report = _analysed(model, example, options, fx_cache)
     if compiled:
         report.notes.insert(0, compiled)
@@ -123,20 +126,40 @@ def _uncompiled(model: torch.nn.Module) -> tuple[torch.nn.Module, str | None]:
                    "the count is of its eager forward, not of the compiled kernels")
 
 
+_freeze_lock = threading.Lock()
+_freezers = [0, False]  # analyses inside the freeze, and whether fxflops froze the heap (to unfreeze it)
+
+
+def clear_caches() -> None:
+    """Drop what fxflops keeps between analyses: the fx captures of live sweeps and dynamo's compiled code and guards
+    (torch's own caches, which hold tensors of the models dynamo captured). Caches are bounded and weakly keyed
+    already; this is for a long-running process that wants the memory back now."""
+    _clear_fx_caches()
+    with GLOBAL.exclusive():  # not under a capture running in another thread
+        torch._dynamo.reset()
+
+
 @contextlib.contextmanager
 def _heap_frozen() -> Iterator[None]:
     """A trace makes hundreds of thousands of objects (graph nodes, meta tensors, records), enough to set off
     full garbage collections, and each of those walks the whole heap: torch, transformers and the model are
     about half a million objects (0.3-0.9 s per trace of a 70B Llama). Freezing what existed before keeps
-    those collections to the trace's own objects. A heap someone else froze (a pre-fork server) is left so."""
-    if gc.get_freeze_count():
-        yield
-        return
-    gc.freeze()
+    those collections to the trace's own objects. A heap someone else froze (a pre-fork server) is left so.
+    The freeze is counted: concurrent analyses share it and the last one out unfreezes, never one that another
+    thread is still inside."""
+    with _freeze_lock:
+        if not _freezers[0]:
+            _freezers[1] = not gc.get_freeze_count()
+            if _freezers[1]:
+                gc.freeze()
+        _freezers[0] += 1
     try:
         yield
     finally:
-        gc.unfreeze()
+        with _freeze_lock:
+            _freezers[0] -= 1
+            if not _freezers[0] and _freezers[1]:
+                gc.unfreeze()
 
 
 def _analysed(model: torch.nn.Module, example: Example, options: TraceOptions, fx_cache: FxCache | None) -> Report:

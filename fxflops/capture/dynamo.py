@@ -33,9 +33,9 @@ from torch.fx.graph_module import _assign_attr
 from ..captured import Captured
 from ..errors import CaptureError, first_line, user_frame
 from ..paths import attr_at
-from ..tensors import META, leaves
+from ..tensors import META, leaves, meta_weights
 from ..types import Capture
-from .patching import forwards, kept_state, meta_weights, private_copy, quiet
+from .patching import GLOBAL, forwards, kept_state, private_copy, quiet
 from .probe import ProbePlan, probe
 
 # Dynamo settings for one capture, applied with config.patch so they never leak. Recompiling
@@ -141,6 +141,11 @@ def _scope(root: torch.nn.Module | None, mode: str, swap_weights: bool = True, g
     Meta constants a model creates while traced (``torch.tensor([], device=x.device)`` in a KV
     cache) are real tensors to dynamo's fake mode; they are allowed in, as ``torch.export`` does.
     """
+    with GLOBAL.exclusive():  # dynamo's config, caches and reset() are process-wide
+        yield from _scoped(root, mode, swap_weights, grad)
+
+
+def _scoped(root: torch.nn.Module | None, mode: str, swap_weights: bool, grad: bool) -> Iterator[None]:
     torch._dynamo.reset()
     old = fake_tensor_tls.allow_non_fake_inputs_override
     fake_tensor_tls.allow_non_fake_inputs_override = True

@@ -8,6 +8,8 @@ op-level graph and the leaf is counted through the fallback capture.
 """
 from __future__ import annotations
 
+import threading
+
 from typing import Any, Iterable
 
 import torch
@@ -22,7 +24,7 @@ from ..errors import CaptureError, first_line, user_frame
 from ..rules.registry import Registry
 from ..types import Capture
 from .graph_module import graph_module
-from .patching import CheckpointRegions, checkpoint_regions
+from .patching import GLOBAL, CheckpointRegions, checkpoint_regions
 
 # Partial tracing gives up after this many leaf promotions: past it the model is not "mostly traceable".
 MAX_UNTRACEABLE = 64
@@ -45,6 +47,12 @@ class FlopsTracer(fx.Tracer):
         self.leaf_paths = set(leaf_paths)
         self._path_stack: list[str] = []
         self.regions = CheckpointRegions()
+        self._thread = threading.get_ident()
+
+    def getattr(self, attr: str, attr_val: Any, parameter_proxy_cache: dict) -> Any:
+        if threading.get_ident() != self._thread:  # and Module.__getattr__: another thread's model is left alone
+            return attr_val
+        return super().getattr(attr, attr_val, parameter_proxy_cache)
 
     def create_node(self, *args: Any, **kwargs: Any) -> fx.Node:
         node = super().create_node(*args, **kwargs)
@@ -61,6 +69,8 @@ class FlopsTracer(fx.Tracer):
         return self.registry.for_module(m) is not None
 
     def call_module(self, m, forward, args, kwargs):
+        if threading.get_ident() != self._thread:  # torch.fx patches Module.__call__ for every thread while it traces
+            return forward(*args, **kwargs)
         try:
             path = self.path_of_module(m)
         except NameError:
@@ -100,7 +110,8 @@ def capture_fx(
         tracer.record_stack_traces = stack_traces
         before = set(vars(model)) if isinstance(model, torch.nn.Module) else set()
         try:
-            with checkpoint_regions(tracer.regions):
+            # exclusive: the tracer patches torch.nn.Module.__call__ for the whole process and restores it on exit
+            with GLOBAL.exclusive(), checkpoint_regions(tracer.regions):
                 graph = tracer.trace(model, concrete_args=concrete_args)
         except _ModuleTraceError as err:
             bad = _describe(model, err.path, err.exc)

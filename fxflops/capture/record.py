@@ -21,6 +21,7 @@ the real example, and the report says that the branch this example took is the o
 from __future__ import annotations
 
 import contextlib
+import threading
 import operator
 import re
 from typing import Any, Callable, Iterator
@@ -36,10 +37,10 @@ from ..captured import Captured
 from ..errors import CaptureError, ShapeError, first_line, user_frame
 from ..quick_shapes import quick_call, quick_output
 from ..paths import within
-from ..tensors import META, has_tensor, tensors_in
+from ..tensors import META, has_tensor, meta_weights, tensors_in
 from ..types import Capture
 from .graph_module import graph_module
-from .patching import (CheckpointRegions, as_if_compiling, checkpoint_regions, forwards, kept_state, meta_weights,
+from .patching import (GLOBAL, CheckpointRegions, as_if_compiling, checkpoint_regions, forwards, kept_state,
                        private_copy, quiet)
 
 _GETSET = type(torch.Tensor.shape)  # attribute descriptors (shape, T, mT, real...) reach the mode as __get__
@@ -116,7 +117,8 @@ def _record(model: torch.nn.Module, args: tuple, kwargs: dict, is_leaf: Callable
     for p, m in model.named_modules(remove_duplicate=False):
         paths.setdefault(id(m), p)
     weights = meta_weights(model) if mode == "meta" else contextlib.nullcontext()
-    with quiet(), torch.set_grad_enabled(grad), kept_state(model), weights:
+    # shared: the model's forward may read torch's process-wide flags, which an fx trace or dynamo may be changing
+    with GLOBAL.shared(), quiet(), torch.set_grad_enabled(grad), kept_state(model), weights:
         args, kwargs = private_copy(args, kwargs, mode, model)
         rec = _Recorder(model, paths)
         rec.inputs(args, kwargs)
@@ -287,14 +289,21 @@ class _Recorder(TorchFunctionMode):
 
     @contextlib.contextmanager
     def module_stack(self) -> Iterator[None]:
-        """Global module hooks keep ``self.stack``: which modules (by path in the model) a call happens in."""
+        """Global module hooks keep ``self.stack``: which modules (by path in the model) a call happens in. They are
+        process-wide, so they ignore the calls other threads make."""
+        me = threading.get_ident()
+
         def pre(module, _args):
+            if threading.get_ident() != me:
+                return
             path = self.paths.get(id(module))
             if path:
                 self.stack.append((path, type(module)))
                 self._stack_dict = None
 
         def post(module, _args, _out):
+            if threading.get_ident() != me:
+                return
             path = self.paths.get(id(module))
             if path and self.stack and self.stack[-1][0] == path:
                 self.stack.pop()
