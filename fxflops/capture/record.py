@@ -112,7 +112,7 @@ def _advice(model: torch.nn.Module, exc: BaseException, where: str) -> str:
 
 
 def _record(model: torch.nn.Module, args: tuple, kwargs: dict, is_leaf: Callable[[torch.nn.Module], bool],
-            mode: str, grad: bool = False) -> RecordCapture:
+            mode: str, grad: bool = False) -> Captured:
     paths: dict[int, str] = {}  # a module shared by several owners goes by its first (canonical) path
     for p, m in model.named_modules(remove_duplicate=False):
         paths.setdefault(id(m), p)

@@ -3,13 +3,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 from typing import Any
 
 import torch
 
 from ..errors import FxFlopsError
-from .common import (EPILOG, Parser, add_export_options, add_model_options, analyse, at_least, build_model, default_input,
+from .common import (EPILOG, Parser, add_model_options, analyse, at_least, build_model, default_input,
                      make_example, wrote)
 
 COMPARE_EPILOG = """variants:

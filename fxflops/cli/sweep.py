@@ -4,12 +4,11 @@ from __future__ import annotations
 import argparse
 import json
 import re
-from typing import Any
 
 import torch
 
 from ..errors import FxFlopsError
-from .common import EPILOG, Parser, add_export_options, add_model_options, analyse, build_model, default_input, make_example, wrote
+from .common import EPILOG, Parser, add_export_options, add_model_options, build_model, default_input, make_example, wrote
 
 SWEEP_EPILOG = """sizes:
   fxflops sweep lm.py:build --input input_ids=1,T:long --vary T=128,256,512,1024 --meta

@@ -20,7 +20,7 @@ from typing import Any
 
 import networkx as nx
 
-from ..types import OP_KINDS, Status
+from ..types import OP_KINDS
 
 
 @dataclass

@@ -17,7 +17,8 @@ import torch
 import torch.fx as fx
 
 from ..api import TraceOptions, analyse
-from ..capture.patching import kept_state, meta_weights
+from ..capture.patching import kept_state
+from ..tensors import meta_weights
 from ..devices import Device, get_device
 from ..errors import FxFlopsError
 from ..passes.fusion import CACHE_BYTES, append_past, is_append
