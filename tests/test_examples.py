@@ -128,7 +128,7 @@ def test_simple_cnn_counts_and_svg(capsys, monkeypatch, tmp_path) -> None:
     assert "25088" in out and "fc1" in out  # the article's 3×32×32 input: which node rejects which shape
     root = ET.parse(svg).getroot()
     texts = " ".join(t.text or "" for t in root.iter("{http://www.w3.org/2000/svg}text"))
-    assert "SimpleCNN" in texts and texts.count("conv2d") == 2 and texts.count("linear") == 3
+    assert "SimpleCNN" in texts and texts.count("Conv2d") == 2 and texts.count("Linear") == 3  # leaves by their class
 
 
 def test_compare_variants_hand_deltas_batch_and_formula(capsys, monkeypatch) -> None:
