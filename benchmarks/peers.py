@@ -116,7 +116,7 @@ def run_fxflops(model: Any, example: Any) -> Result:
         warnings.simplefilter("ignore")
         r = trace_flops(model, example)
     note = f"capture: {r.capture}"
-    dynamo = sum(1 for n in r.nodes if "through dynamo" in n.rule)
+    dynamo = sum(1 for n in r.nodes if "through dynamo" in n.reason)
     if dynamo and r.capture != "dynamo":
         note += f" ({dynamo} opaque nodes priced through dynamo)"
     if r.uncounted:

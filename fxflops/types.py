@@ -91,8 +91,51 @@ class Cost:
     __rmul__ = __mul__
 
 
+class Halves:
+    """What a node's record and a module's row both say of their cost: ``macs``, ``flops`` and ``bytes`` are forward +
+    backward (their share of the report's ``total_*``), ``fwd_*`` and ``bwd_*`` the halves."""
+
+    fwd: Cost
+    bwd: Cost | None
+    fwd_bytes: int
+    bwd_bytes: int
+
+    @property
+    def total(self) -> Cost:
+        """Forward + backward."""
+        return self.fwd + self.bwd if self.bwd is not None else self.fwd
+
+    @property
+    def macs(self) -> int:
+        return self.total.macs
+
+    @property
+    def flops(self) -> int:
+        return self.total.flops
+
+    @property
+    def bytes(self) -> int:
+        return self.fwd_bytes + self.bwd_bytes
+
+    @property
+    def fwd_macs(self) -> int:
+        return self.fwd.macs
+
+    @property
+    def fwd_flops(self) -> int:
+        return self.fwd.flops
+
+    @property
+    def bwd_macs(self) -> int:
+        return self.bwd.macs if self.bwd is not None else 0
+
+    @property
+    def bwd_flops(self) -> int:
+        return self.bwd.flops if self.bwd is not None else 0
+
+
 @dataclass(eq=False)
-class NodeRecord:
+class NodeRecord(Halves):
     """One graph node: what it is, where it lives, what it consumed and produced, and what it cost.
 
     The passes build it in place: the cost pass creates it in ``node.meta["fxflops"]`` (``fwd``, ``rule`` or
@@ -146,40 +189,6 @@ class NodeRecord:
     kernel: int = 0  # with bytes="fused": the kernel (fused group) it runs in, 1, 2, ...; 0 for none (passes/fusion.py)
 
     @property
-    def total(self) -> Cost:
-        """Forward + backward."""
-        return self.fwd + self.bwd if self.bwd is not None else self.fwd
-
-    @property
-    def macs(self) -> int:
-        return self.total.macs
-
-    @property
-    def flops(self) -> int:
-        return self.total.flops
-
-    @property
-    def fwd_macs(self) -> int:
-        return self.fwd.macs
-
-    @property
-    def fwd_flops(self) -> int:
-        return self.fwd.flops
-
-    @property
-    def bwd_macs(self) -> int:
-        return self.bwd.macs if self.bwd is not None else 0
-
-    @property
-    def bwd_flops(self) -> int:
-        return self.bwd.flops if self.bwd is not None else 0
-
-    @property
-    def bytes(self) -> int:
-        """Forward + backward bytes: the node's share of the report's ``total_bytes``."""
-        return self.fwd_bytes + self.bwd_bytes
-
-    @property
     def rule_name(self) -> str:
         """The op name of the rule that priced it, or ""."""
         return self.rule.op if self.rule is not None else ""
@@ -203,7 +212,7 @@ class NodeRecord:
 
 
 @dataclass
-class ModuleRow:
+class ModuleRow(Halves):
     """One module of the model: params of its subtree and the summed cost of the nodes it ran."""
 
     path: str
@@ -215,39 +224,6 @@ class ModuleRow:
     fwd_bytes: int = 0
     bwd_bytes: int = 0
     measured: float | None = None  # summed medians of its nodes, with measure=True
-
-    @property
-    def total(self) -> Cost:
-        return self.fwd + self.bwd
-
-    @property
-    def macs(self) -> int:
-        """Forward + backward MACs: its share of the report's ``total_macs``."""
-        return self.fwd.macs + self.bwd.macs
-
-    @property
-    def flops(self) -> int:
-        return self.fwd.flops + self.bwd.flops
-
-    @property
-    def fwd_macs(self) -> int:
-        return self.fwd.macs
-
-    @property
-    def fwd_flops(self) -> int:
-        return self.fwd.flops
-
-    @property
-    def bwd_macs(self) -> int:
-        return self.bwd.macs
-
-    @property
-    def bwd_flops(self) -> int:
-        return self.bwd.flops
-
-    @property
-    def bytes(self) -> int:
-        return self.fwd_bytes + self.bwd_bytes
 
     def to_dict(self) -> dict[str, Any]:
         return {"path": self.path, "type": self.type, "depth": self.depth, "params": self.params,

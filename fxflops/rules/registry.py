@@ -310,37 +310,30 @@ def _formula(fn: Callable, name: str | None) -> OpFormula:
     return OpFormula(name or fn.__name__, fn, _doc(fn))
 
 
-def backward_rule(*keys: str, name: str | None = None):
-    """Register the decorated ``fn(call: BwdCall) -> Cost`` as the backward formula of every op name or family."""
+def _keyed(table: dict[str, OpFormula], keys: tuple[str, ...], name: str | None):
+    """A decorator putting the decorated function into ``table`` under every op name or family of ``keys``."""
     def deco(fn: Callable) -> Callable:
         f = _formula(fn, name)
         for k in keys:
-            BACKWARD_RULES[k] = f
+            table[k] = f
         return fn
 
     return deco
+
+
+def backward_rule(*keys: str, name: str | None = None):
+    """Register the decorated ``fn(call: BwdCall) -> Cost`` as the backward formula of every op name or family."""
+    return _keyed(BACKWARD_RULES, keys, name)
 
 
 def backward_byte_rule(*keys: str, name: str | None = None):
     """Register ``fn(call: BwdCall) -> int`` as the bytes the backward of the ops or families ``keys`` moves."""
-    def deco(fn: Callable) -> Callable:
-        f = _formula(fn, name)
-        for k in keys:
-            BACKWARD_BYTES[k] = f
-        return fn
-
-    return deco
+    return _keyed(BACKWARD_BYTES, keys, name)
 
 
 def saved_rule(*keys: str, name: str | None = None):
     """Register ``fn(call: BwdCall) -> Saved`` as what the ops or families ``keys`` save for the backward."""
-    def deco(fn: Callable) -> Callable:
-        f = _formula(fn, name)
-        for k in keys:
-            SAVED_RULES[k] = f
-        return fn
-
-    return deco
+    return _keyed(SAVED_RULES, keys, name)
 
 
 def _attaching(kind: str, targets: tuple, name: str | None, registry: Registry | None):
