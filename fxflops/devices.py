@@ -184,6 +184,18 @@ def preset_named(gpu: str) -> str | None:
     return max(found, key=lambda key: len(key.split("-")), default=None)
 
 
+def default_device(measured_on: str | None) -> str:
+    """The roofline device a report's times default to: the preset of where its nodes were measured
+    (``Report.measured_on``), so that measured and estimated times compare; else this machine's ``"cpu"``."""
+    if measured_on is None:
+        return "cpu"
+    preset = preset_for(measured_on)
+    if preset is None:
+        raise FxFlopsError(f"no roofline preset matches {measured_on}, where this report was measured: "
+                           "pass device= (a preset name or fxflops.Device(peak_flops=..., bandwidth=...))")
+    return preset
+
+
 def get_device(device: "str | Device") -> Device:
     """A :class:`Device`, a preset name (``a100``, ``h100``, ``b200``... ``fxflops devices`` lists them) or ``"cpu"``
     (calibrated)."""

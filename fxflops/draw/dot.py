@@ -26,6 +26,7 @@ import networkx as nx
 
 from . import style as st
 from .view import View, ViewCluster, ViewNode, build_view, cost_guided, owners, path_depth, roll_blocks, without_stubs
+from ..devices import default_device
 from ..errors import RenderError
 from ..units import human, seconds
 
@@ -568,7 +569,7 @@ def _graph(source: "Report | nx.DiGraph", color: str = "flops", device: Any = No
 
     g = to_networkx(source)
     if color != "flops":
-        annotate(g, source.roofline(device if device is not None else source.default_device()))
+        annotate(g, source.roofline(device if device is not None else default_device(source.measured_on)))
     return g
 
 

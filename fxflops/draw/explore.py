@@ -26,6 +26,7 @@ import networkx as nx
 from . import style as st
 from .dot import COLORS, annotate, view_to_dot
 from .view import build_view, is_const, is_within, owners, parent, path_depth, roll_blocks, without_stubs
+from ..devices import default_device
 from ..errors import FxFlopsError, RenderError
 from ..types import OP_KINDS
 from ..units import human, seconds
@@ -134,7 +135,7 @@ def page_data(report: "Report", color: str = "flops", device: Any = None) -> dic
     if color not in COLORS:
         raise FxFlopsError(f"color must be one of {', '.join(COLORS)}, got {color!r}")
     if device is None and (color != "flops" or report.measured_on is not None):
-        device = report.default_device()
+        device = default_device(report.measured_on)
     est = report.roofline(device) if device is not None else None
     g = report.to_networkx()
     if est is not None:

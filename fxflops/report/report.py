@@ -12,7 +12,7 @@ from typing import Any
 
 import torch.fx as fx
 
-from ..devices import Device, get_device, preset_for
+from ..devices import Device, get_device
 from ..errors import FxFlopsError
 from ..passes.roofline import intensity
 from ..types import Backward, Capture, ModuleRow, NodeRecord, Status
@@ -136,16 +136,6 @@ class Report:
         """Roofline estimate on ``device``: a preset name (``a100``, ``h100``, ``h200``, ``v100``), ``"cpu"``
         (measured on this machine, cached) or an :class:`fxflops.Device`. Times are in seconds."""
         return Roofline.of(self, get_device(device))
-
-    def default_device(self) -> "str | Device":
-        """Where the nodes were measured, so that measured and estimated times compare; else this machine's cpu."""
-        if self.measured_on is None:
-            return "cpu"
-        preset = preset_for(self.measured_on)
-        if preset is None:
-            raise FxFlopsError(f"no roofline preset matches {self.measured_on}, where this report was measured: "
-                               "pass device= (a preset name or fxflops.Device(peak_flops=..., bandwidth=...))")
-        return preset
 
     def memory(self, optimizer: str | None = None) -> "Memory | InferenceMemory":
         """Bytes of one training step (train mode): parameters, gradients, ``optimizer`` state (``adam``, the default,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from ..devices import Device
+from ..devices import Device, default_device
 from ..errors import FxFlopsError
 from ..passes.roofline import intensity
 from ..types import OP_KINDS, ModuleRow, NodeRecord, Status
@@ -65,7 +65,7 @@ def table(report: "Report", depth: int = 2, columns: list[str] | tuple[str, ...]
     if unknown:
         raise FxFlopsError(f"unknown table column(s) {', '.join(map(repr, unknown))}; choose from "
                            f"{', '.join(COLUMNS)}")
-    est = report.roofline(device or report.default_device()) if _NEEDS_DEVICE & set(columns) else None
+    est = report.roofline(device or default_device(report.measured_on)) if _NEEDS_DEVICE & set(columns) else None
     rows = [("module", "type", *(COLUMNS[c] for c in columns))]
     for m in table_modules(report, depth):
         name = ("  " * m.depth) + (m.path.rsplit(".", 1)[-1] if m.path else "model")
