@@ -61,7 +61,8 @@ def annotate(cap: Captured, ctx: Counting) -> Annotated:
             if r.bytes and any(under(r.module_path, b.path) for b in cap.reused):
                 r.fwd_bytes = 0
         records = reused_nodes(records, cap.reused)
-    notes = list(cap.notes) + fallback_notes(cap.graphs[0], cap.untraceable, opaque) + shape_notes
+    opaque_notes = fallback_notes(cap.graphs[0], cap.untraceable, opaque) if cap.graphs else []
+    notes = list(cap.notes) + opaque_notes + shape_notes
     return Annotated(records, notes, shape_mode)
 
 
