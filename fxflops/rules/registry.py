@@ -169,21 +169,22 @@ class Rule:
     def __call__(self, call: Call) -> Cost:
         return self.fn(call)
 
+    def _own_or_family(self, table: dict[str, OpFormula]) -> OpFormula | None:
+        """The op's formula in ``table``, else its family's (a custom rule has no family to fall back on)."""
+        found = table.get(self.op)
+        if found is None and self.family not in ("", "custom"):
+            found = table.get(self.family)
+        return found
+
     @property
     def backward(self) -> OpFormula | None:
         """The op's backward formula, or its family's; None for a custom rule without one."""
-        found = BACKWARD_RULES.get(self.op)
-        if found is None and self.family not in ("", "custom"):
-            found = BACKWARD_RULES.get(self.family)
-        return found
+        return self._own_or_family(BACKWARD_RULES)
 
     @property
     def backward_bytes(self) -> OpFormula | None:
         """The bytes the op's backward moves: its own formula, or its family's, or None (the default formula)."""
-        found = BACKWARD_BYTES.get(self.op)
-        if found is None and self.family not in ("", "custom"):
-            found = BACKWARD_BYTES.get(self.family)
-        return found
+        return self._own_or_family(BACKWARD_BYTES)
 
     @property
     def saved(self) -> OpFormula | None:
