@@ -19,21 +19,21 @@ from __future__ import annotations
 import argparse
 import contextlib
 import logging
-import multiprocessing
 import platform
 import signal
 import sys
 import time
 import warnings
 from collections import Counter
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator
 
 import torch
+from tqdm import tqdm
 
 import fxflops
 from fxflops.units import human, percent
+from fxflops.workers import each
 
 META = torch.device("meta")
 
@@ -250,27 +250,24 @@ def _first_line(exc: BaseException) -> str:
     return text[:400]
 
 
-_ENTRIES: list[Entry] = []  # what forked workers run: the builds are closures, inherited by fork instead of pickled
+class _Run:
+    """One entry's audit, picklable: the result goes back without its entry (the parent has it; builds are closures)."""
 
+    def __init__(self, capture: str, timeout: int) -> None:
+        self.capture, self.timeout = capture, timeout
 
-def _run_at(i: int, capture: str, timeout: int) -> tuple[int, Result]:
-    res = run(_ENTRIES[i], capture, timeout)
-    res.entry = None  # type: ignore[assignment] - the parent has it; its build does not pickle
-    return i, res
+    def __call__(self, entry: Entry) -> Result:
+        res = run(entry, self.capture, self.timeout)
+        res.entry = None  # type: ignore[assignment]
+        return res
 
 
 def run_all(entries: list[Entry], capture: str, timeout: int, jobs: int) -> Iterator[tuple[int, Result]]:
     """Each entry's result as it comes; with ``jobs`` > 1 from that many worker processes (each analysis is
-    independent, so the results are the serial ones)."""
-    if jobs <= 1:
-        yield from ((i, run(e, capture, timeout)) for i, e in enumerate(entries))
-        return
-    _ENTRIES[:] = entries
-    with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("fork")) as pool:
-        for done in as_completed([pool.submit(_run_at, i, capture, timeout) for i in range(len(entries))]):
-            i, res = done.result()
-            res.entry = entries[i]
-            yield i, res
+    independent, so the results are the serial ones), with a progress bar on a terminal."""
+    for i, res in each(_Run(capture, timeout), entries, workers=jobs, desc="zoo"):
+        res.entry = entries[i]
+        yield i, res
 
 
 def run(entry: Entry, capture: str, timeout: int) -> Result:
@@ -402,12 +399,11 @@ def main(argv: list[str] | None = None) -> int:
         results[i] = r
         e = r.entry
         if r.error:
-            print(f"{e.group:14} {e.name:40} FAILED {r.error}", flush=True)
+            tqdm.write(f"{e.group:14} {e.name:40} FAILED {r.error}")  # above the progress bar
         else:
             unc = ", ".join(sorted(r.incomplete)) or "-"
-            print(f"{e.group:14} {e.name:40} {r.capture:13} {r.nodes:6} nodes {human(r.macs):>7} MACs "
-                  f"{human(r.flops):>7} FLOPs  blind {percent(r.blind, 1.0):>7} {r.seconds:6.2f} s  uncounted: {unc}",
-                  flush=True)
+            tqdm.write(f"{e.group:14} {e.name:40} {r.capture:13} {r.nodes:6} nodes {human(r.macs):>7} MACs "
+                       f"{human(r.flops):>7} FLOPs  blind {percent(r.blind, 1.0):>7} {r.seconds:6.2f} s  uncounted: {unc}")
     elapsed = time.perf_counter() - start
     results = [r for r in results if r is not None]
     print()

@@ -188,6 +188,11 @@ class NodeRecord(Halves):
     block: str = ""
     kernel: int = 0  # with bytes="fused": the kernel (fused group) it runs in, 1, 2, ...; 0 for none (passes/fusion.py)
 
+    def __getstate__(self) -> dict[str, Any]:
+        # The fx node belongs to this process's graph: a record sent to another (a sweep worker's report) keeps its
+        # numbers and its rule, and leaves the node behind.
+        return {**self.__dict__, "node": None}
+
     @property
     def rule_name(self) -> str:
         """The op name of the rule that priced it, or ""."""

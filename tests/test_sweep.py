@@ -70,7 +70,7 @@ def test_transformer_formula_is_the_hand_derivation(lm_sweep) -> None:
     flops = s.formula("flops")
     assert flops(T=300) == trace_flops(model, ids(1, 300)).total_flops  # a size the sweep never ran
     assert s.formula("params").terms == {(0,): sum(p.numel() for p in model.parameters())}
-    assert s.reused == 4 and "fx capture traced once, reused for 4 of 5 points" in str(s)
+    assert s.reused == 4 and "fx capture reused for 4 of 5 points" in str(s)
 
 
 def test_two_symbols_batch_times_sequence() -> None:

@@ -30,6 +30,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--vary", action="append", default=[], metavar="SYM=V1,V2,...", required=True,
                    help="a symbol of --input and its values (repeatable: every combination is analysed)")
     p.add_argument("--ignore", action="append", default=[], metavar="OP", help="op counted as 0 (repeatable)")
+    p.add_argument("--jobs", type=int, default=1, metavar="N",
+                   help="analyse N points at once, in worker processes (same results; a progress bar on a terminal)")
     p.add_argument("--json", action="store_true", help="print the points and formulas as JSON (exact integers)")
     add_export_options(p, chart="the points and the fitted curve of --metric")
     p.add_argument("--metric", choices=("macs", "flops", "params"), default="flops", help="what --chart draws")
@@ -68,6 +70,8 @@ def substitute(spec: str, point: dict[str, int]) -> str:
 def run(args: argparse.Namespace) -> int:
     from ..sweeping import sweep
 
+    if args.jobs < 1:
+        raise FxFlopsError(f"--jobs {args.jobs}: give the number of worker processes, 1 or more")
     values = parse_vary(args.vary)
     model = build_model(args.model, args)
     inputs = args.input or default_input(args.model, model)
@@ -80,7 +84,7 @@ def run(args: argparse.Namespace) -> int:
         return model, make_example([substitute(s, point) for s in inputs], torch.device("meta") if args.meta else None)
 
     s = sweep(build, trace_options={"ignore": args.ignore, "capture": args.capture, "strict": args.strict},
-              **values)
+              workers=args.jobs, **values)
     if args.csv:
         s.to_csv(args.csv)
         wrote("CSV", args.csv)

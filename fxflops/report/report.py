@@ -6,9 +6,10 @@ expect. The graphs stay attached only so that the drawing can follow their edges
 """
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 import torch.fx as fx
 
@@ -24,6 +25,21 @@ from .html import report_html
 
 # Re-exported: the table's columns are documented on Report.table.
 COLUMNS, DEFAULT_COLUMNS, TRAIN_COLUMNS = views.COLUMNS, views.DEFAULT_COLUMNS, views.TRAIN_COLUMNS
+
+
+_ELSEWHERE = ("{} needs the graph and the model, which stay in the process that traced them: call it on a report "
+              "from trace_flops in this process")
+
+
+def _here(method: Callable) -> Callable:
+    """Refuse ``method`` on a report copied from another process (pickled): it needs the graphs or the model."""
+    @functools.wraps(method)
+    def checked(self: "Report", *args: Any, **kwargs: Any) -> Any:
+        if self.__dict__.get("_copied"):
+            raise FxFlopsError(_ELSEWHERE.format(f"{method.__name__}()"))
+        return method(self, *args, **kwargs)
+
+    return checked
 
 
 @dataclass
@@ -44,6 +60,11 @@ class Report:
     measured_on: str | None = None
     mode: str = "infer"  # "train": totals are forward + backward
     model: Any = field(default=None, repr=False, compare=False)  # the model counted, for memory()
+
+    def __getstate__(self) -> dict[str, Any]:
+        # A report crosses processes (sweep(workers=N)) with every number, table and export; the graphs and the
+        # model are the tracing process's objects (the model would carry its weights), so they stay behind.
+        return {**self.__dict__, "graph_modules": [], "model": None, "_copied": True}
 
     @property
     def graph_module(self) -> fx.GraphModule | None:
@@ -142,6 +163,8 @@ class Report:
         and ``adamw``: 2 fp32 per trainable element, ``sgd`` with momentum: 1, ``none``) and the activations saved for
         the backward; in infer mode an :class:`InferenceMemory`: parameters, buffers and the peak of the activations
         alive at once. Needs the model the report was made from (kept as ``report.model``)."""
+        if self.__dict__.get("_copied"):
+            raise FxFlopsError(_ELSEWHERE.format("memory()"))
         if self.model is None:
             raise FxFlopsError("this report holds no model: memory() needs one made by fxflops.trace_flops")
         return memory(self, self.model, optimizer)
@@ -205,12 +228,14 @@ class Report:
         return export.to_dataframe(self, rows, depth)
 
     # ---- the annotated graph (fxflops.draw; imported on use, the drawing stage comes after the report) -----------
+    @_here
     def to_networkx(self):
         """A ``networkx.DiGraph``: one node per fx node with its costs and shapes, edges along data flow."""
         from ..draw.graph import to_networkx
 
         return to_networkx(self)
 
+    @_here
     def to_dot(self, **options: Any) -> str:
         """DOT text of the annotated graph; options as :func:`fxflops.draw.dot.to_dot` (depth, top, roll...)."""
         from ..draw.dot import to_dot
@@ -223,12 +248,14 @@ class Report:
 
         return module_chart(self, path, depth=depth, metric=metric)
 
+    @_here
     def render(self, path: str, **options: Any):
         """Draw the annotated graph into ``path`` (.svg, .png or .pdf); options as :func:`fxflops.draw.dot.render`."""
         from ..draw.dot import render
 
         return render(self, path, **options)
 
+    @_here
     def explore(self, path: str, **options: Any):
         """Write the explorer, one self-contained HTML page (``color``, ``device``: see :func:`fxflops.draw.explore.explore`)."""
         from ..draw.explore import explore

@@ -219,7 +219,7 @@ class Sweep:
                          f"more: {', '.join(_fmt_point(self.symbols, p) for p in fitted.checked_on[:4])}"
                          f"{' ...' if len(fitted.checked_on) > 4 else ''})")
         if self.reused:
-            lines.append(f"fx capture traced once, reused for {self.reused} of {len(self.points)} points")
+            lines.append(f"fx capture reused for {self.reused} of {len(self.points)} points")
         return "\n".join(lines)
 
     def __str__(self) -> str:

@@ -4,6 +4,7 @@ The rules of third-party layers (timm, torchvision) are registered lazily by :fu
 timm or torchvision costs seconds, and a model whose classes come from them has imported them already.
 """
 import importlib
+import importlib.util
 import sys
 
 from . import (  # noqa: F401
@@ -33,11 +34,14 @@ _loaded: set[str] = set()
 
 
 def load_extensions(force: bool = False) -> None:
-    """Register the rules of every third-party package already imported (all of them with ``force``: for the
-    generated docs and the API audit). Cheap when there is nothing new: called at the start of every trace."""
+    """Register the rules of every third-party package already imported (with ``force``, of every one installed: for
+    the generated docs, the API audit and a pickled report citing one). Cheap when there is nothing new: called at
+    the start of every trace."""
     if len(_loaded) == len(EXTENSIONS):
         return
     for package, module in EXTENSIONS.items():
-        if module not in _loaded and (force or package in sys.modules):
+        if module in _loaded:
+            continue
+        if package in sys.modules or (force and importlib.util.find_spec(package) is not None):
             _loaded.add(module)
             importlib.import_module(f"{__name__}.{module}")

@@ -186,6 +186,14 @@ class Rule:
         """The bytes the op's backward moves: its own formula, or its family's, or None (the default formula)."""
         return self._own_or_family(BACKWARD_BYTES)
 
+    def __reduce__(self) -> tuple:
+        # A report crosses processes (sweep workers) with the rules that priced it; their functions may be local
+        # (one per generated op), so a registered rule travels as its registration and is looked up on arrival.
+        return _arrived, (_registration(self), self.op, self.status, self.formula, self.reason, self.family)
+
+    def __deepcopy__(self, memo: dict) -> "Rule":
+        return self  # a rule is a shared constant of the op table, never copied with the report that cites it
+
     @property
     def saved(self) -> OpFormula | None:
         """What autograd saves for the op's backward: the op's formula, or its family's (a free op's only its own)."""
@@ -268,6 +276,56 @@ class Registry:
 
 
 REGISTRY = Registry()
+
+
+# (kind, qualified target name) <-> rule of REGISTRY, for pickling rules by registration; rebuilt on a miss
+_BY_RULE: dict[int, tuple[str, str]] = {}
+_BY_KEY: dict[tuple[str, str], Rule] = {}
+
+
+def _index() -> None:
+    _BY_RULE.clear()
+    _BY_KEY.clear()
+    for kind, target, r in REGISTRY.rules():
+        key = (kind, qualified_name(target))
+        _BY_RULE.setdefault(id(r), key)
+        _BY_KEY[key] = r
+
+
+def _registration(r: Rule) -> tuple[str, str] | None:
+    """Where ``r`` is registered in REGISTRY, as (kind, qualified target name); None for a custom rule."""
+    for attempt in range(2):
+        key = _BY_RULE.get(id(r))
+        if key is not None and _BY_KEY.get(key) is r:
+            return key
+        if attempt == 0:
+            _index()
+    return None
+
+
+def _arrived(key: tuple[str, str] | None, op: str, status: Status, formula: str, reason: str, family: str) -> Rule:
+    """A pickled rule on arrival: the rule registered under ``key`` here (the extensions' rules loaded if need be),
+    else one that knows its name and formula, which is all a report's views read from it."""
+    if key is not None and key not in _BY_KEY:
+        from . import load_extensions
+
+        load_extensions(force=True)  # the packages installed here; a rule of one that is not stays described
+        _index()
+    found = _BY_KEY.get(key) if key is not None else None
+    if found is not None:
+        return found
+    return Rule(op=op, fn=_Elsewhere(op), status=status, formula=formula, reason=reason, family=family)
+
+
+@dataclass(frozen=True)
+class _Elsewhere:
+    """The function of a rule that was pickled without it (a custom rule of another process)."""
+
+    op: str
+
+    def __call__(self, call: Call) -> Cost:
+        raise RuntimeError(f"rule {self.op!r} came from another process without its function: its formula is in "
+                           "rule.formula; pass it as custom_rules to count in this process")
 
 
 def _doc(fn: Callable) -> str:
