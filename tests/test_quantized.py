@@ -34,6 +34,17 @@ def test_dynamic_linear_by_hand(capture):
     assert q.state_dict().keys() == state.keys()
 
 
+def test_dynamo_that_captures_nothing_is_an_error_not_zero():
+    """Dynamo runs the quantized kernels outside its graphs (they have no fake implementation): it captures no graph,
+    which would read as 0 FLOPs. It is an error naming the paths that work; auto takes fx."""
+    from fxflops import CaptureError
+
+    q = dynamic_mlp()
+    with pytest.raises(CaptureError, match="dynamo captured no graph of Sequential: .*use capture='record' or 'auto'"):
+        trace_flops(q, torch.randn(4, 16), capture="dynamo")
+    assert trace_flops(q, torch.randn(4, 16)).total_macs == 3072
+
+
 @pytest.mark.slow
 def test_static_quantized_resnet18_is_its_float_twin():
     with warnings.catch_warnings():

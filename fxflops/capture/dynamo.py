@@ -67,17 +67,28 @@ def capture_dynamo(
     root = target if isinstance(target, torch.nn.Module) else None
     real = _all_real(root, args, kwargs)
     try:
-        return _capture(target, root, args, kwargs, "meta", reuse_blocks, is_leaf, probe_failure_is_final=real,
-                        grad=grad)
+        cap = _capture(target, root, args, kwargs, "meta", reuse_blocks, is_leaf, probe_failure_is_final=real,
+                       grad=grad)
     except Exception as meta_exc:  # noqa: BLE001 - any failure on meta is retried on real data or reported
         if not real:
             raise CaptureError(_advice(target, meta_exc, "on meta tensors")) from meta_exc
         meta_reason = first_line(meta_exc)
+    else:
+        return _nonempty(cap, target)
     try:
         cap = _capture(target, root, args, kwargs, "real", reuse_blocks, is_leaf, grad=grad)
     except Exception as real_exc:  # noqa: BLE001
         raise CaptureError(_advice(target, real_exc, "on the real example")) from real_exc
     cap.notes.append(f"meta tensors failed ({meta_reason}); dynamo captured from a real run on the example")
+    return _nonempty(cap, target)
+
+
+def _nonempty(cap: Captured, target: Any) -> Captured:
+    """A capture with nothing in it would report 0 FLOPs: every op ran outside dynamo's graphs."""
+    if not cap.graphs and not cap.leaves:
+        name = type(target).__name__ if isinstance(target, torch.nn.Module) else getattr(target, "__name__", "it")
+        raise CaptureError(f"dynamo captured no graph of {name}: every op ran outside its graphs (ops it cannot "
+                           "trace, such as quantized kernels); use capture='record' or 'auto'")
     return cap
 
 
