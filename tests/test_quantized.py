@@ -77,3 +77,30 @@ def test_quantized_linear_op(capture):
     r = trace_flops(PackedCall(), torch.randn(4, 16), capture=capture)
     assert (r.total_macs, r.total_flops) == (4 * 16 * 32, 2 * 2048 + 4 * 32)
     assert [n.op for n in r.nodes if n.kind == "call_function"] == ["quantized_linear"]
+
+
+class QuantizedResidual(nn.Module):
+    """quantize → QFunctional.add_relu / add / mul / cat → dequantize, as a converted static-quantized model runs."""
+
+    def __init__(self):
+        super().__init__()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            self.f = torch.ao.nn.quantized.QFunctional()
+
+    def forward(self, x):
+        q = torch.quantize_per_tensor(x, 0.1, 0, torch.quint8)
+        y = self.f.add_relu(q, q)
+        y = self.f.mul(self.f.add(y, q), q)
+        return self.f.cat([y, q], 1).dequantize()
+
+
+@pytest.mark.parametrize("capture", ["fx", "record"])
+def test_quantized_functional_ops_by_hand(capture):
+    r = trace_flops(QuantizedResidual(), torch.randn(2, 8), capture=capture)
+    ops = {n.op: n for n in r.nodes if n.kind == "call_function" or n.kind == "call_method"}
+    # 16 elements: quantize 4 each; add_relu 2, add 1, mul 1 each; cat free; dequantize of 32 elements 2 each
+    assert ops["quantize"].flops == 4 * 16 and ops["dequantize"].flops == 2 * 32
+    assert sorted(n.flops for n in r.nodes if n.op == "quantized_elementwise") == [16, 16, 32]
+    assert ops["quantized_cat"].flops == 0 and str(ops["quantized_cat"].status) == "free"
+    assert r.total_flops == 64 + 64 + 64 and not r.uncounted

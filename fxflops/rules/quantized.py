@@ -14,7 +14,7 @@ import torch.ao.nn.intrinsic.quantized.dynamic as nniqd
 import torch.ao.nn.quantized as nnq
 import torch.ao.nn.quantized.dynamic as nnqd
 
-from .registry import Call, Cost, contraction, rule, weights_rule
+from .registry import Call, Cost, contraction, free, rule, weights_rule
 from ._util import prod
 
 # each class -> the FLOPs per output element its fused epilogue adds, as the float twin counts them (relu 1, add 1)
@@ -63,3 +63,34 @@ def quantized_linear_op(call: Call) -> Cost:
 def quantized_weights(m: torch.nn.Module) -> list[torch.Tensor]:
     """The packed weight (int8, 1 byte per element) and the float bias: the layer's parameters, read once per call."""
     return [t for t in (m.weight(), m.bias()) if t is not None]
+
+
+_Q = torch.ops.quantized
+# each quantized:: elementwise op of nn.quantized.QFunctional -> FLOPs per output element, as its float twin counts
+# them (an add or multiply 1, a fused ReLU 1 more)
+ELEMENTWISE = {_Q.add: 1, _Q.add_scalar: 1, _Q.mul: 1, _Q.mul_scalar: 1,
+               _Q.add_relu: 2, _Q.add_scalar_relu: 2, _Q.mul_relu: 2, _Q.mul_scalar_relu: 2, _Q.cat_relu: 1}
+
+
+@rule(*ELEMENTWISE, op="quantized_elementwise", family="quantized")
+def quantized_elementwise(call: Call) -> Cost:
+    """quantized::add, mul (and _scalar) as their float twins: 1 FLOP per output element; the _relu variants 2;
+    cat_relu 1 (the ReLU; the copy is free). Requantizing to the output's scale is the kernel's epilogue, not
+    counted (as a float op's rounding is not)."""
+    return Cost(0, call.out_numel * ELEMENTWISE[getattr(call.target, "overloadpacket", call.target)])
+
+
+free(_Q.cat, op="quantized_cat", reason="concatenates quantized tensors (requantized to one scale): no arithmetic",
+     family="quantized")
+
+
+@rule(torch.quantize_per_tensor, torch.quantize_per_channel, op="quantize", family="quantized")
+def quantize(call: Call) -> Cost:
+    """q = clamp(round(x / scale) + zero_point): divide, round, add, clamp, 4 FLOPs per output element."""
+    return Cost(0, 4 * call.out_numel)
+
+
+@rule(torch.dequantize, "dequantize", op="dequantize", family="quantized")
+def dequantize(call: Call) -> Cost:
+    """x = (q − zero_point)·scale: subtract, multiply, 2 FLOPs per output element."""
+    return Cost(0, 2 * call.out_numel)
