@@ -32,7 +32,7 @@ def quick_output(module: nn.Module, args: tuple, kwargs: dict) -> torch.Tensor |
     if len(args) != 1 or kwargs or not isinstance(args[0], torch.Tensor) or args[0].device != META:
         return None
     if isinstance(module, SHAPE_PRESERVING) and _fits(module, args[0]):
-        return empty_like_meta(args[0])
+        return args[0] if _returns_input(module) else empty_like_meta(args[0])
     shape = _contraction_shape(module, args[0]) or _pool_shape(module, args[0])
     return torch.empty(shape, dtype=args[0].dtype, device=META) if shape is not None else None
 
@@ -47,6 +47,16 @@ def _pool_shape(module: nn.Module, x: torch.Tensor) -> tuple[int, ...] | None:
     if not x.is_contiguous() or any(s is not None and s <= 0 for s in size):
         return None
     return (*x.shape[:-dims], *(s if s is not None else d for s, d in zip(size, x.shape[-dims:])))
+
+
+_DROPOUTS = (nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, nn.AlphaDropout)
+
+
+def _returns_input(module: nn.Module) -> bool:
+    """The forward hands back its input tensor itself, as the real one does: identity, dropout in eval mode, an
+    in-place activation. Later passes read that identity (no new storage, no copy)."""
+    return (isinstance(module, nn.Identity) or isinstance(module, _DROPOUTS) and not module.training
+            or getattr(module, "inplace", False) is True)
 
 
 def _fits(module: nn.Module, x: torch.Tensor) -> bool:

@@ -75,3 +75,29 @@ def test_cli_memory(capsys):
     assert main(["torchvision:resnet18", "--memory", "--depth", "0"]) == 0
     out = capsys.readouterr().out
     assert "memory of inference: params 46.8MB, buffers 38.6KB, peak activations 7.02MB (at bn1), total 53.8MB" in out
+
+
+class InPlace(nn.Module):
+    """y = relu in place, three ways (a module, a function, a method), then scaled in place: no new storage."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(256, 256)
+        self.act = nn.ReLU(inplace=True)
+
+    def forward(self, x):
+        y = self.act(self.fc(x))
+        torch.relu_(y)
+        return y.mul_(2)
+
+
+@pytest.mark.parametrize("capture", PATHS)
+def test_in_place_ops_allocate_nothing(capture):
+    r = trace_flops(InPlace().eval(), torch.randn(64, 256), capture=capture)
+    # 64×256 floats = 65,536 B: the input and fc's output, which every in-place op writes into; nothing else
+    assert r.memory().activations == 2 * 65_536
+    # ... but each in-place op is still a kernel: it reads and writes the 65,536 B, one FLOP per element
+    acts = [n for n in r.nodes if n.op in ("relu", "mul")]
+    assert len(acts) == 3 and all(n.fwd_bytes == 2 * 65_536 and n.flops == 64 * 256 for n in acts)
+    fused = trace_flops(InPlace().eval(), torch.randn(64, 256), capture=capture, bytes="fused")
+    assert {n.kernel for n in fused.nodes if n.op in ("relu", "mul")} == {2}

@@ -104,8 +104,10 @@ def _family(node: fx.Node) -> tuple[str, str]:
 
 
 def _is_view(node: fx.Node) -> bool:
-    """Returns a tensor that aliases its input: no kernel."""
-    if node.op not in OP_KINDS or _rec(node) is None:
+    """Returns a tensor that aliases its input and does no arithmetic: no kernel. An in-place op (``relu_``,
+    ``ReLU(inplace=True)``) also returns its input, but it is a kernel writing into it."""
+    rec = _rec(node)
+    if node.op not in OP_KINDS or rec is None or rec.fwd.flops:
         return False
     outs = tensors_in(node.meta.get("val"))
     if not outs:

@@ -2,8 +2,8 @@
 right after its last use, as PyTorch's caching allocator frees an eager forward's tensors.
 
 A tensor lives from the node that makes it to its last user, and a view (an output that aliases an input:
-``view``, ``transpose``, ``x[:, 0]``...) shares its source's storage, so it keeps the source alive and adds no
-bytes. The model's inputs are held by the caller for the whole forward and its outputs are alive at the end;
+``view``, ``transpose``, ``x[:, 0]``...) or an in-place op's output (``relu_``, ``ReLU(inplace=True)``) shares its
+source's storage, so it keeps the source alive and adds no bytes. The model's inputs are held by the caller for the whole forward and its outputs are alive at the end;
 weights (``get_attr`` nodes) are not activations. Each tensor counts at its dtype's element size. A graph break
 splits the forward into graphs: each graph's peak is taken, the outputs of one graph counting as the inputs of
 the next, and the peak of the forward is the largest.
@@ -37,7 +37,15 @@ def _nbytes(node: fx.Node) -> int:
 def _aliases(node: fx.Node) -> fx.Node | None:
     """The input whose storage ``node``'s output shares, or None when the output is a new tensor."""
     ins = [a for a in node.all_input_nodes if tensors_in(a.meta.get("val"))]
-    if node.op not in ("call_function", "call_method") or not ins or not tensors_in(node.meta.get("val")):
+    out = tensors_in(node.meta.get("val"))
+    if not ins or not out:
+        return None
+    if node.op == "call_module":
+        # A module run in place (ReLU(inplace=True)) returns its input itself; any view it returns may be of a
+        # tensor it made inside, so only identity says it allocated nothing.
+        mine = {id(t): a for a in ins for t in tensors_in(a.meta.get("val"))}
+        return next((mine[id(t)] for t in out if id(t) in mine), None)
+    if node.op not in ("call_function", "call_method"):
         return None
     values = [v for a in ins for v in tensors_in(a.meta.get("val"))]
     return ins[0] if ByteCall(values, node.meta.get("val")).aliases() else None
