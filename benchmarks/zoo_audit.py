@@ -33,7 +33,7 @@ from tqdm import tqdm
 
 import fxflops
 from fxflops.units import human, percent
-from fxflops.workers import each
+from fxflops.pipeline.workers import each
 
 META = torch.device("meta")
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import itertools
+import os
 import sys
 import threading
 from dataclasses import replace
@@ -128,6 +129,14 @@ def _uncompiled(model: torch.nn.Module) -> tuple[torch.nn.Module, str | None]:
 
 _freeze_lock = threading.Lock()
 _freezers = [0, False]  # analyses inside the freeze, and whether fxflops froze the heap (to unfreeze it)
+
+
+def _fresh_freeze_lock() -> None:
+    global _freeze_lock
+    _freeze_lock = threading.Lock()  # held by another thread when a worker forked: no one would release it
+
+
+os.register_at_fork(after_in_child=_fresh_freeze_lock)
 
 
 def clear_caches() -> None:

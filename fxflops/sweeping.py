@@ -12,7 +12,7 @@ from .capture.fx_cache import FxCache
 from .errors import FxFlopsError
 from .report.report import Report
 from .report.sweep import Sweep
-from .workers import each
+from .pipeline.workers import each
 
 
 def sweep(build: Callable[..., tuple[torch.nn.Module, Example]], *, trace_options: Mapping[str, Any] | None = None,

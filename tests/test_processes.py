@@ -14,7 +14,7 @@ import torchvision
 
 import fxflops
 from fxflops import FxFlopsError, sweep, trace_flops
-from fxflops import workers as workers_module
+from fxflops.pipeline import workers as workers_module
 from fxflops.rules.registry import REGISTRY, Rule
 
 from test_sweep import LM, ids
@@ -196,3 +196,43 @@ def test_cli_sweep_jobs(capsys, tmp_path) -> None:
     assert _lines(two) == _lines(one) and "MACs(B, T) = 27,776·B·T + 128·B·T²" in two
     code, _, err = run_cli(capsys, *args, "--jobs", "0")
     assert code == 2 and "--jobs 0: give the number of worker processes" in err
+
+
+@pytest.mark.slow
+def test_sweep_workers_fork_beside_other_threads_analyses() -> None:
+    """Workers fork while other threads analyse the same model (holding its lock, torch's patches, the heap freeze):
+    the fork waits for their patches to come off, and each worker starts with fresh locks, so nothing hangs and
+    every number is the serial one."""
+    import threading
+
+    model = LM(100, 32, 4, 2).eval()
+    resnet = torchvision.models.resnet18(num_classes=10).eval()
+
+    def build(T):
+        return model, ids(1, T)
+
+    serial = _results(sweep(build, T=[8, 16, 32, 64]))
+    expected = [trace_flops(model, ids(1, 8)).total_flops, trace_flops(resnet, torch.randn(1, 3, 32, 32)).total_flops]
+    stop, seen, done = threading.Event(), [], []
+
+    def busy(k: int) -> None:
+        while not stop.is_set():
+            r = trace_flops(model, ids(1, 8)) if k == 0 else trace_flops(resnet, torch.randn(1, 3, 32, 32))
+            seen.append(r.total_flops == expected[k])
+
+    threads = [threading.Thread(target=busy, args=(k,), daemon=True) for k in (0, 1)]
+    for t in threads:
+        t.start()
+
+    def sweeps() -> None:
+        for _ in range(3):
+            done.append(_results(sweep(build, workers=2, T=[8, 16, 32, 64])))
+
+    runner = threading.Thread(target=sweeps, daemon=True)
+    runner.start()
+    runner.join(timeout=240)
+    stop.set()
+    for t in threads:
+        t.join(timeout=60)
+    assert not runner.is_alive(), "a sweep with workers hung beside other threads' analyses"
+    assert done == [serial] * 3 and seen and all(seen)

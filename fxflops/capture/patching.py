@@ -26,6 +26,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import logging
+import os
 import threading
 import warnings
 import weakref
@@ -126,6 +127,24 @@ def model_lock(model: torch.nn.Module) -> Iterator[None]:
         yield
 
 
+_installed: "weakref.WeakSet[_Installed]" = weakref.WeakSet()
+
+
+def _fresh_locks_after_fork() -> None:
+    """In a forked child only the forking thread lives on: the locks other threads held are held by no one and
+    would never be released, so the child starts with fresh ones. (A patch another thread had installed stays
+    installed and counted; the fork itself waits for the captures that patch torch, see pipeline/workers.py.)"""
+    global _models, _models_lock
+    GLOBAL.__init__()
+    _models = weakref.WeakKeyDictionary()
+    _models_lock = threading.Lock()
+    for patch in list(_installed):
+        patch._lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_fresh_locks_after_fork)
+
+
 class _Installed:
     """A patch of process-wide state shared by overlapping captures: installed by the first, undone by the last, so
     that one thread never restores what another still relies on (the order ``catch_warnings`` and plain
@@ -136,6 +155,7 @@ class _Installed:
         self._lock = threading.Lock()
         self._count = 0
         self._saved: Any = None
+        _installed.add(self)
 
     @contextlib.contextmanager
     def held(self) -> Iterator[None]:

@@ -4,7 +4,9 @@ Threads would not help: an analysis is Python bound, and the captures serialise 
 ``capture/patching.py``). Processes share nothing, so each result is the one a serial run gives. Where the platform
 can fork, the workers inherit the task, so a closure or a lambda works (a sweep's ``build`` usually is one); where
 it cannot, the task must pickle (a module-level function). CUDA cannot be used again in a forked child, so a parent
-that has initialised it spawns its workers instead.
+that has initialised it spawns its workers instead. A fork waits for the captures running in other threads to put
+torch back (:data:`~fxflops.capture.patching.GLOBAL`), and the child starts with fresh locks (``patching``'s
+at-fork reset), so a sweep with workers can run beside other threads' analyses.
 """
 from __future__ import annotations
 
@@ -17,7 +19,8 @@ from typing import Any, Callable, Iterator, Sequence, TypeVar
 
 import torch
 
-from .errors import FxFlopsError
+from ..capture.patching import GLOBAL
+from ..errors import FxFlopsError
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -61,7 +64,10 @@ def _pooled(task: Callable[[T], R], items: Sequence[T], workers: int) -> Iterato
     pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork" if fork else "spawn"),
                                initializer=_started, initargs=(workers, None if fork else (task, items)))
     try:
-        pending: set[Future] = {pool.submit(_run, i) for i in range(len(items))}
+        # The pool forks on the first submit: not while another thread's capture has torch patched (fx's tracer,
+        # dynamo), or the workers would inherit the patches half-done. Captures hold GLOBAL while they patch.
+        with GLOBAL.exclusive():
+            pending: set[Future] = {pool.submit(_run, i) for i in range(len(items))}
         while pending:
             done, pending = wait(pending, return_when=FIRST_EXCEPTION)
             for f in done:
