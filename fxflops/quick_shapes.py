@@ -26,9 +26,12 @@ SHAPE_PRESERVING: tuple[type, ...] = (
 )
 
 
-def quick_output(module: nn.Module, args: tuple, kwargs: dict) -> torch.Tensor | None:
+def quick_output(module: nn.Module, args: tuple, kwargs: dict) -> Any:
     """The output of a one-tensor call of ``module`` on meta, made without running it when its shape follows
-    from the module's configuration (a shape-preserving layer, a plain Linear/ConvNd); else None."""
+    from the module's configuration (a shape-preserving layer, a plain Linear/ConvNd), or of an
+    ``nn.MultiheadAttention`` asked for no weights; else None."""
+    if type(module) is nn.MultiheadAttention:
+        return _attention_output(module, args, kwargs)
     if len(args) != 1 or kwargs or not isinstance(args[0], torch.Tensor) or args[0].device != META:
         return None
     if isinstance(module, SHAPE_PRESERVING) and _fits(module, args[0]):
@@ -72,6 +75,28 @@ def _fits(module: nn.Module, x: torch.Tensor) -> bool:
 
 
 _CONVS = {nn.Conv1d: 1, nn.Conv2d: 2, nn.Conv3d: 3}
+
+
+def _attention_output(module: nn.MultiheadAttention, args: tuple, kwargs: dict) -> tuple | None:
+    """``(output, None)`` of ``mha(q, k, v, need_weights=False)`` on batched meta inputs without masks: the meta
+    forward runs a dozen Python decompositions (a third of ViT-B/16's shape pass). The output is what the forward
+    returns, a view of its out-projection: (L, N, E), transposed to (N, L, E) where ``batch_first``."""
+    names = ("query", "key", "value")
+    q, k, v = (args[i] if i < len(args) else kwargs.get(n) for i, n in enumerate(names))
+    extra = set(kwargs) - set(names) - {"need_weights", "attn_mask", "key_padding_mask", "is_causal"}
+    if (extra or len(args) > 3 or kwargs.get("need_weights", True) or kwargs.get("attn_mask") is not None
+            or kwargs.get("key_padding_mask") is not None or kwargs.get("is_causal", False)):
+        return None
+    weight = module.in_proj_weight if module.in_proj_weight is not None else module.q_proj_weight
+    if not all(type(t) in _PLAIN and t.device == META and t.dim() == 3 and t.dtype == weight.dtype for t in (q, k, v)):
+        return None
+    batch = 0 if module.batch_first else 1
+    if (q.shape[-1] != module.embed_dim or k.shape[-1] != module.kdim or v.shape[-1] != module.vdim
+            or k.shape[:-1] != v.shape[:-1] or not q.shape[batch] == k.shape[batch]):
+        return None
+    n, length = q.shape[batch], q.shape[1 - batch]
+    out = torch.empty(length * n, module.embed_dim, dtype=q.dtype, device=META).view(length, n, module.embed_dim)
+    return (out.transpose(0, 1) if module.batch_first else out), None
 
 
 def _contraction_shape(module: nn.Module, x: torch.Tensor) -> tuple[int, ...] | None:

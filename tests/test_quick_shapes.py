@@ -218,3 +218,34 @@ def test_fx_tensor_constants_stay_off_the_model():
     before = set(vars(model))
     r = fxflops.trace_flops(model, torch.randn(3, 2), capture="fx")
     assert set(vars(model)) == before and r.total_flops == 6
+
+
+MHA_CASES = [  # (batch_first, kdim, vdim, q shape, k shape, v shape)
+    (True, None, None, (2, 5, 32), (2, 5, 32), (2, 5, 32)),
+    (False, None, None, (5, 2, 32), (5, 2, 32), (5, 2, 32)),
+    (True, 16, 24, (2, 5, 32), (2, 7, 16), (2, 7, 24)),  # cross attention, separate projections
+    (False, 16, 24, (5, 3, 32), (9, 3, 16), (9, 3, 24)),
+]
+
+
+@pytest.mark.parametrize("batch_first,kdim,vdim,qs,ks,vs", MHA_CASES)
+def test_multihead_attention_without_weights_is_what_the_forward_returns(batch_first, kdim, vdim, qs, ks, vs):
+    with torch.device(M):
+        mha = nn.MultiheadAttention(32, 4, batch_first=batch_first, kdim=kdim, vdim=vdim)
+    q, k, v = meta(*qs), meta(*ks), meta(*vs)
+    made, none = quick_output(mha, (q, k, v), {"need_weights": False})
+    want, _ = mha(q, k, v, need_weights=False)
+    same(made, want)
+    assert none is None and made._is_view() == want._is_view() is True  # a view of the out-projection, as real
+
+
+def test_multihead_attention_cases_left_to_the_forward():
+    with torch.device(M):
+        mha = nn.MultiheadAttention(32, 4, batch_first=True)
+    x = meta(2, 5, 32)
+    assert quick_output(mha, (x, x, x), {}) is None  # need_weights defaults to True: the weights' shape varies
+    assert quick_output(mha, (x, x, x), {"need_weights": False, "attn_mask": meta(5, 5)}) is None
+    assert quick_output(mha, (x, x, x), {"need_weights": False, "key_padding_mask": meta(2, 5)}) is None
+    assert quick_output(mha, (meta(5, 32),) * 3, {"need_weights": False}) is None  # unbatched
+    assert quick_output(mha, (meta(2, 5, 16),) * 3, {"need_weights": False}) is None  # the forward raises on it
+    assert quick_output(mha, (meta(2, 5, 32, dtype=torch.float16),) * 3, {"need_weights": False}) is None
