@@ -117,7 +117,9 @@ def _text_boxes(ldraw: list[dict]) -> list[tuple[str, float, float, float, float
         if op["op"] == "F":
             size = op["size"]
         elif op["op"] == "T":
-            (x, y), w = op["pt"], op["width"] * 1.05
+            # trailing no-break spaces are slack, not ink: only the visible part's share of the width is set
+            visible = len(op["text"].rstrip("\xa0")) / max(1, len(op["text"]))
+            (x, y), w = op["pt"], op["width"] * 1.05 * visible
             left = {"l": x, "c": x - w / 2, "r": x - w}[op["align"]]
             out.append((op["text"], left, y - 0.2 * size, left + w, y + 0.8 * size))
     return out
@@ -140,6 +142,11 @@ def test_labels_lie_inside_their_boxes(reports, picture):
             assert min(margins) >= 1.5, (o["name"], text, [round(m, 1) for m in margins])
         checked.add(o["shape"])
     assert "box3d" in checked
+    for o in js["objects"]:  # cluster titles, inside their cluster's box
+        if "bb" in o and "_ldraw_" in o and o["name"].startswith("cluster_"):
+            left, bottom, right, top = map(float, o["bb"].split(","))
+            for text, x0, y0, x1, y1 in _text_boxes(o["_ldraw_"]):
+                assert min(x0 - left, right - x1, top - y1) >= 1.5, (o["name"], text)
 
 
 def _scale(svg: str) -> float:

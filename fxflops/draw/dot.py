@@ -311,9 +311,10 @@ def _cluster_attrs(cl: ViewCluster, view: View) -> dict[str, str]:
     share = cl.flops / total if total else 0.0
     head = _span(cl.path, cl.rolled_paths)
     times = _times(cl.repeat)
-    label = (f"<<b>{e(head)}{times}</b>  {e(cl.type)}<br align='left'/>"
+    # trailing spaces keep a browser's slightly wider Helvetica off the cluster's right edge
+    label = (f"<<b>{e(head)}{times}</b>  {e(cl.type)}&#160;&#160;<br align='left'/>"
              f"{e(st.flops_text(cl.flops))} · {e(st.pct(share))}"
-             f"{' (sum of the ' + str(cl.repeat) + ' blocks)' if cl.repeat > 1 else ''}<br align='left'/>>")
+             f"{' (sum of the ' + str(cl.repeat) + ' blocks)' if cl.repeat > 1 else ''}&#160;&#160;<br align='left'/>>")
     return {
         "label": label.replace("'", '"'),
         "labeljust": "l",
