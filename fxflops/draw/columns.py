@@ -12,6 +12,7 @@ needs it, the picture is shrunk to fit, never past ``MIN_SCALE``.
 """
 from __future__ import annotations
 
+from bisect import bisect_left
 from dataclasses import dataclass
 from typing import Any
 
@@ -77,13 +78,24 @@ class Layout:
     spans: dict[str, tuple[int, int]]  # cluster -> its first and last rank
     tangled: set[str]  # clusters holding a loop or a module called several times drawn once: no order to cut
 
+    def __post_init__(self) -> None:
+        # worked out once: the choice of columns asks for them for every cut of every number of columns tried
+        n = len(self.heights)
+        self.starting, self.ending, self._crossed = [0] * n, [0] * n, [[] for _ in range(n + 1)]
+        for c, (lo, hi) in self.spans.items():
+            self.starting[lo] += 1
+            self.ending[hi] += 1
+            for b in range(lo + 1, hi + 1):
+                self._crossed[b].append(c)
+        self.nesting = {c: len(chain) - i for chain in self.within.values() for i, c in enumerate(chain)}
+
     @property
     def n(self) -> int:
         return len(self.heights)
 
     def crossed(self, b: int) -> list[str]:
         """The clusters a cut before rank ``b`` runs through."""
-        return [c for c, (lo, hi) in self.spans.items() if lo < b <= hi]
+        return self._crossed[b] if 0 <= b < len(self._crossed) else []
 
 
 def layout(view: View, edges: list[tuple[str, str, Any]], sizes: dict[str, tuple[float, float]],
@@ -126,12 +138,11 @@ def size(lay: Layout, breaks: list[int]) -> tuple[float, float]:
             inner = max(lay.crossed(a), key=lambda p: p.count("."), default=None)
             offset = offset + max(lay.spans[inner][0], cuts[k - 1]) - cuts[k - 1] if inner else 0
         for r in range(a, b):
-            starting = sum(1 for lo, _ in lay.spans.values() if lo == r)
-            ending = sum(1 for _, hi in lay.spans.values() if hi == r)
             v = offset + r - a
-            height[v] = max(height.get(v, 0.0), lay.heights[r] + starting * CLUSTER_TOP + ending * CLUSTER_SIDE)
-        inside = [c for c, (lo, hi) in lay.spans.items() if lo < b and hi >= a]
-        nesting = max((sum(1 for d in inside if d == c or c.startswith(d + ".")) for c in inside), default=0)
+            height[v] = max(height.get(v, 0.0),
+                            lay.heights[r] + lay.starting[r] * CLUSTER_TOP + lay.ending[r] * CLUSTER_SIDE)
+        # each level of clusters open in the column adds their margins at its sides
+        nesting = max((lay.nesting[c] for c, (lo, hi) in lay.spans.items() if lo < b and hi >= a), default=0)
         w += max(lay.widths[a:b]) + COLUMN_PAD + 2 * CLUSTER_SIDE * nesting
     # with columns, a row of invisible points above the first rank orders them (see fxflops.draw.dot)
     return w - COLUMN_PAD, sum(height.values()) - RANK_SEP + (RANK_SEP if breaks else 0)
@@ -163,9 +174,8 @@ def wrap_breaks(lay: Layout, columns: int | None = None) -> list[int]:
         for c in lay.within[d]:
             held.setdefault(c, []).append(r)
     held = {c: sorted(set(rs)) for c, rs in held.items()}
-    through = [b for b in range(1, n) if all(c not in lay.tangled and min(sum(r < b for r in held[c]),
-                                                                          sum(r >= b for r in held[c])) >= MIN_PART
-                                             for c in lay.crossed(b))]
+    through = [b for b in range(1, n) if all(c not in lay.tangled and MIN_PART <= bisect_left(held[c], b)
+                                             <= len(held[c]) - MIN_PART for c in lay.crossed(b))]
 
     def cut(c: int, clean: bool) -> list[int]:
         breaks: list[int] = []
