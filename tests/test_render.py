@@ -393,7 +393,7 @@ def _dot_edges(src: str) -> list[tuple[str, str, str]]:
 
 
 def test_a_long_chain_is_wrapped_into_columns_cut_between_modules(resnet50):
-    from fxflops.draw.columns import MIN_SCALE, fit, layout, wrap_breaks
+    from fxflops.draw.columns import FIT_SCALE, fit, layout, wrap_breaks
     from fxflops.draw.dot import _graph, _short_edges, _sizes, choose_view
 
     view = choose_view(_graph(resnet50), depth=2)
@@ -401,9 +401,9 @@ def test_a_long_chain_is_wrapped_into_columns_cut_between_modules(resnet50):
     lay = layout(view, edges, _sizes(view, "flops"), refs)
     breaks = wrap_breaks(lay)
     # 25 ranks in one column (over 2,000 pt) must shrink to a third; cut between modules, the columns fit the window
-    # shrunk by at most MIN_SCALE (render then scales them to it).
+    # shrunk by at most FIT_SCALE (render then scales them to it).
     assert wrap_breaks(lay, columns=1) == [] and fit(lay, []) < 0.4
-    assert len(breaks) >= 3 and not any(lay.crossed(b) for b in breaks) and fit(lay, breaks) >= MIN_SCALE
+    assert len(breaks) >= 3 and not any(lay.crossed(b) for b in breaks) and fit(lay, breaks) >= FIT_SCALE
     cut = [(u, v) for u, v, attrs in _dot_edges(resnet50.to_dot(depth=2)) if 'constraint=false' in attrs]
     # Every cut is between two top-level blocks (a stage and the next, the stem and layer1, layer4 and the pool)...
     assert len(cut) == len(breaks)

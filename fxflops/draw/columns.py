@@ -23,9 +23,11 @@ from .view import View
 SCREEN = (1050, 750)  # points: a 1400×1000 pixel window (96 dpi), what the default layout is fitted to
 PAD = 0.3 * 72  # points of the DOT's pad around the drawing, each side
 LEGEND_W, TITLE_H = 200, 75  # points the legend takes left of the graph, and the title above it
-MIN_SCALE = 0.8  # the most a picture is shrunk to fit SCREEN: 12-point labels still read at 13 pixels
+MIN_SCALE = 0.8  # the most a cost-guided picture is shrunk to fit SCREEN: 12-point labels still read at 13 pixels
+FIT_SCALE = 0.6  # any picture wrapped into columns is shrunk to SCREEN down to this; one that needs more is left
 NODE_SEP, RANK_SEP = 13, 20  # points between nodes side by side and between ranks (the DOT's nodesep, ranksep)
 COLUMN_PAD = 50  # points between columns (edges from one to the next run there)
+WIDE = 1.2  # dot spreads a column wider than its widest rank: nodes of a chain do not line up, edges bend round them
 CLUSTER_TOP, CLUSTER_SIDE = 42, 8  # a cluster's title and margin above its first rank; its margin at each side
 MAX_COLUMNS = 6
 MIN_PART = 3  # ranks of a module that a cut through it leaves on each side, at least
@@ -143,7 +145,7 @@ def size(lay: Layout, breaks: list[int]) -> tuple[float, float]:
                             lay.heights[r] + lay.starting[r] * CLUSTER_TOP + lay.ending[r] * CLUSTER_SIDE)
         # each level of clusters open in the column adds their margins at its sides
         nesting = max((lay.nesting[c] for c, (lo, hi) in lay.spans.items() if lo < b and hi >= a), default=0)
-        w += max(lay.widths[a:b]) + COLUMN_PAD + 2 * CLUSTER_SIDE * nesting
+        w += WIDE * max(lay.widths[a:b]) + COLUMN_PAD + 2 * CLUSTER_SIDE * nesting
     # with columns, a row of invisible points above the first rank orders them (see fxflops.draw.dot)
     return w - COLUMN_PAD, sum(height.values()) - RANK_SEP + (RANK_SEP if breaks else 0)
 

@@ -26,7 +26,7 @@ import graphviz
 import networkx as nx
 
 from . import style as st
-from .columns import MIN_SCALE, PAD, SCREEN, Column, Layout, columns, fit, layout, wrap_breaks
+from .columns import FIT_SCALE, MIN_SCALE, PAD, SCREEN, Column, Layout, columns, fit, layout, wrap_breaks
 from .columns import dot_id as _dot_id
 from .view import BUDGET, View, ViewCluster, ViewNode, build_view, opening_order, owners, path_depth, roll_blocks, without_stubs
 from ..devices import default_device
@@ -119,7 +119,7 @@ def cost_guided(g: nx.DiGraph, top: int = 0, roll: bool = True, hide_scalars: bo
 def _fits(view: View, color: str = "flops") -> float:
     """How far the picture of ``view``, wrapped into the best columns, must shrink to fit a 1400×1000 window."""
     edges, refs, _ = _short_edges(view)
-    lay = layout(view, edges + _below_input(view, edges), _sizes(view, color), refs)
+    lay = layout(view, edges + _after_previous(view, edges), _sizes(view, color), refs)
     return fit(lay, wrap_breaks(lay))
 
 
@@ -428,16 +428,17 @@ def view_to_dot(g: nx.DiGraph, view: View, top: int = 0, color: str = "flops", c
                 title: bool = True, legend: bool = True) -> str:
     """DOT text of ``view``; the explorer leaves out the ``title`` and the ``legend``, which its page shows."""
     edges, refs, note = _short_edges(view)
-    below = _below_input(view, edges)
-    lay = layout(view, edges + below, _sizes(view, color), refs)
+    after = _after_previous(view, edges)
+    lay = layout(view, edges + after, _sizes(view, color), refs)
     breaks = wrap_breaks(lay, columns)
     rank = lay.rank
     dot = graphviz.Digraph(name=g.graph.get("name", "model"))
     dot.attr("graph", label=_graph_title(g, view, [note] if note else []) if title else "",
              tooltip=g.graph.get("name", "model"), **_layout_attrs(len(view.nodes)))
-    if columns is None and title and fit(lay, breaks) >= MIN_SCALE:
-        # Columns were chosen to fit the window, by an estimate; where they do by shrinking the picture a little
-        # (as the cost-guided picture is chosen to), dot scales it down to the window.
+    if columns is None and title and fit(lay, breaks) >= FIT_SCALE:
+        # Columns were chosen to fit the window, by an estimate; where they do by shrinking the picture somewhat
+        # (as the cost-guided picture is chosen to), dot scales it down to the window. Past that, text would be
+        # too small to read: the picture keeps its size.
         dot.attr("graph", size=f"{(SCREEN[0] - 2 * PAD) / 72:.3f},{(SCREEN[1] - 2 * PAD) / 72:.3f}")
     dot.attr("edge", color=st.EDGE, arrowsize="0.6", penwidth="1.1")
     shares = [_share(vn, view, color) for vn in view.nodes.values()]
@@ -479,8 +480,8 @@ def view_to_dot(g: nx.DiGraph, view: View, top: int = 0, color: str = "flops", c
         if any(top_rank[p] == rank[v] for p in clusters_of(v) - clusters_of(u)):
             attrs["headport"] = "ne"
         dot.edge(u, v, **attrs)
-    for u, v, _ in below:
-        dot.edge(u, v, style="invis")
+    for u, v, _ in after:
+        dot.edge(u, v, style="invis", **({"constraint": "false"} if any(rank[u] < b <= rank[v] for b in breaks) else {}))
     _order_columns(dot, lay, breaks, {_dot_id(vid): vn.order for vid, vn in view.nodes.items()}, legend)
     for u, v in view.breaks:
         dot.edge(_dot_id(u), _dot_id(v), style="dashed", color=st.ZERO_LINE, label="graph break", fontsize="9",
@@ -514,13 +515,19 @@ def _order_columns(dot: graphviz.Digraph, lay: Layout, breaks: list[int], order:
             dot.body.append(f"\t{{rank=same; {_q(col.partner or cols[0].first)}; {_q(col.first)}}}\n")
 
 
-def _below_input(view: View, edges: list[tuple[str, str, Any]]) -> list[tuple[str, str, Any]]:
-    """Invisible edges from the first input to the ops that read no drawn node (Llama's positions, an ``arange``):
-    dot would put them on the first rank, above the input, and stretch their module's box up to the top with them."""
-    inputs = sorted((vn for vn in view.nodes.values() if vn.kind == "input"), key=lambda vn: vn.order)
+def _after_previous(view: View, edges: list[tuple[str, str, Any]]) -> list[tuple[str, str, Any]]:
+    """Invisible edges to each op that reads no drawn node (Llama's positions, an ``arange``) from the node drawn
+    before it in execution order: dot would put it on the first rank, above the input, and stretch its module's box
+    up to the top with it. (An edge from the input instead would span the whole graph for a layer's constants far
+    down, and dot spends minutes on hundreds of such edges.)"""
     fed = {v for _, v, _ in edges}
-    return [(_dot_id(inputs[0].id), _dot_id(vid), None) for vid, vn in view.nodes.items()
-            if inputs and vn.kind in ("op", "module") and _dot_id(vid) not in fed]
+    out, prev = [], None
+    for vid, vn in sorted(view.nodes.items(), key=lambda item: item[1].order):
+        if vn.kind in ("op", "module") and _dot_id(vid) not in fed and prev is not None:
+            out.append((prev, _dot_id(vid), None))
+        if vn.kind != "const":
+            prev = _dot_id(vid)
+    return out
 
 
 def _short_edges(view: View) -> tuple[list[tuple[str, str, Any]], dict[str, list[tuple[str, str]]], str]:
