@@ -606,8 +606,8 @@ def to_dot(source: "Report | nx.DiGraph", *, depth: int | str | None = "auto", t
            hide_scalars: bool = True, show_params: bool = False, max_nodes: int | None = MAX_NODES,
            color: str = "flops", device: Any = None, columns: int | None = None) -> str:
     """DOT text of the annotated graph. ``depth="auto"`` (the default, as the CLI's) opens the modules that hold
-    the FLOPs and collapses the rest, to about 40 nodes; ``depth=N`` collapses every module at depth N (root 0) into
-    one node, ``depth=None`` draws every op; ``top=K`` marks the K costliest drawn nodes; ``roll=True`` rolls
+    the FLOPs and collapses the rest, for as long as the picture fits a 1400×1000 window; ``depth=N`` collapses
+    every module at depth N (root 0) into one node, ``depth=None`` draws every op; ``top=K`` marks the K costliest drawn nodes; ``roll=True`` rolls
     identical consecutive blocks into one (×k), ``None`` rolls with ``"auto"`` only; ``hide_scalars`` leaves out nodes that make no tensor and cost nothing;
     ``show_params`` draws parameters and buffers as nodes of their own instead of folding them into
     their first user. Past ``max_nodes`` drawn nodes the graph is rolled, then collapsed. ``color`` is what

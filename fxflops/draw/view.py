@@ -74,7 +74,7 @@ class View:
     breaks: list[tuple[str, str]] = field(default_factory=list)  # graph i's output -> graph i+1's inputs
     notes: list[str] = field(default_factory=list)
     total_time: float = 0.0  # the model's roofline seconds, when the graph carries them
-    opened: list[str] | None = None  # the modules a cost-guided view opened (see cost_guided)
+    opened: list[str] | None = None  # the modules a cost-guided view opened (see opening_order)
 
 
 # ---- module tree helpers ------------------------------------------------------------------------
@@ -297,7 +297,7 @@ def build_view(g: nx.DiGraph, depth: int | None = None, roll: bool = False, hide
                opened: set[str] | None = None) -> View:
     """The drawable view; ``rolled`` may pass in :func:`roll_blocks`' result when building several views.
     ``keep_leaves`` draws each call of a leaf module at ``depth`` as its op (the explorer's choice: a module called
-    twice, collapsed into one node, would draw a loop). ``opened`` (:func:`cost_guided`), instead of ``depth``, names
+    twice, collapsed into one node, would draw a loop). ``opened`` (:func:`opening_order`), instead of ``depth``, names
     the modules drawn as clusters: each node goes into its outermost module not opened."""
     g = without_stubs(g)
     modules: dict = g.graph.get("modules", {})
