@@ -202,3 +202,17 @@ def test_the_cost_guided_picture_opens_a_transformer_layer(reports, model, layer
     assert set(attention) <= inside and set(mlp) <= inside
     assert not any(p.startswith(("embeddings", "model.embed_tokens")) for p in opened)
     assert sum(vn.flops for vn in view.nodes.values()) == report.total_flops
+
+
+def test_ops_that_read_nothing_hang_below_the_node_before_them(reports):
+    """Llama's positions (an ``arange``) and each layer's constant tensors read no drawn node; an invisible edge keeps
+    each below the node drawn before it. From the input instead, the edges into the last layers spanned the whole
+    graph, and on Llama-70B's every op dot ran for minutes routing them."""
+    from fxflops.draw.dot import LONG_EDGE
+
+    report = reports("llama")
+    src = report.to_dot(depth=None, max_nodes=None)
+    hung = [(u, v) for u, v in re.findall(r'^\t+"?([^"\s]+)"? -> "?([^"\s]+)"? \[style=invis', src, re.M)
+            if not u.startswith(("legend", "column/"))]
+    assert len(hung) > 4  # the positions, and constants in every layer
+    assert all(0 < _order(report, v) - _order(report, u) <= LONG_EDGE for u, v in hung), hung
