@@ -51,6 +51,8 @@ PICTURES = {
     "vit_b_16_default": ("vit_b_16", dict(top=5)),
     "bert_default": ("bert", dict(top=5)),
     "llama_default": ("llama", dict()),
+    "vit_b_16_rolled": ("vit_b_16", dict(depth=None, roll=True, top=3)),
+    "bert_base_rolled": ("bert", dict(depth=None, roll=True, top=3)),
 }
 
 
@@ -78,8 +80,7 @@ def _order(report: fxflops.Report, dot_id: str) -> int:
 
 
 @needs_dot
-@pytest.mark.parametrize("picture", ["resnet50_default", "resnet50_depth2", "mobilenet_v3_bound_default",
-                                     "vit_b_16_default", "bert_default", "llama_default"])
+@pytest.mark.parametrize("picture", list(PICTURES))
 def test_columns_read_left_to_right_in_execution_order(reports, picture):
     """An edge from one column into a later one is one dot does not rank (constraint=false): each lands right of
     where it leaves, which a column drawn left of the one before it would break."""
@@ -89,7 +90,7 @@ def test_columns_read_left_to_right_in_execution_order(reports, picture):
     names = {o["_gvid"]: o["name"] for o in js["objects"]}
     x = {o["name"]: float(o["pos"].split(",")[0]) for o in js["objects"] if "pos" in o}
     cuts = [(names[e["tail"]], names[e["head"]]) for e in js.get("edges", []) if e.get("constraint") == "false"]
-    if picture in ("resnet50_default", "resnet50_depth2", "mobilenet_v3_bound_default"):
+    if picture in ("resnet50_default", "resnet50_depth2", "mobilenet_v3_bound_default", "bert_base_rolled"):
         assert len(cuts) >= 2  # too tall for one column
     assert all(_order(report, u) < _order(report, v) for u, v in cuts)
     assert all(x[v] > x[u] + 20 for u, v in cuts), [(u, v, x[u], x[v]) for u, v in cuts]
@@ -141,7 +142,7 @@ def test_labels_lie_inside_their_boxes(reports, picture):
             margins = (x0 - left, right - x1, y0 - bottom, top - y1)
             assert min(margins) >= 1.5, (o["name"], text, [round(m, 1) for m in margins])
         checked.add(o["shape"])
-    assert "box3d" in checked
+    assert "box" in checked and ("box3d" in checked or options.get("depth", "auto") is None)  # every op: no 3-D box
     for o in js["objects"]:  # cluster titles, inside their cluster's box
         if "bb" in o and "_ldraw_" in o and o["name"].startswith("cluster_"):
             left, bottom, right, top = map(float, o["bb"].split(","))

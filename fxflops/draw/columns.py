@@ -170,14 +170,25 @@ def wrap_breaks(lay: Layout, columns: int | None = None) -> list[int]:
         start.append(start[-1] + h)
 
     # A cut runs through a module only where it leaves at least MIN_PART of the module's ranks on each side (a
-    # module of a few nodes cut in two reads worse than a column that shrinks), and never through a loop.
+    # module of a few nodes cut in two reads worse than a column that shrinks), never through a loop, and next to
+    # one of the module's own nodes: between two of its sub-modules' boxes (BERT's self-attention and its output
+    # projection) dot orders those boxes by itself, and put the later one on the left.
     held: dict[str, list[int]] = {}  # the ranks each cluster has nodes on
+    own: set[tuple[str, int]] = set()  # (cluster, rank) where a node is drawn in the cluster itself
     for d, r in lay.rank.items():
         for c in lay.within[d]:
             held.setdefault(c, []).append(r)
+        if lay.within[d]:
+            own.add((lay.within[d][0], r))
     held = {c: sorted(set(rs)) for c, rs in held.items()}
-    through = [b for b in range(1, n) if all(c not in lay.tangled and MIN_PART <= bisect_left(held[c], b)
-                                             <= len(held[c]) - MIN_PART for c in lay.crossed(b))]
+
+    def can_cut(b: int) -> bool:
+        crossed = lay.crossed(b)
+        inner = max(crossed, key=lambda p: p.count("."), default=None)
+        return all(c not in lay.tangled and MIN_PART <= bisect_left(held[c], b) <= len(held[c]) - MIN_PART
+                   for c in crossed) and (inner is None or (inner, b - 1) in own or (inner, b) in own)
+
+    through = [b for b in range(1, n) if can_cut(b)]
 
     def cut(c: int, clean: bool) -> list[int]:
         breaks: list[int] = []
@@ -207,6 +218,7 @@ class Column:
     first: str  # DOT id of its first node (smallest rank, then execution order)
     last: str  # and of its last
     partner: str | None = None  # cut through modules: the first node of the innermost module cut, previous column
+    inner: str = ""  # and that module
 
 
 def columns(lay: Layout, breaks: list[int], order: dict[str, int]) -> list[Column]:
@@ -226,5 +238,5 @@ def columns(lay: Layout, breaks: list[int], order: dict[str, int]) -> list[Colum
             continue
         partner = first([d for d in column if column[d] == i - 1 and inner in lay.within[d]]) if inner else None
         last = max(here, key=lambda d: (lay.rank[d], order.get(d, 0)))
-        out.append(Column(head, last, partner))
+        out.append(Column(head, last, partner, inner))
     return out
