@@ -218,7 +218,6 @@ class Column:
     first: str  # DOT id of its first node (smallest rank, then execution order)
     last: str  # and of its last
     partner: str | None = None  # cut through modules: the first node of the innermost module cut, previous column
-    inner: str = ""  # and that module
 
 
 def columns(lay: Layout, breaks: list[int], order: dict[str, int]) -> list[Column]:
@@ -238,5 +237,5 @@ def columns(lay: Layout, breaks: list[int], order: dict[str, int]) -> list[Colum
             continue
         partner = first([d for d in column if column[d] == i - 1 and inner in lay.within[d]]) if inner else None
         last = max(here, key=lambda d: (lay.rank[d], order.get(d, 0)))
-        out.append(Column(head, last, partner, inner))
+        out.append(Column(head, last, partner))
     return out

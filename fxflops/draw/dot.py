@@ -454,17 +454,9 @@ def view_to_dot(g: nx.DiGraph, view: View, top: int = 0, color: str = "flops", c
     for vn in sorted(view.nodes.values(), key=lambda v: v.order):
         homed.setdefault(vn.home if vn.home in view.clusters else "", []).append(vn)
 
-    cols = cut_into(lay, breaks, {_dot_id(vid): vn.order for vid, vn in view.nodes.items()}) if breaks else []
-    inner_points: dict[str, list[str]] = {}  # cluster -> the points that order the columns cut through it
-    for i, col in enumerate(cols):
-        if col.partner:
-            inner_points.setdefault(col.inner, []).extend([f"column/{i}/left", f"column/{i}/right"])
-
     def fill(sub: graphviz.Digraph, path: str) -> None:
         for vn in homed.get(path, []):
             sub.node(_dot_id(vn.id), **_node_attrs(vn, view, max_share, color))
-        for point in inner_points.get(path, []):
-            sub.node(point, shape="point", style="invis", width="0", height="0")
         for ref, of in refs.get(path, []):
             sub.node(ref, **_ref_attrs(view.nodes[of]))
         for cl in children.get(path, []):
@@ -491,7 +483,8 @@ def view_to_dot(g: nx.DiGraph, view: View, top: int = 0, color: str = "flops", c
         dot.edge(u, v, **attrs)
     for u, v, _ in after:
         dot.edge(u, v, style="invis", **({"constraint": "false"} if any(rank[u] < b <= rank[v] for b in breaks) else {}))
-    _order_columns(dot, cols, legend)
+    if breaks:
+        _order_columns(dot, cut_into(lay, breaks, {_dot_id(vid): vn.order for vid, vn in view.nodes.items()}), legend)
     for u, v in view.breaks:
         dot.edge(_dot_id(u), _dot_id(v), style="dashed", color=st.ZERO_LINE, label="graph break", fontsize="9",
                  fontname=st.FONT, fontcolor=st.ZERO_TEXT, tooltip="graph break: Python runs between these graphs")
@@ -503,12 +496,10 @@ def _order_columns(dot: graphviz.Digraph, cols: list[Column], legend: bool = Tru
     could land left of the one before it (ResNet-50's layer1 did), and an invisible edge between two columns' first
     nodes on one rank does not hold them once they lie in different clusters (BERT's did not). What holds: a row of
     invisible points above the first rank, outside every cluster and chained left to right, each with edges down to
-    its column's first and last nodes, which cross the others' unless the columns lie in the points' order. Inside
-    a module cut into columns, two more points of its own (``column/i/left``, ``column/i/right``) hold its parts in
-    order the same way, since dot orders a cluster's insides apart from the rest. A column starts on the first rank,
-    or, where it was cut through a module, on the rank where that module starts in the previous column."""
-    if not cols:
-        return
+    its column's first and last nodes, which cross the others' unless the columns lie in the points' order (a cut
+    through a module is kept next to the module's own nodes for the same reason: see ``wrap_breaks``). A column
+    starts on the first rank, or, where it was cut through a module, on the rank where that module starts in the
+    previous column."""
     # the legend, leftmost, starts on the graph's first rank like the columns (not on the points', above it)
     for i, col in enumerate([Column("legend_scale", "legend_scale")] * legend + cols):
         point = f"column/{i}"
@@ -521,13 +512,6 @@ def _order_columns(dot: graphviz.Digraph, cols: list[Column], legend: bool = Tru
             dot.edge(f"column/{i - 1}", point, style="invis")
         if col is not cols[0] and col.first != "legend_scale":
             dot.body.append(f"\t{{rank=same; {_q(col.partner or cols[0].first)}; {_q(col.first)}}}\n")
-    for i, col in enumerate(cols):
-        if col.partner:
-            left, right = f"column/{i}/left", f"column/{i}/right"
-            dot.body.append(f"\t{{rank=same; {_q(left)}; {_q(right)}}}\n")
-            dot.edge(left, right, style="invis")
-            dot.edge(left, col.partner, style="invis")
-            dot.edge(right, col.first, style="invis")
 
 
 def _after_previous(view: View, edges: list[tuple[str, str, Any]]) -> list[tuple[str, str, Any]]:
