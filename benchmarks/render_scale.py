@@ -9,11 +9,13 @@ deep enough to give the wanted number of drawn nodes. "identical" stacks identic
 ``roll`` folds into one; "distinct" gives every layer its own MLP width, so only collapsing helps.
 Columns:
 
-* ``export`` — ``to_networkx`` + choosing the view + writing DOT, in Python;
-* ``full`` — ``render(..., max_nodes=None)``: every node drawn, dot with the size-based options;
+* ``export`` — ``to_networkx`` + choosing the view of every op + writing DOT, in Python;
+* ``full`` — ``render(..., depth=None, max_nodes=None)``: every node drawn, dot with the size-based options;
 * ``plain dot`` — the same DOT through dot's default options (``--plain``), the reason for them;
-* ``default`` — ``render(...)`` as the CLI does it: past ``max_nodes`` (1,500) the graph is rolled
-  and collapsed until it fits; ``drawn`` is what is left.
+* ``every op`` — ``render(..., depth=None)``: past ``max_nodes`` (1,500) the graph is rolled and collapsed until
+  it fits; ``drawn`` is what is left, ``view`` how it got there;
+* ``default`` — ``render(...)`` as the CLI's ``--svg`` does it: the cost-guided picture (``depth="auto"``),
+  which opens the costliest modules while the picture fits a 1400×1000 window; ``drawn`` is its node count.
 """
 from __future__ import annotations
 
@@ -78,7 +80,7 @@ def main() -> None:
     print(f"{dot_version}; torch {torch.__version__}; {os.cpu_count()} CPUs")
     head = f"{'model':>9} {'layers':>6} {'fx nodes':>8} {'drawn':>6} {'export s':>8} {'full s':>7}"
     head += f" {'plain dot s':>11}" if args.plain else ""
-    head += f" {'default s':>9} {'drawn':>6}  default view"
+    head += f" {'every op s':>10} {'drawn':>6} {'view':>15} {'default s':>9} {'drawn':>6}"
     print(head)
     with tempfile.TemporaryDirectory() as tmp:
         svg = os.path.join(tmp, "g.svg")
@@ -91,19 +93,22 @@ def main() -> None:
 
                 def export():
                     g = report.to_networkx()
-                    view = rd.choose_view(g, max_nodes=None)
+                    view = rd.choose_view(g, depth=None, max_nodes=None)
                     return g, view, rd.view_to_dot(g, view)
 
                 (g, view, _), t_export = timed(export)
-                _, t_full = timed(lambda: report.render(svg, max_nodes=None))
+                _, t_full = timed(lambda: report.render(svg, depth=None, max_nodes=None))
                 row = (f"{'distinct' if distinct else 'identical':>9} {layers:>6} {len(report.nodes):>8,} "
                        f"{len(view.nodes):>6,} {t_export:>8.2f} {t_full:>7.2f}")
                 if args.plain:
                     row += f" {plain_dot(g, view, args.timeout):>11}"
-                small = rd.choose_view(g)
-                _, t_default = timed(lambda: report.render(svg))
+                small = rd.choose_view(g, depth=None)
+                _, t_every = timed(lambda: report.render(svg, depth=None))
                 how = "as is" if not small.notes else ("rolled" if small.depth is None else f"rolled, depth {small.depth}")
-                print(row + f" {t_default:>9.2f} {len(small.nodes):>6,}  {how}", flush=True)
+                guided = rd.choose_view(g, depth="auto")
+                _, t_default = timed(lambda: report.render(svg))
+                print(row + f" {t_every:>10.2f} {len(small.nodes):>6,} {how:>15} {t_default:>9.2f} {len(guided.nodes):>6,}",
+                      flush=True)
 
 
 if __name__ == "__main__":

@@ -393,16 +393,20 @@ def _dot_edges(src: str) -> list[tuple[str, str, str]]:
 
 
 def test_a_long_chain_is_wrapped_into_columns_cut_between_modules(resnet50):
-    from fxflops.draw.dot import _graph, _short_edges, choose_view, wrap_breaks
+    from fxflops.draw.columns import FIT_SCALE, fit, layout, wrap_breaks
+    from fxflops.draw.dot import _graph, _short_edges, _sizes, choose_view
 
     view = choose_view(_graph(resnet50), depth=2)
-    edges, _, _ = _short_edges(view)
-    breaks = wrap_breaks(view, edges)
-    # 25 ranks in one column; 4 columns of at most 7 ranks fit 1050×750 pt at 100 pt a rank.
-    assert len(breaks) == 3 and wrap_breaks(view, edges, columns=1) == []
+    edges, refs, _ = _short_edges(view)
+    lay = layout(view, edges, _sizes(view, "flops"), refs)
+    breaks = wrap_breaks(lay)
+    # 25 ranks in one column (over 2,000 pt) must shrink to a third; cut between modules, the columns fit the window
+    # shrunk by at most FIT_SCALE (render then scales them to it).
+    assert wrap_breaks(lay, columns=1) == [] and fit(lay, []) < 0.4
+    assert len(breaks) >= 3 and not any(lay.crossed(b) for b in breaks) and fit(lay, breaks) >= FIT_SCALE
     cut = [(u, v) for u, v, attrs in _dot_edges(resnet50.to_dot(depth=2)) if 'constraint=false' in attrs]
     # Every cut is between two top-level blocks (a stage and the next, the stem and layer1, layer4 and the pool)...
-    assert len(cut) == 3
+    assert len(cut) == len(breaks)
     for u, v in cut:
         assert u.split("/")[-1].split(".")[0] != v.split("/")[-1].split(".")[0], (u, v)
     # ...and one column is the old tall strip.

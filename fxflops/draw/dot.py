@@ -5,7 +5,7 @@ the module path and the details are in the tooltip (the SVG ``<title>``/``xlink:
 stay short. Fill colour is the FLOPs share on a heat scale (see :mod:`fxflops.draw.style`), ops
 that cost nothing are small and grey, ops without a rule have a red outline, modules are nested
 clusters titled with their subtotal. A long chain is wrapped into side-by-side columns that fit a
-screen, cut only between modules (:func:`wrap_breaks`). What is drawn (rolled, collapsed, scalars hidden) is decided by
+screen, in execution order left to right (:mod:`fxflops.draw.columns`). What is drawn (rolled, collapsed, scalars hidden) is decided by
 :mod:`fxflops.draw.view`.
 
 ``dot`` is slow on big graphs with many clusters (minutes, or it never ends, past a few thousand
@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import html
 import os
+import re
 from collections import Counter
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -25,7 +26,10 @@ import graphviz
 import networkx as nx
 
 from . import style as st
-from .view import View, ViewCluster, ViewNode, build_view, cost_guided, owners, path_depth, roll_blocks, without_stubs
+from .columns import FIT_SCALE, MIN_SCALE, PAD, SCREEN, Column, fit, layout, wrap_breaks
+from .columns import columns as cut_into
+from .columns import dot_id as _dot_id
+from .view import BUDGET, View, ViewCluster, ViewNode, build_view, opening_order, owners, path_depth, roll_blocks, without_stubs
 from ..devices import default_device
 from ..errors import RenderError
 from ..units import human, seconds
@@ -38,31 +42,25 @@ BIG = 1000  # from here on, a cap on dot's network-simplex iterations
 NS_ITERATIONS = 500
 LONG_EDGE = 60  # edges spanning more drawn nodes than this go to a nearby reference copy
 FORMATS = ("svg", "png", "pdf")
+# A 3-D box's front face is its node less the depth drawn at the top and right (4 points), and browsers set
+# Helvetica a little wider and taller than dot measures it: dot's default margin (0.11 × 0.055 in) let the name
+# touch the top edge and the cost line the right one.
+MODULE_MARGIN = "0.2,0.12"
+OP_MARGIN = "0.14,0.055"  # the same for an op's cost line, which is its widest
 
 
 # ---- choosing what to draw ----------------------------------------------------------------------
 
 
 def choose_view(g: nx.DiGraph, depth: int | str | None = None, top: int = 0, roll: bool | None = None,
-                hide_scalars: bool = True, max_nodes: int | None = MAX_NODES, show_params: bool = False) -> View:
-    """The view asked for: ``depth="auto"`` opens the modules that hold the FLOPs (:func:`~fxflops.draw.view.cost_guided`);
+                hide_scalars: bool = True, max_nodes: int | None = MAX_NODES, show_params: bool = False,
+                color: str = "flops") -> View:
+    """The view asked for: ``depth="auto"`` opens the modules that hold the FLOPs (:func:`cost_guided`);
     otherwise the view at ``depth``, reduced (rolled, then collapsed a level at a time) until it has at most
     ``max_nodes`` nodes, the reductions made written into ``view.notes``. ``roll=None`` rolls with ``"auto"`` only."""
     g = without_stubs(g)
     if depth == "auto":
-        rolled_up = roll is not False
-        blocks = roll_blocks(g, owners(g), g.graph.get("modules", {})) if rolled_up else ({}, {})
-        own = owners(g)
-        tried = []
-        for budget in (40, 32, 26, 20, 15, 10, 6):  # the most nodes that still fit a 1400×1000 window unshrunk
-            view = build_view(g, None, rolled_up, hide_scalars=hide_scalars, top=top, show_params=show_params,
-                              rolled=blocks, opened=cost_guided(g, own, blocks, budget, hide_scalars=hide_scalars))
-            tried.append((_fits(view), view))
-            if tried[-1][0] >= 1.0:
-                return view
-        # Nothing fits unshrunk (a long chain around the blocks): the most opened of those that shrink least.
-        best = max(f for f, _ in tried)
-        return next(v for f, v in tried if f >= 0.95 * best)
+        return cost_guided(g, top, roll is not False, hide_scalars, show_params, color)
     if isinstance(depth, str):
         raise ValueError(f'depth must be a number, None (every op) or "auto" (cost-guided), got {depth!r}')
     roll = bool(roll)
@@ -91,6 +89,60 @@ def choose_view(g: nx.DiGraph, depth: int | str | None = None, top: int = 0, rol
     view.notes.append(f"{asked:,} nodes is more than max_nodes={max_nodes:,}: {' and '.join(did) or 'kept as is'}"
                       f" ({len(view.nodes):,} nodes drawn)")
     return view
+
+
+def cost_guided(g: nx.DiGraph, top: int = 0, roll: bool = True, hide_scalars: bool = True, show_params: bool = False,
+                color: str = "flops") -> View:
+    """The modules that hold the cost opened, costliest first (:func:`~fxflops.draw.view.opening_order`), for as long
+    as the picture, wrapped into columns, fits a 1400×1000 window shrunk by no more than ``MIN_SCALE`` (by the
+    layout's estimate; the picture is then scaled to the window) and has at most ``BUDGET`` nodes. Where even the
+    model's top level does not fit, that is drawn."""
+    own = owners(g)
+    blocks = roll_blocks(g, own, g.graph.get("modules", {})) if roll else ({}, {})
+
+    def view(opened: set[str]) -> View:
+        return build_view(g, None, roll, hide_scalars=hide_scalars, top=top, show_params=show_params, rolled=blocks,
+                          opened=opened)
+
+    best = view({""})
+    opened = {""}
+    for modules, nodes in opening_order(g, own, blocks, hide_scalars=hide_scalars):
+        if nodes > BUDGET:
+            break
+        opened.update(modules)
+        wider = view(set(opened))
+        if len(wider.nodes) > BUDGET or _fits(wider, color) < MIN_SCALE:
+            break
+        best = wider
+    return best
+
+
+def _fits(view: View, color: str = "flops") -> float:
+    """How far the picture of ``view``, wrapped into the best columns, must shrink to fit a 1400×1000 window."""
+    edges, refs, _ = _short_edges(view)
+    lay = layout(view, edges + _after_previous(view, edges), _sizes(view, color), refs)
+    return fit(lay, wrap_breaks(lay))
+
+
+def _sizes(view: View, color: str) -> dict[str, tuple[float, float]]:
+    """Each drawn node's points (width, height), estimated from its label as dot will size it."""
+    return {_dot_id(vid): _label_size(_node_attrs(vn, view, 1.0, color)) for vid, vn in view.nodes.items()}
+
+
+def _label_size(attrs: dict[str, str]) -> tuple[float, float]:
+    """Points (width, height) dot gives a node: its label's longest line at about half an em a character, its lines
+    at 1.1 em, plus the node's margins (and a 3-D box's depth); never less than its minimum height."""
+    size = float(attrs.get("fontsize", 14))
+    w = h = 0.0
+    for line in re.split(r"<br[^>]*>", attrs["label"].strip("<>")):
+        found = re.match(r'<font point-size="([\d.]+)"', line)  # a line of its own size (shapes)
+        pt = float(found.group(1)) if found else size
+        text = html.unescape(re.sub(r"<[^>]*>", "", line))
+        w = max(w, len(text) * pt * (0.55 if "<b>" in line else 0.5))
+        h += 1.1 * pt
+    mx, my = (float(x) * 72 for x in attrs.get("margin", "0.11,0.055").split(","))
+    depth = 4 if attrs.get("shape") == "box3d" else 0
+    return w + 2 * mx + depth, max(float(attrs.get("height", 0.5)) * 72, h + 2 * my)
 
 
 # ---- DOT ----------------------------------------------------------------------------------------
@@ -197,6 +249,8 @@ def _io_attrs(vn: ViewNode) -> dict[str, str]:
 def _cost_line(vn: ViewNode, share: float, color: str = "flops") -> str:
     if color == "flops":
         return f"{st.flops_text(vn.flops)} · {st.pct(share)}"
+    if color == "bound":  # the fill says the bound; a narrower label lets more of the model fit the window
+        return f"{st.flops_text(vn.flops)} · {seconds(vn.time)} ({st.pct(share)})"
     bound = ("compute" if vn.compute_time > vn.time / 2 else "memory") if vn.time else "-"
     return f"{st.flops_text(vn.flops)} · {seconds(vn.time)} ({st.pct(share)}, {bound})"
 
@@ -217,7 +271,7 @@ def _module_attrs(vn: ViewNode, share: float, max_share: float, color: str = "fl
                  f"output {shape}", f"MACs {human(vn.macs)}", f"FLOPs {human(vn.flops)} ({st.pct(share)})",
                  f"params {human(vn.params)}")
     return dict(shape="box3d", style="filled", fillcolor=fill, fontcolor=st.text_colour(fill), fontsize="12",
-                label=label, tooltip=tip)
+                margin=MODULE_MARGIN, label=label, tooltip=tip)
 
 
 def _op_attrs(vn: ViewNode, share: float, max_share: float, color: str = "flops") -> dict[str, str]:
@@ -244,7 +298,7 @@ def _op_attrs(vn: ViewNode, share: float, max_share: float, color: str = "flops"
         badge = _badge(vn)
         label = f"<<b>{e(badge + op)}{_times(vn.repeat)}</b><br/>{e(shape)}<br/>{e(_cost_line(vn, share, color))}>"
         return dict(shape="box", style="rounded,filled", fillcolor=fill, fontcolor=st.text_colour(fill),
-                    fontsize="11", color="#555555", label=label, tooltip=tip)
+                    fontsize="11", color="#555555", margin=OP_MARGIN, label=label, tooltip=tip)
     # Costs nothing: small and grey, so the costly path stands out.
     small = f' <font point-size="7">{e(shape)}</font>' if shape else ""
     return dict(shape="box", style="rounded,filled", fillcolor=st.ZERO_FILL, color=st.ZERO_LINE,
@@ -258,9 +312,10 @@ def _cluster_attrs(cl: ViewCluster, view: View) -> dict[str, str]:
     share = cl.flops / total if total else 0.0
     head = _span(cl.path, cl.rolled_paths)
     times = _times(cl.repeat)
-    label = (f"<<b>{e(head)}{times}</b>  {e(cl.type)}<br align='left'/>"
+    # trailing spaces keep a browser's slightly wider Helvetica off the cluster's right edge
+    label = (f"<<b>{e(head)}{times}</b>  {e(cl.type)}&#160;&#160;<br align='left'/>"
              f"{e(st.flops_text(cl.flops))} · {e(st.pct(share))}"
-             f"{' (sum of the ' + str(cl.repeat) + ' blocks)' if cl.repeat > 1 else ''}<br align='left'/>>")
+             f"{' (sum of the ' + str(cl.repeat) + ' blocks)' if cl.repeat > 1 else ''}&#160;&#160;<br align='left'/>>")
     return {
         "label": label.replace("'", '"'),
         "labeljust": "l",
@@ -303,7 +358,7 @@ def _legend(dot: graphviz.Digraph, max_share: float, view: View, top: int, color
             big = max(modules, key=lambda vn: (_share(vn, view, color), -vn.order))
             fill = _fill(big, _share(big, view, color), max_share, color) or st.ZERO_FILL
             samples.append(("legend_module", "module collapsed into one node\n(its subtotal, filled by its share)",
-                            dict(shape="box3d", style="filled", fontsize="10", fillcolor=fill,
+                            dict(shape="box3d", style="filled", fontsize="10", fillcolor=fill, margin=MODULE_MARGIN,
                                  fontcolor=st.text_colour(fill))))
         if top:
             samples.append(("legend_top", f"#k: the k-th of the {top} costliest nodes\n(the --top table's order)", dict(shape="box", style="rounded",
@@ -361,7 +416,7 @@ def _title_note(note: str, limit: int = 150) -> str:
 
 def _layout_attrs(n: int) -> dict[str, str]:
     attrs = dict(rankdir="TB", nodesep="0.18", ranksep="0.28", outputorder="edgesfirst", newrank="true",
-                 fontname=st.FONT, fontsize="13", labelloc="t", bgcolor="white", pad="0.3")
+                 fontname=st.FONT, fontsize="13", labelloc="t", bgcolor="white", pad=f"{PAD / 72:.1f}")
     if n > BIG:
         # dot's x-placement runs network simplex until it converges: over a minute on 5,000 nodes.
         # About 500 iterations give a near-identical picture in well under a second.
@@ -370,90 +425,22 @@ def _layout_attrs(n: int) -> dict[str, str]:
     return attrs
 
 
-# ---- wrapping a tall graph into columns ---------------------------------------------------------
-
-SCREEN = (1050, 750)  # points: a 1400×1000 pixel window (96 dpi), what the default layout is fitted to
-RANK_H, NODE_W, COLUMN_PAD = 100, 170, 40  # typical points per rank (cluster titles included), per node, per column
-MAX_COLUMNS = 6
-
-
-def _ranks(edges: list[tuple[str, str, Any]]) -> dict[str, int]:
-    """dot's rank of each node, as the longest path to it (edges point down the layout)."""
-    g = nx.DiGraph((u, v) for u, v, _ in edges)
-    # A module called several times (ResNet's shared relu) and collapsed into one node closes a loop;
-    # dot draws the loop's last edge upwards, so rank without it.
-    while not nx.is_directed_acyclic_graph(g):
-        g.remove_edge(*nx.find_cycle(g)[-1][:2])
-    rank: dict[str, int] = {}
-    for v in nx.topological_sort(g):
-        rank[v] = max((rank[u] + 1 for u in g.predecessors(v)), default=0)
-    return rank
-
-
-def _fit(breaks: list[int], n_ranks: int, widest: int) -> float:
-    """How far the layout cut at ``breaks`` must shrink to fit SCREEN (1 = not at all; bigger is better)."""
-    cuts = [0, *breaks, n_ranks]
-    w = (len(cuts) - 1) * (widest * NODE_W + COLUMN_PAD)
-    h = max(b - a for a, b in zip(cuts, cuts[1:])) * RANK_H
-    return min(1.0, SCREEN[0] / w, SCREEN[1] / h)
-
-
-def _fits(view: View) -> float:
-    """How far the picture of ``view``, wrapped into the best number of columns, must shrink to fit SCREEN."""
-    edges = _short_edges(view)[0]
-    rank = _ranks(edges)
-    if not rank:
-        return 1.0
-    n, widest = max(rank.values()) + 1, max(Counter(rank.values()).values())
-    breaks = wrap_breaks(view, edges)
-    cuts = [0, *breaks, n]
-    nesting = max((len(c.path.split(".")) for c in view.clusters.values()), default=0)
-    # each level of nested clusters stacks another title and margin (about 45 points) above the column
-    h = max(b - a for a, b in zip(cuts, cuts[1:])) * RANK_H + 45 * nesting
-    return min(1.0, SCREEN[0] / ((len(cuts) - 1) * (widest * NODE_W + COLUMN_PAD)), SCREEN[1] / h)
-
-
-def wrap_breaks(view: View, edges: list[tuple[str, str, Any]], columns: int | None = None) -> list[int]:
-    """The ranks where the layout starts a new column: cut into ``columns``, or (None) into the number
-    that lets the picture fit SCREEN with the least shrinking. A column only starts where no module
-    cluster spans the cut, so every cluster stays one box."""
-    rank = _ranks(edges)
-    if not rank or columns == 1:
-        return []
-    n = max(rank.values()) + 1
-    widest = max(Counter(rank.values()).values())
-    spans: dict[str, list[int]] = {}
-    for vid, vn in view.nodes.items():
-        r = rank.get(_dot_id(vid))
-        p = vn.home if vn.home in view.clusters else ""
-        while r is not None and p:
-            lo_hi = spans.setdefault(p, [r, r])
-            lo_hi[0], lo_hi[1] = min(lo_hi[0], r), max(lo_hi[1], r)
-            p = view.clusters[p].parent if p in view.clusters else ""
-    clean = [b for b in range(1, n) if not any(lo < b <= hi for lo, hi in spans.values())]
-
-    def cut(c: int) -> list[int]:
-        breaks: list[int] = []
-        for k in range(1, c):
-            b = min(clean, key=lambda x: abs(x - k * n / c), default=None)
-            if b is not None and (not breaks or b > breaks[-1]):
-                breaks.append(b)
-        return breaks
-
-    if columns is not None:
-        return cut(columns)
-    return max((cut(c) for c in range(1, MAX_COLUMNS + 1)), key=lambda b: (round(_fit(b, n, widest), 2), -len(b)))
-
-
 def view_to_dot(g: nx.DiGraph, view: View, top: int = 0, color: str = "flops", columns: int | None = None,
                 title: bool = True, legend: bool = True) -> str:
     """DOT text of ``view``; the explorer leaves out the ``title`` and the ``legend``, which its page shows."""
     edges, refs, note = _short_edges(view)
-    breaks = wrap_breaks(view, edges, columns)
-    rank = _ranks(edges)
+    after = _after_previous(view, edges)
+    lay = layout(view, edges + after, _sizes(view, color), refs)
+    breaks = wrap_breaks(lay, columns)
+    rank = lay.rank
     dot = graphviz.Digraph(name=g.graph.get("name", "model"))
     dot.attr("graph", label=_graph_title(g, view, [note] if note else []) if title else "",
              tooltip=g.graph.get("name", "model"), **_layout_attrs(len(view.nodes)))
+    if columns is None and title and fit(lay, breaks) >= FIT_SCALE:
+        # Columns were chosen to fit the window, by an estimate; where they do by shrinking the picture somewhat
+        # (as the cost-guided picture is chosen to), dot scales it down to the window. Past that, text would be
+        # too small to read: the picture keeps its size.
+        dot.attr("graph", size=f"{(SCREEN[0] - 2 * PAD) / 72:.3f},{(SCREEN[1] - 2 * PAD) / 72:.3f}")
     dot.attr("edge", color=st.EDGE, arrowsize="0.6", penwidth="1.1")
     shares = [_share(vn, view, color) for vn in view.nodes.values()]
     max_share = max((x for x in shares if x > 0), default=1.0)
@@ -478,20 +465,11 @@ def view_to_dot(g: nx.DiGraph, view: View, top: int = 0, color: str = "flops", c
                 fill(c, cl.path)
 
     fill(dot, "")
-    by_id = {_dot_id(vid): vn for vid, vn in view.nodes.items()}
 
     def clusters_of(dot_id: str) -> set[str]:
-        vn = by_id.get(dot_id)
-        p, out = (vn.home if vn is not None and vn.home in view.clusters else ""), set()
-        while p:
-            out.add(p)
-            p = view.clusters[p].parent if p in view.clusters else ""
-        return out
+        return set(lay.within.get(dot_id, ()))
 
-    top_rank: dict[str, int] = {}  # each cluster's first rank: where its title sits
-    for dot_id in by_id:
-        for p in clusters_of(dot_id):
-            top_rank[p] = min(top_rank.get(p, rank.get(dot_id, 0)), rank.get(dot_id, 0))
+    top_rank = {p: lo for p, (lo, _) in lay.spans.items()}  # each cluster's first rank: where its title sits
 
     for u, v, shape in edges:
         attrs = {"tooltip": _shape_text(shape)}
@@ -503,10 +481,52 @@ def view_to_dot(g: nx.DiGraph, view: View, top: int = 0, color: str = "flops", c
         if any(top_rank[p] == rank[v] for p in clusters_of(v) - clusters_of(u)):
             attrs["headport"] = "ne"
         dot.edge(u, v, **attrs)
+    for u, v, _ in after:
+        dot.edge(u, v, style="invis", **({"constraint": "false"} if any(rank[u] < b <= rank[v] for b in breaks) else {}))
+    if breaks:
+        _order_columns(dot, cut_into(lay, breaks, {_dot_id(vid): vn.order for vid, vn in view.nodes.items()}), legend)
     for u, v in view.breaks:
         dot.edge(_dot_id(u), _dot_id(v), style="dashed", color=st.ZERO_LINE, label="graph break", fontsize="9",
                  fontname=st.FONT, fontcolor=st.ZERO_TEXT, tooltip="graph break: Python runs between these graphs")
     return dot.source
+
+
+def _order_columns(dot: graphviz.Digraph, cols: list[Column], legend: bool = True) -> None:
+    """Columns left to right in execution order. dot orders the nodes of a rank to cross few edges, so a column
+    could land left of the one before it (ResNet-50's layer1 did), and an invisible edge between two columns' first
+    nodes on one rank does not hold them once they lie in different clusters (BERT's did not). What holds: a row of
+    invisible points above the first rank, outside every cluster and chained left to right, each with edges down to
+    its column's first and last nodes, which cross the others' unless the columns lie in the points' order (a cut
+    through a module is kept next to the module's own nodes for the same reason: see ``wrap_breaks``). A column
+    starts on the first rank, or, where it was cut through a module, on the rank where that module starts in the
+    previous column."""
+    # the legend, leftmost, starts on the graph's first rank like the columns (not on the points', above it)
+    for i, col in enumerate([Column("legend_scale", "legend_scale")] * legend + cols):
+        point = f"column/{i}"
+        dot.node(point, shape="point", style="invis", width="0", height="0")
+        dot.edge(point, col.first, style="invis")
+        if col.last != col.first:
+            dot.edge(point, col.last, style="invis")
+        if i:
+            dot.body.append(f'\t{{rank=same; "column/0"; {_q(point)}}}\n')
+            dot.edge(f"column/{i - 1}", point, style="invis")
+        if col is not cols[0] and col.first != "legend_scale":
+            dot.body.append(f"\t{{rank=same; {_q(col.partner or cols[0].first)}; {_q(col.first)}}}\n")
+
+
+def _after_previous(view: View, edges: list[tuple[str, str, Any]]) -> list[tuple[str, str, Any]]:
+    """Invisible edges to each op that reads no drawn node (Llama's positions, an ``arange``) from the node drawn
+    before it in execution order: dot would put it on the first rank, above the input, and stretch its module's box
+    up to the top with it. (An edge from the input instead would span the whole graph for a layer's constants far
+    down, and dot spends minutes on hundreds of such edges.)"""
+    fed = {v for _, v, _ in edges}
+    out, prev = [], None
+    for vid, vn in sorted(view.nodes.items(), key=lambda item: item[1].order):
+        if vn.kind in ("op", "module") and _dot_id(vid) not in fed and prev is not None:
+            out.append((prev, _dot_id(vid), None))
+        if vn.kind != "const":
+            prev = _dot_id(vid)
+    return out
 
 
 def _short_edges(view: View) -> tuple[list[tuple[str, str, Any]], dict[str, list[tuple[str, str]]], str]:
@@ -548,10 +568,8 @@ def _ref_attrs(vn: ViewNode) -> dict[str, str]:
                 tooltip=_lines(f"{name}, drawn again here", "the edge from where it is drawn would cross most of the graph"))
 
 
-def _dot_id(vid: str) -> str:
-    """View ids are ``n:NAME`` or ``m:PATH``; DOT reads ``a:b`` as a port, so spell them without colons."""
-    kind, rest = vid.split(":", 1)
-    return rest if kind == "n" else f"module/{rest}"
+def _q(dot_id: str) -> str:
+    return '"' + dot_id.replace('"', '\\"') + '"'
 
 
 # ---- public entry points ------------------------------------------------------------------------
@@ -587,8 +605,8 @@ def to_dot(source: "Report | nx.DiGraph", *, depth: int | str | None = "auto", t
            hide_scalars: bool = True, show_params: bool = False, max_nodes: int | None = MAX_NODES,
            color: str = "flops", device: Any = None, columns: int | None = None) -> str:
     """DOT text of the annotated graph. ``depth="auto"`` (the default, as the CLI's) opens the modules that hold
-    the FLOPs and collapses the rest, to about 40 nodes; ``depth=N`` collapses every module at depth N (root 0) into
-    one node, ``depth=None`` draws every op; ``top=K`` marks the K costliest drawn nodes; ``roll=True`` rolls
+    the FLOPs and collapses the rest, for as long as the picture fits a 1400×1000 window; ``depth=N`` collapses
+    every module at depth N (root 0) into one node, ``depth=None`` draws every op; ``top=K`` marks the K costliest drawn nodes; ``roll=True`` rolls
     identical consecutive blocks into one (×k), ``None`` rolls with ``"auto"`` only; ``hide_scalars`` leaves out nodes that make no tensor and cost nothing;
     ``show_params`` draws parameters and buffers as nodes of their own instead of folding them into
     their first user. Past ``max_nodes`` drawn nodes the graph is rolled, then collapsed. ``color`` is what
@@ -600,7 +618,7 @@ def to_dot(source: "Report | nx.DiGraph", *, depth: int | str | None = "auto", t
     if columns is not None and columns < 1:
         raise ValueError(f"columns must be 1 or more (None picks them), got {columns}")
     g = _graph(source, color, device)
-    view = choose_view(g, depth, top, roll, hide_scalars, max_nodes, show_params)
+    view = choose_view(g, depth, top, roll, hide_scalars, max_nodes, show_params, color)
     return view_to_dot(g, view, top, color, columns)
 
 

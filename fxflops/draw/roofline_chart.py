@@ -91,7 +91,8 @@ def plot(est: "Roofline", path: str, level: str = "node", depth: int = 2, title:
             transform=ax.transAxes, va="top", fontsize=8, color="#333333")
     above = [y / min(peak, x * bw) for x, y, *_ in points if y > 1.05 * min(peak, x * bw)]
     if above:  # measured faster than the roof allows: the roof or the byte count is wrong, and the chart says so
-        ax.text(0.02, 0.86, f"warning: {len(above)} measured point(s) above the roof (up to {max(above):.2g}×): the "
+        # under the axes: inside, the memory roof ran through it
+        ax.text(0.0, -0.13, f"warning: {len(above)} measured point(s) above the roof (up to {max(above):.2g}×): the "
                 "device's figures understate this machine\n(`fxflops devices --recalibrate`), or the kernels moved fewer "
                 "bytes than the eager count (fusion, caches)", transform=ax.transAxes, va="top", fontsize=8,
                 color="#b22222")

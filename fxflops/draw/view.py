@@ -43,6 +43,7 @@ class ViewNode:
     rolled_paths: list[str] = field(default_factory=list)
     rank: int = 0  # the best of ranks, else 0
     ranks: list[int] = field(default_factory=list)  # which of the top-K costliest graph nodes it holds (1..K)
+    calls: int = 1  # a collapsed leaf module called from several places (ResNet's shared relu): how many
     detail: dict = field(default_factory=dict)  # the exported node's attributes, for single nodes
 
 
@@ -73,7 +74,7 @@ class View:
     breaks: list[tuple[str, str]] = field(default_factory=list)  # graph i's output -> graph i+1's inputs
     notes: list[str] = field(default_factory=list)
     total_time: float = 0.0  # the model's roofline seconds, when the graph carries them
-    opened: list[str] | None = None  # the modules a cost-guided view opened (see cost_guided)
+    opened: list[str] | None = None  # the modules a cost-guided view opened (see opening_order)
 
 
 # ---- module tree helpers ------------------------------------------------------------------------
@@ -241,16 +242,16 @@ def _final(rep: dict[str, str], n: str) -> str:
 
 # ---- cost-guided depth --------------------------------------------------------------------------
 
-BUDGET = 40  # drawn nodes the cost-guided view aims at: what fits a 1400×1000 window in a few columns
+BUDGET = 40  # drawn nodes past which a picture is no longer read at a glance, whatever fits the window
 MIN_SHARE = 0.01  # a module holding less of the FLOPs than this stays one box
 
 
-def cost_guided(g: nx.DiGraph, own: dict[str, str], rolled: tuple, budget: int = BUDGET,
-                min_share: float = MIN_SHARE, hide_scalars: bool = True) -> set[str]:
-    """The modules to open (draw as clusters) so that the picture shows where the FLOPs are: starting from the
-    model, the costliest closed module is opened next, until opening it would pass ``budget`` nodes; modules
-    under ``min_share`` of the FLOPs stay closed. Rolled blocks (``rolled``: :func:`roll_blocks`' result) count
-    once, with the FLOPs of their whole run."""
+def opening_order(g: nx.DiGraph, own: dict[str, str], rolled: tuple, min_share: float = MIN_SHARE,
+                  hide_scalars: bool = True) -> list[tuple[list[str], int]]:
+    """The modules a cost-guided picture opens (draws as clusters), in the order it opens them (a module holding only
+    one module opens with it, in one step), each step with about how many nodes the picture has after it: starting from the model, the costliest module still closed is opened
+    next, so no cheaper module is opened while a costlier one stays closed; modules under ``min_share`` of the FLOPs
+    stay closed. Rolled blocks (``rolled``: :func:`roll_blocks`' result) count once, with the FLOPs of their run."""
     rep, runs = rolled
     modules: dict = g.graph.get("modules", {})
     flops: dict[str, int] = {}
@@ -269,9 +270,9 @@ def cost_guided(g: nx.DiGraph, own: dict[str, str], rolled: tuple, budget: int =
     for first, paths in runs.items():
         flops[first] = sum(flops.get(p, 0) for p in paths)
     total = flops.get("", 0) or g.graph.get("total_flops", 0) or 1
-    opened = {""}
     size = len(items.get("", ()))
     heap = [c for c in items.get("", ()) if isinstance(c, str)]
+    order: list[tuple[str, int]] = []
     while heap:
         heap.sort(key=lambda c: flops.get(c, 0))
         best = heap.pop()
@@ -280,12 +281,15 @@ def cost_guided(g: nx.DiGraph, own: dict[str, str], rolled: tuple, budget: int =
             break
         if len(inside) < 2 and not any(isinstance(c, str) for c in inside):
             continue  # a leaf with one op: opening it shows the same
-        if size + len(inside) - 1 > budget:
-            break  # never open a cheaper module while a costlier one stays closed: the picture would mislead
-        opened.add(best)
         size += len(inside) - 1
+        # a module holding one module and nothing else (MobileNetV3's features.2 around its block) shows the same
+        # opened or not: the one inside is opened with it
+        if order and order[-1][1] == size - len(inside) + 1 and items[order[-1][0][-1]] == {best}:
+            order[-1] = ([*order[-1][0], best], size)
+        else:
+            order.append(([best], size))
         heap += [c for c in inside if isinstance(c, str)]
-    return opened
+    return order
 
 
 def build_view(g: nx.DiGraph, depth: int | None = None, roll: bool = False, hide_scalars: bool = True,
@@ -293,7 +297,7 @@ def build_view(g: nx.DiGraph, depth: int | None = None, roll: bool = False, hide
                opened: set[str] | None = None) -> View:
     """The drawable view; ``rolled`` may pass in :func:`roll_blocks`' result when building several views.
     ``keep_leaves`` draws each call of a leaf module at ``depth`` as its op (the explorer's choice: a module called
-    twice, collapsed into one node, would draw a loop). ``opened`` (:func:`cost_guided`), instead of ``depth``, names
+    twice, collapsed into one node, would draw a loop). ``opened`` (:func:`opening_order`), instead of ``depth``, names
     the modules drawn as clusters: each node goes into its outermost module not opened."""
     g = without_stubs(g)
     modules: dict = g.graph.get("modules", {})
@@ -350,6 +354,8 @@ def build_view(g: nx.DiGraph, depth: int | None = None, roll: bool = False, hide
         vn.status = _worse(vn.status, node_status(a))
         if r == n:
             reps_of.setdefault(vid, []).append(n)
+            if vn.kind == "module" and a["kind"] == "call_module" and own[n] == vn.path and len(reps_of[vid]) > 1:
+                vn.calls += 1
 
     view_of = {}
     for vid, vn in nodes.items():
