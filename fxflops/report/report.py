@@ -27,16 +27,13 @@ from .html import report_html
 COLUMNS, DEFAULT_COLUMNS, TRAIN_COLUMNS = views.COLUMNS, views.DEFAULT_COLUMNS, views.TRAIN_COLUMNS
 
 
-_ELSEWHERE = ("{} needs the graph and the model, which stay in the process that traced them: call it on a report "
-              "from trace_flops in this process")
-
-
 def _here(method: Callable) -> Callable:
     """Refuse ``method`` on a report copied from another process (pickled): it needs the graphs or the model."""
     @functools.wraps(method)
     def checked(self: "Report", *args: Any, **kwargs: Any) -> Any:
         if self.__dict__.get("_copied"):
-            raise FxFlopsError(_ELSEWHERE.format(f"{method.__name__}()"))
+            raise FxFlopsError(f"{method.__name__}() needs the graph and the model, which stay in the process that "
+                               "traced them: call it on a report from trace_flops in this process")
         return method(self, *args, **kwargs)
 
     return checked
@@ -158,13 +155,12 @@ class Report:
         (measured on this machine, cached) or an :class:`fxflops.Device`. Times are in seconds."""
         return Roofline.of(self, get_device(device))
 
+    @_here
     def memory(self, optimizer: str | None = None) -> "Memory | InferenceMemory":
         """Bytes of one training step (train mode): parameters, gradients, ``optimizer`` state (``adam``, the default,
         and ``adamw``: 2 fp32 per trainable element, ``sgd`` with momentum: 1, ``none``) and the activations saved for
         the backward; in infer mode an :class:`InferenceMemory`: parameters, buffers and the peak of the activations
         alive at once. Needs the model the report was made from (kept as ``report.model``)."""
-        if self.__dict__.get("_copied"):
-            raise FxFlopsError(_ELSEWHERE.format("memory()"))
         if self.model is None:
             raise FxFlopsError("this report holds no model: memory() needs one made by fxflops.trace_flops")
         return memory(self, self.model, optimizer)
