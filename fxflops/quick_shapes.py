@@ -58,7 +58,7 @@ _DROPOUTS = (nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, nn.AlphaDropo
 def _returns_input(module: nn.Module) -> bool:
     """The forward hands back its input tensor itself, as the real one does: identity, dropout in eval mode, an
     in-place activation. Later passes read that identity (no new storage, no copy)."""
-    return (isinstance(module, nn.Identity) or isinstance(module, _DROPOUTS) and not module.training
+    return (isinstance(module, nn.Identity) or (isinstance(module, _DROPOUTS) and not module.training)
             or getattr(module, "inplace", False) is True)
 
 

@@ -3,10 +3,10 @@ right after its last use, as PyTorch's caching allocator frees an eager forward'
 
 A tensor lives from the node that makes it to its last user, and a view (an output that aliases an input:
 ``view``, ``transpose``, ``x[:, 0]``...) or an in-place op's output (``relu_``, ``ReLU(inplace=True)``) shares its
-source's storage, so it keeps the source alive and adds no bytes. The model's inputs are held by the caller for the whole forward and its outputs are alive at the end;
-weights (``get_attr`` nodes) are not activations. Each tensor counts at its dtype's element size. A graph break
-splits the forward into graphs: each graph's peak is taken, the outputs of one graph counting as the inputs of
-the next, and the peak of the forward is the largest.
+source's storage, so it keeps the source alive and adds no bytes. The model's inputs are held by the caller for
+the whole forward and its outputs are alive at the end; weights (``get_attr`` nodes) are not activations. Each
+tensor counts at its dtype's element size. A graph break splits the forward into graphs: each graph's peak is
+taken, the outputs of one graph counting as the inputs of the next, and the peak of the forward is the largest.
 """
 from __future__ import annotations
 
